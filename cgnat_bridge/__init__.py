@@ -1,0 +1,1 @@
+"""The bridge role: the public host that forwards everything through the tunnel."""

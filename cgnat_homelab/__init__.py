@@ -1,0 +1,1 @@
+"""The homelab role: the host behind CGNAT that dials the tunnel out."""

@@ -1,0 +1,114 @@
+"""The only part that changes the host: write the plan's files, then run its commands.
+
+Every write is atomic (temp file in the same directory, fsync, rename). Before the first
+change the old state of each path is kept in memory; any failure restores it, so a run
+that fails leaves the host as it was.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from installer import sshd
+from installer.errors import SetupError
+from installer.plan import FileWrite, Plan
+
+
+def log(message: str) -> None:
+    print(f"[#] {message}", file=sys.stderr, flush=True)
+
+
+def run(argv: list[str]) -> None:
+    log(" ".join(argv))
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SetupError(f"`{' '.join(argv)}` failed: {done.stderr.strip() or done.returncode}")
+
+
+def host_path(root: Path, path: str) -> Path:
+    return root / path.lstrip("/")
+
+
+def write_atomic(target: Path, content: str, mode: int) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        os.fchmod(fd, mode)  # before any byte is written: a key is never readable by others
+        with os.fdopen(fd, "w") as out:
+            out.write(content)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Transaction:
+    """Remembers what each written path held, to put it back on failure."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.saved: dict[Path, tuple[bytes, int] | None] = {}
+
+    def write(self, f: FileWrite) -> bool:
+        """Write if different; True when the file changed."""
+        target = host_path(self.root, f.path)
+        old = (target.read_bytes(), target.stat().st_mode & 0o7777) if target.exists() else None
+        if old == (f.content.encode(), f.mode):
+            return False
+        self.saved.setdefault(target, old)
+        log(f"write {f.path} (mode {f.mode:04o})")
+        write_atomic(target, f.content, f.mode)
+        return True
+
+    def rollback(self) -> None:
+        for target, old in reversed(list(self.saved.items())):
+            log(f"restore {target}")
+            if old is None:
+                target.unlink(missing_ok=True)
+            else:
+                write_atomic(target, old[0].decode(), old[1])
+
+
+def apply(plan: Plan, root: Path) -> list[str]:
+    """Carry out the plan under root; the paths that changed. Raises SetupError after rollback."""
+    tx = Transaction(root)
+    sshd_changed = False
+    try:
+        changed = [f.path for f in plan.files if tx.write(f)]
+        if plan.commands and plan.sshd_port is not None:
+            sshd_changed = plan.sshd_dropin in changed
+            _ensure_sshd_port(plan, sshd_changed)
+        if plan.commands and not changed and _active(plan.service):
+            log(f"nothing changed; {plan.service} keeps running")
+        else:
+            for argv in plan.commands:
+                run(argv)
+        return changed
+    except BaseException:
+        tx.rollback()
+        if sshd_changed:
+            sshd.reload_sshd(_run_quietly)
+        raise
+
+
+def _ensure_sshd_port(plan: Plan, dropin_changed: bool) -> None:
+    if dropin_changed:
+        log("sshd -t")
+        sshd.validate_config()
+        sshd.reload_sshd(run)
+    log(f"confirm sshd answers on port {plan.sshd_port}")
+    sshd.confirm_listening(plan.sshd_port)
+
+
+def _active(unit: str) -> bool:
+    return subprocess.run(["systemctl", "is-active", "--quiet", unit]).returncode == 0
+
+
+def _run_quietly(argv: list[str]) -> None:
+    log(" ".join(argv))
+    subprocess.run(argv, capture_output=True)

@@ -1,0 +1,175 @@
+"""cgnat-setup: the command line. Parses, then hands the answers to validate/plan/apply."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+from installer import ROLES, __version__
+from installer import answers as answers_toml
+from installer import keys
+from installer.apply import apply, host_path, log
+from installer.detect import HostFacts
+from installer.errors import InvalidAnswers, Problem, SetupError
+from installer.pairing import PairingToken, TokenError
+from installer.plan import ANSWERS_PATH, WATCHDOG_TIMER, make_plan, resolve_defaults
+from installer.validate import load_answers
+
+EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cgnat-setup",
+        description="Configure this host as the bridge or the homelab of a CGNAT tunnel.")
+    p.add_argument("command", nargs="?", choices=["teardown"],
+                   help="teardown: stop and disable the tunnel and the watchdog (used by prerm)")
+    p.add_argument("--answers", metavar="FILE", help="answers file (TOML), '-' for stdin: run unattended")
+    p.add_argument("--check", action="store_true", help="validate the answers only; write nothing")
+    p.add_argument("--plan", action="store_true", help="print every file and rule; write nothing")
+    p.add_argument("--root", metavar="DIR", help="write all files under DIR and start nothing")
+    p.add_argument("--pair", metavar="TOKEN", help="fill the peer's key and addresses from its pairing token")
+    p.add_argument("--role", choices=ROLES, help="the role when neither the answers nor the package say")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"cgnat-setup {__version__}")
+    return p
+
+
+def installed_role(root: Path) -> str | None:
+    """The role of the cgnat package installed under root (they conflict: at most one)."""
+    for role in ROLES:
+        if host_path(root, f"/usr/lib/cgnat-{role}/hooks/up").exists():
+            return role
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "teardown":
+            return teardown(Path(args.root or "/"))
+        if args.answers is None and args.pair is None:
+            raise SetupError("the interactive wizard is not available in this build; use --answers FILE")
+        return unattended(args)
+    except InvalidAnswers as invalid:
+        source = "-" if args.answers == "-" else (args.answers or "--pair")
+        for problem in invalid.problems:
+            print(problem.format(source), file=sys.stderr)
+        return EXIT_INVALID
+    except (SetupError, OSError) as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"cgnat-setup: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("cgnat-setup: interrupted; nothing was left half-done", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as error:  # noqa: BLE001 - the contract is one line, not a traceback
+        if args.debug:
+            traceback.print_exc()
+        print(f"cgnat-setup: internal error: {type(error).__name__}: {error} (rerun with --debug)",
+              file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def read_answers_data(args, root: Path) -> dict:
+    """The answers as parsed TOML: from --answers, else (for --pair) the saved ones."""
+    if args.answers == "-":
+        text, source = sys.stdin.read(), "-"
+    elif args.answers is not None:
+        text, source = Path(args.answers).read_text(), args.answers
+    else:
+        saved = host_path(root, ANSWERS_PATH)
+        text, source = (saved.read_text(), str(saved)) if saved.exists() else ("", "")
+    try:
+        data = answers_toml.parse_toml(text)
+    except answers_toml.TOMLError as error:
+        raise InvalidAnswers([Problem("(syntax)", str(error))]) from None
+    if args.role and "role" not in data:
+        data["role"] = args.role
+    return data
+
+
+def fill_from_token(data: dict, token_text: str, default_role: str | None) -> None:
+    """Put the peer's public data from a pairing token into the answers."""
+    try:
+        token = PairingToken.decode(token_text)
+    except TokenError as error:
+        raise InvalidAnswers([Problem("pair", str(error))]) from None
+    role = data.get("role", default_role)
+    if token.role == role or token.role not in ROLES:
+        raise InvalidAnswers([Problem("pair", f"this token comes from a {token.role}; "
+                                              f"paste it on the other host, not on a {role}")])
+    data["role"] = "homelab" if token.role == "bridge" else "bridge"
+    data["peer_public_key"] = token.public_key
+    data["tunnel"] = token.tunnel
+    if token.role == "bridge":
+        data.setdefault("homelab", {})["endpoint"] = token.endpoint
+        data["listen_port"] = int(token.endpoint.rpartition(":")[2])
+
+
+def unattended(args) -> int:
+    root = Path(args.root or "/")
+    default_role = args.role or installed_role(root)
+    data = read_answers_data(args, root)
+    if args.pair:
+        fill_from_token(data, args.pair, default_role)
+    facts = HostFacts.detect(root)
+    answers = load_answers(data, default_role, facts)
+    if args.check:
+        print(f"{args.answers}: ok ({answers.role})")
+        return EXIT_OK
+    answers = resolve_defaults(answers, facts)
+    private_key = private_key_for(answers, root)
+    plan = make_plan(answers, facts, private_key, start=args.root is None)
+    if args.plan:
+        print(plan.describe(), end="")
+        return EXIT_OK
+    changed = apply(plan, root)
+    report(answers, private_key, changed, root)
+    return EXIT_OK
+
+
+def private_key_for(answers, root: Path) -> str:
+    """private_key_file, else the key of an earlier run (same identity), else a new one."""
+    if answers.private_key_file:
+        return keys.read_key_file(Path(answers.private_key_file))
+    existing = keys.key_in_config(host_path(root, f"/etc/wireguard/{answers.interface}.conf"))
+    return existing or keys.generate_private_key()
+
+
+def pairing_token(answers, public_key: str) -> str:
+    endpoint = ""
+    if answers.role == "bridge":
+        endpoint = f"{answers.bridge.public_address}:{answers.listen_port}"
+    return PairingToken(answers.role, public_key, endpoint, answers.tunnel).encode()
+
+
+def report(answers, private_key: str, changed: list[str], root: Path) -> None:
+    public = keys.public_key(private_key)
+    other = "homelab" if answers.role == "bridge" else "bridge"
+    token = pairing_token(answers, public)
+    state = f"{len(changed)} file(s) changed" if changed else "already up to date"
+    print(f"cgnat-setup: {answers.role} configured ({state}).")
+    print(f"Public key:    {public}")
+    print(f"Pairing token: {token}")
+    print(f"On the {other}, run:  sudo cgnat-setup --pair {token}")
+    print(f"Answers saved to {host_path(root, ANSWERS_PATH)} (replay: cgnat-setup --answers FILE)")
+    if answers.role == "bridge":
+        print(f"Open UDP {answers.listen_port} and TCP {answers.bridge.ssh_port} in your provider's "
+              f"firewall; from now on `ssh -p {answers.bridge.ssh_port}` reaches the bridge.")
+
+
+def teardown(root: Path) -> int:
+    """Stop what setup started; forgiving: missing units or no systemd are fine."""
+    saved = host_path(root, ANSWERS_PATH)
+    if not saved.exists():
+        log("no saved answers: nothing to tear down")
+        return EXIT_OK
+    interface = answers_toml.parse_toml(saved.read_text()).get("interface", "wg0")
+    for unit in (WATCHDOG_TIMER, f"wg-quick@{interface}"):
+        log(f"systemctl disable --now {unit}")
+        subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True)
+    return EXIT_OK

@@ -1,0 +1,150 @@
+"""What the host already has: interfaces, routes, sshd's ports, listening sockets, Docker subnets.
+
+Each parser takes the text a real command printed and returns data, so tests feed them
+captured output; `HostFacts.detect()` is the only place that runs the commands.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/cgnat-bridge.conf"
+# Docker names its default bridge docker0 and user-defined networks br-<12 hex digits>.
+DOCKER_BRIDGE = re.compile(r"^(docker0|br-[0-9a-f]{12})$")
+
+
+@dataclass(frozen=True)
+class Socket:
+    proto: str      # "tcp" or "udp"
+    address: str    # "0.0.0.0", "*", "127.0.0.1", "[::1]" ...
+    port: int
+    process: str    # "sshd" or "" when ss could not tell
+
+    @property
+    def public(self) -> bool:
+        """Bound to every address (so a DNAT to this host reaches it), not just loopback."""
+        return not (self.address.startswith("127.") or self.address in ("[::1]", "::1"))
+
+
+def interfaces(ip_addr_json: str) -> dict[str, list[str]]:
+    """Interface name -> its addresses with prefix length (`ip -j addr`)."""
+    result = {}
+    for link in json.loads(ip_addr_json or "[]"):
+        result[link["ifname"]] = [
+            f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if "local" in a
+        ]
+    return result
+
+
+def default_route_interface(ip_route_json: str) -> str | None:
+    for route in json.loads(ip_route_json or "[]"):
+        if route.get("dst") == "default" and "dev" in route:
+            return route["dev"]
+    return None
+
+
+def routes(ip_route_json: str) -> list[tuple[str, str]]:
+    """(destination network, device) of every non-default route (`ip -j route`)."""
+    result = []
+    for route in json.loads(ip_route_json or "[]"):
+        dst = route.get("dst", "default")
+        if dst != "default":
+            if "/" not in dst:
+                dst += "/32"
+            result.append((dst, route.get("dev", "")))
+    return result
+
+
+def sshd_ports(sshd_t_output: str) -> list[int]:
+    """The ports sshd listens on, from its effective configuration (`sshd -T`)."""
+    ports = set()
+    for line in sshd_t_output.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "port":
+            ports.add(int(value))
+        elif key == "listenaddress":
+            ports.add(int(value.rpartition(":")[2]))
+    return sorted(ports)
+
+
+def listening_sockets(ss_output: str) -> list[Socket]:
+    """Listening TCP and UDP sockets (`ss -Hlntup`)."""
+    sockets = []
+    for line in ss_output.splitlines():
+        cols = line.split()
+        if len(cols) < 5 or cols[0] not in ("tcp", "udp"):
+            continue
+        address, _, port = cols[4].rpartition(":")
+        process = re.search(r'\(\("([^"]+)"', line)
+        sockets.append(Socket(cols[0], address, int(port), process.group(1) if process else ""))
+    return sockets
+
+
+def docker_subnets(ip_addr_json: str) -> list[str]:
+    """IPv4 subnets of Docker's bridges, read from the interfaces (no Docker daemon needed)."""
+    subnets = []
+    for name, addresses in interfaces(ip_addr_json).items():
+        if DOCKER_BRIDGE.match(name):
+            for address in addresses:
+                network = ipaddress.ip_interface(address).network
+                if network.version == 4:
+                    subnets.append(str(network))
+    return sorted(subnets)
+
+
+def port_free(proto: str, port: int, sockets: list[Socket]) -> bool:
+    return not any(s.proto == proto and s.port == port for s in sockets)
+
+
+@dataclass
+class HostFacts:
+    """A snapshot of the host that validation and planning read; never written."""
+
+    interfaces: dict[str, list[str]] = field(default_factory=dict)
+    default_interface: str | None = None
+    routes: list[tuple[str, str]] = field(default_factory=list)
+    sshd_ports: list[int] | None = None       # None: no sshd on this host
+    sockets: list[Socket] = field(default_factory=list)
+    docker_subnets: list[str] = field(default_factory=list)
+    sshd_dropin: str | None = None            # our drop-in from an earlier run, if any
+
+    def ipv4_address(self, interface: str) -> str | None:
+        for address in self.interfaces.get(interface, []):
+            ip = ipaddress.ip_interface(address).ip
+            if ip.version == 4:
+                return str(ip)
+        return None
+
+    @classmethod
+    def detect(cls, root: Path = Path("/")) -> "HostFacts":
+        addr = _run("ip", "-j", "addr")
+        route = _run("ip", "-j", "-4", "route")
+        sshd = _run("sshd", "-T") if Path("/usr/sbin/sshd").exists() else None
+        return cls(
+            interfaces=interfaces(addr),
+            default_interface=default_route_interface(route),
+            routes=routes(route),
+            sshd_ports=sshd_ports(sshd) if sshd else None,
+            sockets=listening_sockets(_run("ss", "-Hlntup")),
+            docker_subnets=docker_subnets(addr),
+            sshd_dropin=_read(root / SSHD_DROPIN.lstrip("/")),
+        )
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
+def _run(*argv: str) -> str:
+    """Output of a read-only command, or "" when it is missing or fails."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    except FileNotFoundError:
+        return ""

@@ -1,0 +1,54 @@
+"""WireGuard keys. The private key only ever goes from `wg genkey` into a 0600 file."""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import subprocess
+from pathlib import Path
+
+from installer.errors import SetupError
+
+PRIVATE_KEY_LINE = re.compile(r"^\s*PrivateKey\s*=\s*(\S+)\s*$", re.MULTILINE)
+
+
+def is_wireguard_key(text: str) -> bool:
+    """A WireGuard key is 32 bytes in standard base64 (44 characters ending in '=')."""
+    if len(text) != 44 or not text.endswith("="):
+        return False
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except binascii.Error:
+        return False
+
+
+def generate_private_key() -> str:
+    return _wg("genkey")
+
+
+def public_key(private_key: str) -> str:
+    return _wg("pubkey", stdin=private_key + "\n")
+
+
+def key_in_config(conf_path: Path) -> str | None:
+    """The PrivateKey of an existing WireGuard config, so a re-run keeps the same identity."""
+    try:
+        match = PRIVATE_KEY_LINE.search(conf_path.read_text())
+    except FileNotFoundError:
+        return None
+    return match.group(1) if match and is_wireguard_key(match.group(1)) else None
+
+
+def read_key_file(path: Path) -> str:
+    return path.read_text().strip()
+
+
+def _wg(verb: str, stdin: str | None = None) -> str:
+    try:
+        done = subprocess.run(["wg", verb], input=stdin, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise SetupError("`wg` not found: install wireguard-tools") from None
+    if done.returncode != 0:
+        # Never echo stdin: it is a private key.
+        raise SetupError(f"`wg {verb}` failed: {done.stderr.strip()}")
+    return done.stdout.strip()

@@ -1,0 +1,89 @@
+"""The bridge's own SSH port (DESIGN.md section 4): make sshd listen on it before forwarding.
+
+Port 22 will belong to the homelab once the DNAT rules exist, so the bridge's sshd must
+answer on ssh_port first. We add a drop-in, validate with `sshd -t`, reload, and confirm
+the port answers; if it does not, the drop-in is taken back and setup stops.
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from installer.detect import SSHD_DROPIN, sshd_ports
+from installer.errors import SetupError
+
+DROPIN = SSHD_DROPIN
+MAIN_CONFIG = "/etc/ssh/sshd_config"
+
+
+def dropin_text(ssh_port: int, lost_ports: list[int]) -> str:
+    """The drop-in: ssh_port, plus the ports sshd would stop listening on because of it.
+
+    A Port line in a drop-in replaces the default port 22 rather than adding to it, so
+    ports sshd listens on now are kept unless the main config names them already.
+    """
+    lines = [f"# Written by cgnat-setup: the bridge keeps port {ssh_port} for its own sshd,",
+             "# because every other port is forwarded to the homelab.",
+             f"Port {ssh_port}"]
+    lines += [f"Port {port}" for port in sorted(set(lost_ports) - {ssh_port})]
+    return "\n".join(lines) + "\n"
+
+
+def effective_ports_with(dropin: str, main_config: str = MAIN_CONFIG) -> list[int]:
+    """sshd's ports if `dropin` were installed, asked of sshd itself (`sshd -T -f`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp, "candidate.conf")
+        candidate.write_text(dropin)
+        Path(tmp, "sshd_config").write_text(f"Include {candidate}\nInclude {main_config}\n")
+        return sshd_ports(_sshd("-T", "-f", str(Path(tmp, "sshd_config"))))
+
+
+def plan_dropin(ssh_port: int, ports_now: list[int]) -> str | None:
+    """The drop-in to write, or None when sshd already listens on ssh_port."""
+    if ssh_port in ports_now:
+        return None
+    first = dropin_text(ssh_port, [])
+    lost = [p for p in ports_now if p not in effective_ports_with(first)]
+    return dropin_text(ssh_port, lost)
+
+
+def validate_config(config: str = MAIN_CONFIG) -> None:
+    _sshd("-t", "-f", config)
+
+
+def reload_sshd(run) -> None:
+    """Reload sshd; with socket activation (Ubuntu 22.10+) the socket holds the ports."""
+    if subprocess.run(["systemctl", "is-active", "--quiet", "ssh.socket"]).returncode == 0:
+        run(["systemctl", "daemon-reload"])
+        run(["systemctl", "restart", "ssh.socket"])
+    else:
+        run(["systemctl", "reload-or-restart", "ssh.service"])
+
+
+def confirm_listening(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+    """Wait until sshd greets on `port`; SetupError if it never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=2) as conn:
+                if conn.recv(8).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SetupError(f"sshd does not answer on port {port}; nothing is forwarded "
+                             f"(check `sshd -T | grep port` and the drop-in {DROPIN})")
+        time.sleep(0.2)
+
+
+def _sshd(*args: str) -> str:
+    try:
+        done = subprocess.run(["sshd", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise SetupError("sshd not found: the bridge needs openssh-server") from None
+    if done.returncode != 0:
+        raise SetupError(f"sshd {' '.join(args)} rejected the configuration: {done.stderr.strip()}")
+    return done.stdout

@@ -1,0 +1,259 @@
+"""Every rule about answers, in one place: structure (keys and types) and meaning.
+
+Problems are collected, never raised one by one, so a user sees all of them at once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import types
+import typing
+from pathlib import Path
+
+from cgnat_bridge.answers import BridgeAnswers
+from cgnat_homelab.answers import HomelabAnswers
+from installer import ROLES
+from installer.detect import HostFacts
+from installer.errors import InvalidAnswers, Problem
+from installer.keys import is_wireguard_key
+
+ROLE_MODELS = {"bridge": BridgeAnswers, "homelab": HomelabAnswers}
+INTERFACE_NAME = re.compile(r"^[a-zA-Z0-9_=+.-]{1,15}$")  # what wg-quick accepts
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.?)+$")
+PORT_SPEC = re.compile(r"^(tcp|udp)/(\d+)(?:-(\d+))?$")
+WATCHDOG_ACTIONS = ("reboot", "restart-tunnel", "none")
+# Marks other tools on the same host use: clashing with them would misroute their traffic.
+FOREIGN_MARKS = {"Tailscale": 0xFF0000, "kube-proxy": 0xC000, "wg-quick": 0xCA6C}
+RESERVED_TABLES = {0, 253, 254, 255}
+
+
+def load_answers(data: dict, default_role: str | None, facts: HostFacts | None):
+    """Answers from parsed TOML, or InvalidAnswers listing every problem."""
+    answers, problems = answers_from_dict(data, default_role)
+    if answers is not None:
+        # A key with the wrong type kept its default: judge the rest, report the key once.
+        bad_keys = {p.key for p in problems}
+        problems += [p for p in check(answers, facts) if p.key not in bad_keys]
+    if problems:
+        raise InvalidAnswers(problems)
+    return answers
+
+
+def answers_from_dict(data: dict, default_role: str | None):
+    role = data.get("role", default_role)
+    if role not in ROLES:
+        where = "is missing and no cgnat package is installed" if role is None else f"is {role!r}"
+        return None, [Problem("role", f"{where}; must be one of {', '.join(ROLES)}")]
+    answers = ROLE_MODELS[role]()
+    return answers, _fill(answers, data, prefix="")
+
+
+def _fill(target, data: dict, prefix: str) -> list[Problem]:
+    """Copy `data` into the dataclass `target`, reporting unknown keys and wrong types."""
+    problems = []
+    hints = typing.get_type_hints(type(target))
+    names = {f.name for f in dataclasses.fields(target)}
+    for key, value in data.items():
+        path = prefix + key
+        if key not in names:
+            problems.append(Problem(path, f"unknown key (known here: {', '.join(sorted(names))})"))
+        elif dataclasses.is_dataclass(hints[key]):
+            if isinstance(value, dict):
+                problems += _fill(getattr(target, key), value, prefix=path + ".")
+            else:
+                problems.append(Problem(path, "must be a table ([" + path + "])"))
+        elif _matches(value, hints[key]):
+            setattr(target, key, value)
+        else:
+            problems.append(Problem(path, f"must be {_describe(hints[key])}, not {value!r}"))
+    return problems
+
+
+def _matches(value, tp) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(tp))
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, typing.get_args(tp)[0]) for v in value)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _describe(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is list:
+        return "a list of " + _describe(typing.get_args(tp)[0]).removeprefix("a ") + "s"
+    return {int: "an integer", str: "a string"}.get(tp, tp.__name__)
+
+
+def check(answers, facts: HostFacts | None) -> list[Problem]:
+    """Problems with the meaning of the answers; facts=None skips the checks against the host."""
+    problems = _check_common(answers, facts)
+    if answers.role == "bridge":
+        problems += _check_bridge(answers, facts)
+    else:
+        problems += _check_homelab(answers)
+    return problems
+
+
+def _check_common(a, facts) -> list[Problem]:
+    problems = []
+    if not INTERFACE_NAME.match(a.interface):
+        problems.append(Problem("interface", "must be 1-15 characters of letters, digits and _=+.-"))
+    tunnel = _network(a.tunnel)
+    if tunnel is None or tunnel.version != 4:
+        problems.append(Problem("tunnel", f"{a.tunnel!r} is not an IPv4 network like 10.0.0.0/24"))
+    elif tunnel.prefixlen > 30:
+        problems.append(Problem("tunnel", "must hold at least two hosts (a prefix of /30 or shorter)"))
+    elif facts is not None:
+        for dst, dev in facts.routes:
+            if dev != a.interface and tunnel.overlaps(ipaddress.ip_network(dst, strict=False)):
+                problems.append(Problem("tunnel", f"overlaps the route {dst} dev {dev} of this host"))
+    problems += _check_port("listen_port", a.listen_port)
+    if a.private_key_file is not None:
+        problems += _check_key_file(Path(a.private_key_file))
+    if a.peer_public_key is not None and not is_wireguard_key(a.peer_public_key):
+        problems.append(Problem("peer_public_key", "is not a WireGuard key (44 characters of base64)"))
+    return problems
+
+
+def _check_bridge(a: BridgeAnswers, facts) -> list[Problem]:
+    b = a.bridge
+    problems = _check_port("bridge.ssh_port", b.ssh_port)
+    if b.public_interface is not None:
+        if not INTERFACE_NAME.match(b.public_interface):
+            problems.append(Problem("bridge.public_interface", "is not a valid interface name"))
+        elif facts is not None and b.public_interface not in facts.interfaces:
+            known = ", ".join(sorted(facts.interfaces)) or "none"
+            problems.append(Problem("bridge.public_interface",
+                                    f"{b.public_interface!r} does not exist here (interfaces: {known})"))
+    elif facts is not None and facts.default_interface is None:
+        problems.append(Problem("bridge.public_interface", "no default route to detect it from; set it"))
+    if b.public_address is not None and not _is_ipv4(b.public_address):
+        problems.append(Problem("bridge.public_address", f"{b.public_address!r} is not an IPv4 address"))
+    kept = {("udp", a.listen_port): "listen_port", ("tcp", b.ssh_port): "bridge.ssh_port"}
+    for i, spec in enumerate(b.keep_local):
+        if _port_range(spec) is None:
+            problems.append(Problem(f"bridge.keep_local[{i}]", f"{spec!r} is not like \"tcp/25\" or \"udp/60000-60010\""))
+    if isinstance(b.forward, str):
+        if b.forward != "all":
+            problems.append(Problem("bridge.forward", f"must be \"all\" or a list like [\"tcp/443\"], not {b.forward!r}"))
+    elif not b.forward:
+        problems.append(Problem("bridge.forward", "an empty list forwards nothing; list ports or use \"all\""))
+    else:
+        for i, spec in enumerate(b.forward):
+            if spec == "icmp":
+                continue
+            span = _port_range(spec)
+            if span is None:
+                problems.append(Problem(f"bridge.forward[{i}]", f"{spec!r} is not like \"tcp/443\", \"udp/51900-51910\" or \"icmp\""))
+                continue
+            for (proto, port), owner in kept.items():
+                if span[0] == proto and span[1] <= port <= span[2]:
+                    problems.append(Problem(f"bridge.forward[{i}]", f"{spec} includes {proto}/{port}, which {owner} keeps on the bridge"))
+    return problems
+
+
+def _check_homelab(a: HomelabAnswers) -> list[Problem]:
+    h = a.homelab
+    problems = []
+    if h.endpoint is None:
+        problems.append(Problem("homelab.endpoint", "is required: the bridge's address and port, like \"203.0.113.7:51820\" (or use --pair)"))
+    elif (message := _endpoint_problem(h.endpoint)) is not None:
+        problems.append(Problem("homelab.endpoint", message))
+    if not 0 <= h.keepalive <= 65535:
+        problems.append(Problem("homelab.keepalive", "must be 0 (off) to 65535 seconds"))
+    tunnel = _network(a.tunnel)
+    for i, subnet in enumerate(h.docker_subnets or []):
+        network = _network(subnet)
+        if network is None:
+            problems.append(Problem(f"homelab.docker_subnets[{i}]", f"{subnet!r} is not a network like 172.19.0.0/16"))
+        elif tunnel is not None and network.overlaps(tunnel):
+            problems.append(Problem(f"homelab.docker_subnets[{i}]", f"{subnet} overlaps the tunnel {a.tunnel}"))
+    if not 1 <= h.table < 2**32 or h.table in RESERVED_TABLES:
+        problems.append(Problem("homelab.table", "must be 1 to 4294967295 and not 253-255 (default, main, local)"))
+    problems += _check_fwmark(h.fwmark)
+    w = h.watchdog
+    if w.action not in WATCHDOG_ACTIONS:
+        problems.append(Problem("homelab.watchdog.action", f"must be one of {', '.join(WATCHDOG_ACTIONS)}, not {w.action!r}"))
+    if w.check_host is not None and not (HOSTNAME.match(w.check_host) or _is_ipv4(w.check_host)):
+        problems.append(Problem("homelab.watchdog.check_host", f"{w.check_host!r} is not a host name or address"))
+    return problems
+
+
+def _check_port(key: str, port: int) -> list[Problem]:
+    return [] if 1 <= port <= 65535 else [Problem(key, f"{port} is not a port (1-65535)")]
+
+
+def _check_key_file(path: Path) -> list[Problem]:
+    key = "private_key_file"
+    if not path.is_file():
+        return [Problem(key, f"{path} does not exist")]
+    if path.stat().st_mode & 0o077:
+        return [Problem(key, f"{path} is readable by others (mode {path.stat().st_mode & 0o777:04o}); chmod 600 it")]
+    if not is_wireguard_key(path.read_text().strip()):
+        return [Problem(key, f"{path} does not hold a WireGuard private key")]
+    return []
+
+
+def _check_fwmark(text: str) -> list[Problem]:
+    key = "homelab.fwmark"
+    try:
+        mark = int(text, 0)
+    except ValueError:
+        return [Problem(key, f"{text!r} is not a number like \"0x1000000\"")]
+    if not 0 < mark < 2**32 or mark & (mark - 1):
+        return [Problem(key, "must be a single bit, like 0x1000000")]
+    return [Problem(key, f"{text} clashes with the marks of {tool} ({bits:#x})")
+            for tool, bits in FOREIGN_MARKS.items() if mark & bits]
+
+
+def _endpoint_problem(endpoint: str) -> str | None:
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not port.isdigit():
+        return f"{endpoint!r} has no port; write it like \"203.0.113.7:51820\""
+    if not 1 <= int(port) <= 65535:
+        return f"port {port} is out of range (1-65535)"
+    if host.startswith("[") and host.endswith("]"):
+        return None if _is_ip(host[1:-1]) else f"{host} is not an IPv6 address"
+    if _is_ipv4(host):
+        return None
+    if re.fullmatch(r"[\d.]+", host) or not HOSTNAME.match(host):
+        return f"{host!r} is not a host name or IPv4 address"
+    return None
+
+
+def _port_range(spec: str):
+    """("tcp", low, high) of "tcp/80" or "udp/51900-51910", or None."""
+    match = PORT_SPEC.match(spec)
+    if not match:
+        return None
+    low = int(match.group(2))
+    high = int(match.group(3) or low)
+    return (match.group(1), low, high) if 1 <= low <= high <= 65535 else None
+
+
+def _network(text: str):
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 4
+    except ValueError:
+        return False
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
