@@ -18,7 +18,7 @@ class HomelabSection:
     keepalive: int = 25
     docker_subnets: list[str] | None = None   # default: detected on the host
     table: int = 200
-    # Bit 24: clear of Docker (none), kube-proxy (0xc000), Tailscale (0xff0000), wg-quick (0xca6c).
+    # Bit 24: clear of kube-proxy (0xc000) and Tailscale (0xff0000); Docker sets no marks.
     fwmark: str = "0x1000000"
     watchdog: WatchdogSection = field(default_factory=WatchdogSection)
 

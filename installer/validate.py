@@ -24,7 +24,7 @@ HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9]
 PORT_SPEC = re.compile(r"^(tcp|udp)/(\d+)(?:-(\d+))?$")
 WATCHDOG_ACTIONS = ("reboot", "restart-tunnel", "none")
 # Marks other tools on the same host use: clashing with them would misroute their traffic.
-FOREIGN_MARKS = {"Tailscale": 0xFF0000, "kube-proxy": 0xC000, "wg-quick": 0xCA6C}
+FOREIGN_MARKS = {"Tailscale": 0xFF0000, "kube-proxy": 0xC000}
 RESERVED_TABLES = {0, 253, 254, 255}
 
 

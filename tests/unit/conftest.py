@@ -1,0 +1,36 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from installer.detect import HostFacts  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+BRIDGE_KEY = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
+HOMELAB_KEY = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+PEER_PUBLIC = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
+
+
+@pytest.fixture
+def facts() -> HostFacts:
+    """A bridge-like host: ens3 with a public address, sshd on 22, Docker's bridges."""
+    return HostFacts(
+        interfaces={"lo": ["127.0.0.1/8"], "ens3": ["198.51.100.1/24"],
+                    "docker0": ["172.17.0.1/16"]},
+        default_interface="ens3",
+        routes=[("198.51.100.0/24", "ens3"), ("172.17.0.0/16", "docker0")],
+        sshd_ports=None,
+        sockets=[],
+        docker_subnets=["172.17.0.0/16"],
+    )
+
+
+@pytest.fixture
+def key_file(tmp_path) -> Path:
+    path = tmp_path / "private.key"
+    path.write_text(BRIDGE_KEY + "\n")
+    path.chmod(0o600)
+    return path

@@ -1,0 +1,48 @@
+"""The detection parsers, fed with output captured from the real commands."""
+from conftest import DATA
+
+from installer import detect
+
+
+def test_interfaces_lists_addresses_per_interface():
+    found = detect.interfaces((DATA / "host-addr.json").read_text())
+    assert found["ens3"][0] == "198.51.100.1/24"
+    assert found["docker0"][0] == "172.17.0.1/16"
+    assert found["lo"][0] == "127.0.0.1/8"
+
+
+def test_default_route_interface():
+    assert detect.default_route_interface((DATA / "host-route.json").read_text()) == "ens3"
+    assert detect.default_route_interface("[]") is None
+
+
+def test_routes_exclude_default_and_keep_device():
+    routes = detect.routes((DATA / "host-route.json").read_text())
+    assert ("10.8.0.0/24", "ens3") in routes
+    assert ("172.19.0.0/16", "br-3f2a9c1d7e60") in routes
+    assert all(dst != "default" for dst, _ in routes)
+
+
+def test_docker_subnets_come_from_docker_bridges_only():
+    assert detect.docker_subnets((DATA / "host-addr.json").read_text()) == [
+        "172.17.0.0/16", "172.19.0.0/16"]
+
+
+def test_sshd_ports_from_real_sshd_T():
+    assert detect.sshd_ports((DATA / "sshd-T.txt").read_text()) == [22]
+    assert detect.sshd_ports("port 22\nport 2222\nlistenaddress 0.0.0.0:2222\n") == [22, 2222]
+
+
+def test_listening_sockets_and_port_free():
+    sockets = detect.listening_sockets((DATA / "host-ss.txt").read_text())
+    assert detect.Socket("udp", "0.0.0.0", 51820, "socat") in sockets
+    assert detect.Socket("tcp", "*", 443, "socat") in sockets
+    assert not detect.port_free("udp", 51820, sockets)
+    assert detect.port_free("tcp", 51820, sockets)
+    assert all(s.public for s in sockets)
+    assert not detect.Socket("tcp", "127.0.0.1", 631, "cupsd").public
+
+
+def test_ipv4_address_of_interface(facts):
+    assert facts.ipv4_address("ens3") == "198.51.100.1"
+    assert facts.ipv4_address("missing") is None
