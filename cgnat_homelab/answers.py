@@ -10,6 +10,19 @@ from installer.answers import CommonAnswers
 class WatchdogSection:
     check_host: str | None = None   # public name that points at the bridge
     action: str = "reboot"          # or "restart-tunnel" or "none"
+    # Added keys, read by cgnat_homelab.watchdog. None (unset, not saved) means the default
+    # in cgnat_homelab.watchdog.DEFAULTS, shown here after the key.
+    check_port: int | None = None          # 22: TCP check_host:check_port lands on our own sshd
+    bridge_ssh_port: int | None = None     # 2222: the bridge's own sshd; answers = bridge is up
+    check_interval: int | None = None      # 60 s between end-to-end checks while healthy
+    restart_after: int | None = None       # 60 s of failure before the tunnel is restarted
+    restart_interval: int | None = None    # 60 s: at most one tunnel restart per interval
+    action_after: int | None = None        # 300 s of failure (a restart did not help) before the action
+    action_interval: int | None = None     # 1800 s: at most one action per interval
+    boot_grace: int | None = None          # 600 s after boot without any action
+    max_reboots_per_day: int | None = None # 3 reboots in 24 hours at most
+    restart_command: str | None = None     # "systemctl restart wg-quick@IFACE" (sh -c)
+    action_command: str | None = None      # "systemctl reboot", or restart_command for restart-tunnel
 
 
 @dataclass

@@ -155,6 +155,7 @@ def _check_bridge(a: BridgeAnswers, facts) -> list[Problem]:
             for (proto, port), owner in kept.items():
                 if span[0] == proto and span[1] <= port <= span[2]:
                     problems.append(Problem(f"bridge.forward[{i}]", f"{spec} includes {proto}/{port}, which {owner} keeps on the bridge"))
+    problems += _check_watchdog_keys("bridge.", b)
     return problems
 
 
@@ -182,6 +183,32 @@ def _check_homelab(a: HomelabAnswers) -> list[Problem]:
         problems.append(Problem("homelab.watchdog.action", f"must be one of {', '.join(WATCHDOG_ACTIONS)}, not {w.action!r}"))
     if w.check_host is not None and not (HOSTNAME.match(w.check_host) or _is_ipv4(w.check_host)):
         problems.append(Problem("homelab.watchdog.check_host", f"{w.check_host!r} is not a host name or address"))
+    problems += _check_watchdog_keys("homelab.watchdog.", w)
+    return problems
+
+
+# --- the watchdogs' added keys (cgnat_homelab.watchdog, cgnat_bridge.watchdog) ---
+WATCHDOG_PORT_KEYS = ("check_port", "bridge_ssh_port")
+WATCHDOG_SECONDS_KEYS = ("check_interval", "restart_after", "restart_interval", "action_after",
+                         "action_interval", "boot_grace", "max_reboots_per_day",
+                         "watchdog_silent_after")
+WATCHDOG_COMMAND_KEYS = ("restart_command", "action_command",
+                         "watchdog_restart_command", "watchdog_up_command")
+
+
+def _check_watchdog_keys(prefix: str, section) -> list[Problem]:
+    """Ports are ports, durations and counts are not negative, commands are not blank."""
+    problems = []
+    for name in WATCHDOG_PORT_KEYS + WATCHDOG_SECONDS_KEYS + WATCHDOG_COMMAND_KEYS:
+        value = getattr(section, name, None)
+        if value is None:
+            continue
+        if name in WATCHDOG_PORT_KEYS:
+            problems += _check_port(prefix + name, value)
+        elif name in WATCHDOG_SECONDS_KEYS and value < 0:
+            problems.append(Problem(prefix + name, f"must be 0 or more, not {value}"))
+        elif name in WATCHDOG_COMMAND_KEYS and not value.strip():
+            problems.append(Problem(prefix + name, "is empty; leave it out to use the default"))
     return problems
 
 
