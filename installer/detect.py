@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,7 @@ class HostFacts:
     sockets: list[Socket] = field(default_factory=list)
     docker_subnets: list[str] = field(default_factory=list)
     sshd_dropin: str | None = None            # our drop-in from an earlier run, if any
+    sshd_error: str | None = None             # why `sshd -T` failed, when it did
 
     def ipv4_address(self, interface: str) -> str | None:
         for address in self.interfaces.get(interface, []):
@@ -123,16 +125,25 @@ class HostFacts:
     def detect(cls, root: Path = Path("/")) -> "HostFacts":
         addr = _run("ip", "-j", "addr")
         route = _run("ip", "-j", "-4", "route")
-        sshd = _run("sshd", "-T") if Path("/usr/sbin/sshd").exists() else None
+        sshd = _sshd_effective_config()
         return cls(
             interfaces=interfaces(addr),
             default_interface=default_route_interface(route),
             routes=routes(route),
-            sshd_ports=sshd_ports(sshd) if sshd else None,
+            sshd_ports=sshd_ports(sshd[0]) if sshd and not sshd[1] else None,
             sockets=listening_sockets(_run("ss", "-Hlntup")),
             docker_subnets=docker_subnets(addr),
             sshd_dropin=_read(root / SSHD_DROPIN.lstrip("/")),
+            sshd_error=sshd[1] if sshd else None,
         )
+
+
+def _sshd_effective_config() -> tuple[str, str | None] | None:
+    """(`sshd -T` output, error or None), or None when sshd is not installed."""
+    if shutil.which("sshd") is None:
+        return None
+    done = subprocess.run(["sshd", "-T"], capture_output=True, text=True)
+    return done.stdout, (done.stderr.strip() or "failed") if done.returncode else None
 
 
 def _read(path: Path) -> str | None:

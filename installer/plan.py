@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from installer import answers as answers_toml
 from installer import render, sshd
 from installer.detect import HostFacts
+from installer.errors import SetupError
 
 ANSWERS_PATH = "/etc/cgnat/answers.toml"
 MANIFEST_PATH = "/var/lib/cgnat/manifest"
@@ -77,6 +78,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         FileWrite(ANSWERS_PATH, _saved_answers(answers)),
     ]
     plan = Plan(answers, hook_commands=render.hook_commands(answers))
+    if answers.role == "bridge" and facts.sshd_error:
+        raise SetupError(f"cannot read sshd's effective configuration (sshd -T): {facts.sshd_error}")
     if answers.role == "bridge" and facts.sshd_ports is not None:
         plan.sshd_port = answers.bridge.ssh_port
         dropin = facts.sshd_dropin
