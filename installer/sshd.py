@@ -41,12 +41,12 @@ def effective_ports_with(dropin: str, main_config: str = MAIN_CONFIG) -> list[in
         return sshd_ports(_sshd("-T", "-f", str(Path(tmp, "sshd_config"))))
 
 
-def plan_dropin(ssh_port: int, ports_now: list[int]) -> str | None:
+def plan_dropin(ssh_port: int, ports_now: list[int], main_config: str = MAIN_CONFIG) -> str | None:
     """The drop-in to write, or None when sshd already listens on ssh_port."""
     if ssh_port in ports_now:
         return None
     first = dropin_text(ssh_port, [])
-    lost = [p for p in ports_now if p not in effective_ports_with(first)]
+    lost = [p for p in ports_now if p not in effective_ports_with(first, main_config)]
     return dropin_text(ssh_port, lost)
 
 

@@ -1,0 +1,115 @@
+"""Rendered files against the recipe's lines, parsed back by the real tools."""
+import subprocess
+
+import pytest
+
+from installer import render
+from installer.validate import load_answers
+
+from conftest import PEER_PUBLIC
+
+RECIPE_BRIDGE_NAT = [
+    "-i ens3 -p udp --dport 51820 -j RETURN",
+    "-i ens3 -p tcp --dport 2222 -j RETURN",
+    "-i ens3 -j DNAT --to-destination 10.0.0.2",
+]
+RECIPE_BRIDGE_FORWARD = [
+    "-i wg0 -o ens3 -s 10.0.0.2 -j ACCEPT",
+    "-i ens3 -o wg0 -d 10.0.0.2 -j ACCEPT",
+]
+
+
+def answers(data):
+    return load_answers(data, None, None)
+
+
+def bridge(**keys):
+    return answers({"role": "bridge", "peer_public_key": PEER_PUBLIC,
+                    "bridge": {"public_interface": "ens3", **keys}})
+
+
+def homelab(**keys):
+    return answers({"role": "homelab", "peer_public_key": PEER_PUBLIC,
+                    "homelab": {"endpoint": "213.32.19.229:51820", **keys}})
+
+
+def chain(rules: str, table: str, name: str) -> list[str]:
+    """The rules of one chain of one table, without the '-A NAME ' prefix."""
+    current, out = None, []
+    for line in rules.splitlines():
+        if line.startswith("*"):
+            current = line[1:]
+        elif current == table and line.startswith(f"-A {name} "):
+            out.append(line[len(f"-A {name} "):])
+    return out
+
+
+def test_bridge_rules_are_the_recipes_five_in_our_own_chains():
+    rules = render.render_rules(bridge())
+    assert chain(rules, "nat", "CGNAT-PREROUTING") == RECIPE_BRIDGE_NAT
+    assert sorted(chain(rules, "filter", "CGNAT-FORWARD")) == sorted(RECIPE_BRIDGE_FORWARD)
+    assert "MASQUERADE" not in rules and "route_localnet" not in rules
+
+
+def test_bridge_clamps_mss_into_the_tunnel():
+    assert chain(render.render_rules(bridge()), "mangle", "CGNAT-FORWARD") == [
+        "-o wg0 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"]
+
+
+def test_bridge_keep_local_and_allowlist():
+    rules = render.render_rules(bridge(keep_local=["tcp/25"], forward=["tcp/80", "udp/51900-51910", "icmp"]))
+    assert chain(rules, "nat", "CGNAT-PREROUTING") == RECIPE_BRIDGE_NAT[:2] + [
+        "-i ens3 -p tcp --dport 25 -j RETURN",
+        "-i ens3 -p tcp --dport 80 -j DNAT --to-destination 10.0.0.2",
+        "-i ens3 -p udp --dport 51900:51910 -j DNAT --to-destination 10.0.0.2",
+        "-i ens3 -p icmp -j DNAT --to-destination 10.0.0.2",
+    ]
+
+
+def test_homelab_rules_are_the_recipes_connmark_lines_with_a_mask():
+    rules = render.render_rules(homelab())
+    assert chain(rules, "mangle", "CGNAT-PREROUTING") == [
+        "-i wg0 -m conntrack --ctstate NEW -j CONNMARK --set-xmark 0x1000000/0x1000000",
+        "-m conntrack --ctdir REPLY -j CONNMARK --restore-mark --nfmask 0x1000000 --ctmask 0x1000000",
+    ]
+    assert "*nat" not in rules and "*filter" not in rules
+
+
+@pytest.mark.parametrize("answers_of", [
+    lambda: bridge(), lambda: bridge(forward=["tcp/80", "udp/1000-2000", "icmp"], keep_local=["udp/53"]),
+    lambda: homelab(), lambda: homelab(fwmark="0x80000000", table=4242)])
+def test_rules_parse_in_iptables_restore(answers_of):
+    # A fresh network namespace: --test parses against the kernel without touching the host.
+    done = subprocess.run(["unshare", "--net", "iptables-restore", "--test", "--noflush"],
+                          input=render.render_rules(answers_of()), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_homelab_env_for_the_hooks():
+    env = dict(line.split("=", 1) for line in render.render_env(homelab(table=300)).splitlines()
+               if line and not line.startswith("#"))
+    assert env == {"CGNAT_ROLE": "homelab", "CGNAT_INTERFACE": "wg0", "CGNAT_ADDRESS": "10.0.0.2",
+                   "CGNAT_PEER_ADDRESS": "10.0.0.1", "CGNAT_TABLE": "300",
+                   "CGNAT_FWMARK": "0x1000000/0x1000000", "CGNAT_RULE_PREF": "1000"}
+
+
+def test_bridge_env_for_the_hooks():
+    env = render.render_env(bridge())
+    assert "CGNAT_PUBLIC_INTERFACE=ens3\n" in env and "CGNAT_PEER_ADDRESS=10.0.0.2\n" in env
+
+
+def test_wg_conf_parses_with_wg_strip_and_matches_the_recipe(tmp_path):
+    key = subprocess.run(["wg", "genkey"], capture_output=True, text=True).stdout.strip()
+    for role_answers, expected in [
+        (bridge(), ["Address = 10.0.0.1/24", "ListenPort = 51820", "AllowedIPs = 10.0.0.2/32"]),
+        (homelab(), ["Address = 10.0.0.2/24", "Table = off", "Endpoint = 213.32.19.229:51820",
+                     "AllowedIPs = 0.0.0.0/0", "PersistentKeepalive = 25"]),
+    ]:
+        conf = render.render_wg_conf(role_answers, key)
+        for line in expected:
+            assert line in conf.splitlines()
+        path = tmp_path / "wg0.conf"
+        path.write_text(conf)
+        stripped = subprocess.run(["wg-quick", "strip", str(path)], capture_output=True, text=True)
+        assert stripped.returncode == 0, stripped.stderr
+        assert f"PrivateKey = {key}" in stripped.stdout and "PostUp" not in stripped.stdout

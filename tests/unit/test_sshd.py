@@ -1,0 +1,61 @@
+"""The bridge's sshd drop-in, judged by the real sshd."""
+import subprocess
+
+import pytest
+
+from installer import sshd
+from installer.detect import sshd_ports
+from installer.errors import SetupError
+
+
+@pytest.fixture
+def sshd_config(tmp_path):
+    """A main config like Debian's (drop-ins first), with its own host key."""
+    key = tmp_path / "host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    dropins = tmp_path / "sshd_config.d"
+    dropins.mkdir()
+    main = tmp_path / "sshd_config"
+    main.write_text(f"Include {dropins}/*.conf\nHostKey {key}\n")
+    return main, dropins
+
+
+def effective_ports(main):
+    return sshd_ports(subprocess.run(["sshd", "-T", "-f", str(main)], capture_output=True,
+                                     text=True, check=True).stdout)
+
+
+def test_dropin_keeps_port_22_and_adds_ssh_port(sshd_config):
+    main, dropins = sshd_config
+    assert effective_ports(main) == [22]
+    dropin = sshd.plan_dropin(2222, [22], main_config=str(main))
+    assert "Port 2222\nPort 22\n" in dropin
+    (dropins / "cgnat-bridge.conf").write_text(dropin)
+    sshd.validate_config(str(main))  # the real `sshd -t`
+    assert effective_ports(main) == [22, 2222]
+
+
+def test_dropin_does_not_repeat_a_port_the_main_config_names(sshd_config):
+    main, dropins = sshd_config
+    main.write_text(main.read_text() + "Port 22\n")
+    dropin = sshd.plan_dropin(2222, [22], main_config=str(main))
+    assert dropin.count("Port ") == 1
+    (dropins / "cgnat-bridge.conf").write_text(dropin)
+    sshd.validate_config(str(main))
+    assert effective_ports(main) == [22, 2222]
+
+
+def test_no_dropin_when_sshd_listens_on_the_port_already():
+    assert sshd.plan_dropin(2222, [22, 2222]) is None
+
+
+def test_broken_config_is_refused_by_sshd_t(sshd_config):
+    main, dropins = sshd_config
+    (dropins / "cgnat-bridge.conf").write_text("Port 2222\nPortt 22\n")
+    with pytest.raises(SetupError, match="rejected the configuration"):
+        sshd.validate_config(str(main))
+
+
+def test_confirm_listening_fails_when_nothing_answers():
+    with pytest.raises(SetupError, match="does not answer on port 9; nothing is forwarded"):
+        sshd.confirm_listening(9, timeout=0.3)
