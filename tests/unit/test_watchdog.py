@@ -1,0 +1,320 @@
+"""The homelab watchdog's decisions (pure) and its small I/O helpers."""
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+import pytest
+
+from cgnat_homelab import watchdog as wd
+from cgnat_homelab.answers import HomelabAnswers
+from cgnat_homelab.watchdog import Config, Observation, State, decide
+
+T0 = 1_700_000_000.0
+CFG = Config(interface="wg0", endpoint="bridge.example.org:51820", peer_public_key="K" * 43 + "=",
+             check_host="bridge.example.org", restart_command="RESTART", action_command="REBOOT")
+
+
+def obs(t: float, **kw) -> Observation:
+    base = dict(now=T0 + t, uptime=3600 + t, interface_up=True, probe_ok=True, e2e_ok=None,
+                bridge_ssh_ok=None, endpoint="203.0.113.7:51820",
+                resolved_endpoint="203.0.113.7:51820", handshake_age=5)
+    base.update(kw)
+    return Observation(**base)
+
+
+def broken(t: float, **kw) -> Observation:
+    """The tunnel does not answer; the bridge's own ssh port does (the homelab is at fault)."""
+    return obs(t, **{"probe_ok": False, "bridge_ssh_ok": True, **kw})
+
+
+def run(config, observations, state=None):
+    """Feed observations in order; (kinds of the steps per run, final state, all log lines)."""
+    state = state or State()
+    kinds, lines = [], []
+    for o in observations:
+        steps, state, log = decide(config, o, state)
+        kinds.append([s.kind for s in steps])
+        lines += log
+    return kinds, state, lines
+
+
+def every(seconds, start, stop, make):
+    return [make(t) for t in range(start, stop, seconds)]
+
+
+def test_healthy_does_nothing_and_records_the_check():
+    steps, state, log = decide(CFG, obs(0, e2e_ok=True), State())
+    assert steps == [] and state.failing_since is None
+    assert state.last_e2e_at == T0 and state.last_e2e_ok is True
+    assert log == ["healthy"]
+    steps, state, log = decide(CFG, obs(10), state)
+    assert steps == [] and log == []          # quiet while nothing changes
+
+
+def test_e2e_is_due_every_check_interval_and_every_run_while_failing():
+    state = State(last_e2e_at=T0, last_e2e_ok=True)
+    assert not wd.e2e_due(CFG, state, T0 + CFG.check_interval - 1)
+    assert wd.e2e_due(CFG, state, T0 + CFG.check_interval)
+    assert wd.e2e_due(CFG, State(), T0)
+    assert wd.e2e_due(CFG, dataclasses.replace(state, failing_since=T0), T0 + 1)
+    assert wd.e2e_due(CFG, dataclasses.replace(state, last_e2e_ok=False), T0 + 1)
+
+
+def test_first_failed_probe_re_peers_at_once_to_force_a_handshake():
+    steps, state, log = decide(CFG, broken(0), State(last_run_at=T0 - 10))
+    assert [s.kind for s in steps] == ["re-peer"]
+    assert steps[0].endpoint == "203.0.113.7:51820"
+    assert state.failing_since == T0
+    assert any(line.startswith("FAILING:") and "does not answer through the tunnel" in line
+               for line in log)
+
+
+def test_re_peer_uses_the_new_address_of_a_moved_bridge():
+    steps, _, log = decide(CFG, broken(0, resolved_endpoint="198.51.100.99:51820"), State())
+    assert steps[0].endpoint == "198.51.100.99:51820"
+    assert any("now resolves to 198.51.100.99:51820 (was 203.0.113.7:51820)" in line for line in log)
+
+
+def test_re_peer_keeps_the_current_endpoint_when_dns_fails():
+    steps, _, log = decide(CFG, broken(0, resolved_endpoint=None), State())
+    assert steps[0].endpoint == "203.0.113.7:51820"
+    assert any("cannot resolve bridge.example.org" in line for line in log)
+
+
+def test_re_peer_is_rate_limited():
+    kinds, _, _ = run(CFG, [broken(0), broken(3), broken(6), broken(10)])
+    assert kinds == [["re-peer"], [], [], ["re-peer"]]
+
+
+def test_recovery_resets_the_ladder_and_is_logged():
+    kinds, state, lines = run(CFG, [broken(0), obs(10, e2e_ok=True)])
+    assert kinds == [["re-peer"], []]
+    assert state.failing_since is None and state.restarts_since_failing == 0
+    assert "recovered after 10 s" in lines[-1]
+
+
+def test_ladder_re_peer_then_restart_then_action():
+    c = dataclasses.replace(CFG, restart_after=60, restart_interval=60, action_after=300)
+    kinds, state, lines = run(c, every(10, 0, 400, broken))
+    flat = [(i * 10, k[0]) for i, k in enumerate(kinds) if k]
+    assert flat[0] == (0, "re-peer")
+    restarts = [t for t, k in flat if k == "restart"]
+    assert restarts[0] == 60 and all(b - a >= 60 for a, b in zip(restarts, restarts[1:]))
+    actions = [t for t, k in flat if k == "action"]
+    assert actions == [300]                      # one action; the rate limit holds after it
+    assert state.reboots == [T0 + 300] and state.last_action_at == T0 + 300
+    assert any(line.startswith("action: ") for line in lines)
+
+
+def test_no_action_without_a_restart_first():
+    state = State(failing_since=T0 - 1000, reasons=["x"], last_restart_at=None)
+    c = dataclasses.replace(CFG, restart_interval=10_000)
+    steps, _, _ = decide(c, broken(0), dataclasses.replace(state, last_restart_at=T0 - 5))
+    assert [s.kind for s in steps] == ["re-peer"]   # restarts_since_failing == 0: no action
+
+
+def test_action_waits_restart_after_seconds_after_the_last_restart():
+    state = State(failing_since=T0 - 1000, reasons=["x"], last_restart_at=T0 - 30,
+                  restarts_since_failing=1, last_repeer_at=T0)
+    steps, _, _ = decide(CFG, broken(0), state)
+    assert steps == []
+    steps, _, _ = decide(CFG, broken(31), state)
+    assert [s.kind for s in steps] == ["action"]
+    assert steps[0].command == "REBOOT"
+
+
+def test_bridge_outage_never_takes_the_action_nor_restarts_and_says_so_loudly():
+    kinds, state, lines = run(CFG, every(10, 0, 2000, lambda t: broken(t, bridge_ssh_ok=False)))
+    taken = {k for ks in kinds for k in ks}
+    assert taken == {"re-peer"}
+    assert state.bridge_outage and state.summary.startswith("bridge outage")
+    assert sum("BRIDGE OUTAGE" in line for line in lines if "does not answer from outside either;" in line) == 1
+    assert any("no tunnel restart and no action while this lasts" in line for line in lines)
+
+
+def test_bridge_outage_after_a_restart_blocks_the_due_action():
+    state = State(failing_since=T0 - 1000, reasons=["x"], last_restart_at=T0 - 100,
+                  restarts_since_failing=1, last_repeer_at=T0)
+    steps, _, log = decide(CFG, broken(0, bridge_ssh_ok=False), state)
+    assert steps == []
+    assert any("not taking the action 'reboot': BRIDGE OUTAGE" in line for line in log)
+    steps, _, _ = decide(CFG, broken(0, bridge_ssh_ok=True), state)
+    assert [s.kind for s in steps] == ["action"]          # the same moment, bridge up: act
+
+
+def test_outage_then_bridge_back_restarts_the_ladder():
+    outage = every(10, 0, 1000, lambda t: broken(t, bridge_ssh_ok=False))
+    back = every(10, 1000, 1100, broken)
+    kinds, state, lines = run(CFG, outage + back)
+    after = [k for ks in kinds[len(outage):] for k in ks]
+    assert "action" not in after                  # the ladder starts afresh: no instant reboot
+    assert after[0] == "re-peer" and "restart" in after
+    assert any("answers again" in line for line in lines)
+
+
+def test_unknown_bridge_state_blocks_the_action():
+    kinds, _, lines = run(CFG, every(10, 0, 700, lambda t: broken(t, bridge_ssh_ok=None)))
+    assert "action" not in {k for ks in kinds for k in ks}
+    assert any("cannot tell whether the bridge is up" in line for line in lines)
+
+
+def test_boot_grace_blocks_the_action():
+    c = dataclasses.replace(CFG, boot_grace=600)
+    kinds, _, lines = run(c, every(10, 0, 500, lambda t: broken(t, uptime=30 + t)))
+    assert "action" not in {k for ks in kinds for k in ks}
+    assert any("boot_grace 600 s" in line for line in lines)
+
+
+def test_rate_limit_one_action_per_interval():
+    c = dataclasses.replace(CFG, action="restart-tunnel", action_after=100, action_interval=1800)
+    kinds, state, lines = run(c, every(10, 0, 3800, broken))
+    actions = [i * 10 for i, ks in enumerate(kinds) if "action" in ks]
+    assert actions[0] == 120        # restart at 60, then restart_after (60) to let it work
+    assert len(actions) == 3 and all(b - a >= 1800 for a, b in zip(actions, actions[1:]))
+    assert any("rate limit" in line for line in lines)
+
+
+def test_boot_loop_guard_counts_reboots_of_the_last_day_across_runs():
+    c = dataclasses.replace(CFG, action_interval=0, max_reboots_per_day=3)
+    state = State(reboots=[T0 - 3 * 3600, T0 - 2 * 3600, T0 - 3600])
+    kinds, state2, lines = run(c, every(10, 0, 600, broken), state)
+    assert "action" not in {k for ks in kinds for k in ks}
+    assert any("boot-loop guard: 3 reboots" in line for line in lines)
+    # a day later the old reboots no longer count
+    old = State(reboots=[T0 - DAY_PLUS for DAY_PLUS in (90000, 90001, 90002)])
+    kinds, state3, _ = run(c, every(10, 0, 600, broken), old)
+    assert "action" in {k for ks in kinds for k in ks}
+    assert len(state3.reboots) == 3          # the day-old ones dropped, then capped again at 3
+    assert min(state3.reboots) >= T0
+
+
+def test_action_none_is_logged_never_taken():
+    c = Config.from_answers(_answers(action="none"))
+    c = dataclasses.replace(c, restart_command="RESTART")
+    kinds, _, lines = run(c, every(10, 0, 700, broken))
+    assert "action" not in {k for ks in kinds for k in ks}
+    assert any("the configured action is none" in line for line in lines)
+
+
+def test_missing_interface_restarts_at_once_and_respects_restart_interval():
+    c = dataclasses.replace(CFG, restart_interval=30)
+    kinds, _, lines = run(c, every(10, 0, 70, lambda t: obs(t, interface_up=False, probe_ok=False)))
+    assert kinds == [["restart"], [], [], ["restart"], [], [], ["restart"]]
+    assert any("interface wg0 is missing" in line for line in lines)
+    assert any("next restart allowed in" in line for line in lines)
+
+
+def test_end_to_end_failure_with_a_working_tunnel_restarts_after_restart_after():
+    kinds, state, _ = run(CFG, every(10, 0, 70, lambda t: obs(t, e2e_ok=False, bridge_ssh_ok=True)))
+    assert kinds[:6] == [[]] * 6 and kinds[6] == ["restart"]
+    assert "end-to-end check bridge.example.org:22 failed" in state.reasons[0]
+
+
+def test_a_failed_e2e_keeps_failing_until_an_e2e_succeeds():
+    kinds, state, _ = run(CFG, [obs(0, e2e_ok=False), obs(10)])
+    assert state.failing_since == T0          # the probe alone does not clear it
+
+
+def test_state_round_trips_and_tolerates_unknown_keys(tmp_path):
+    state = State(failing_since=T0, reasons=["a"], reboots=[T0], last_step="restart at x")
+    path = tmp_path / "watchdog.json"
+    wd.save_state(path, state)
+    assert wd.load_state(path) == state
+    path.write_text('{"failing_since": 1.0, "from_a_newer_version": 3}')
+    assert wd.load_state(path).failing_since == 1.0
+    path.write_text("{not json")
+    assert wd.load_state(path) == State()
+    assert wd.load_state(tmp_path / "absent.json") == State()
+
+
+def test_summary_lines():
+    assert State().summary == "never ran"
+    assert State(last_run_at=T0).summary == "healthy"
+    assert State(last_run_at=T0, failing_since=T0, reasons=["a", "b"]).summary == "failing: a; b"
+
+
+def _answers(**watchdog) -> HomelabAnswers:
+    a = HomelabAnswers()
+    a.homelab.endpoint = "bridge.example.org:51820"
+    a.peer_public_key = "K" * 43 + "="
+    for k, v in watchdog.items():
+        setattr(a.homelab.watchdog, k, v)
+    return a
+
+
+def test_config_defaults_from_answers():
+    c = Config.from_answers(_answers())
+    assert c.restart_command == "systemctl restart wg-quick@wg0"
+    assert c.action_command == "systemctl reboot"
+    assert c.target_host == "bridge.example.org" and c.check_port == 22 and c.bridge_ssh_port == 2222
+    assert c.bridge_address == "10.0.0.1" and c.boot_grace == wd.DEFAULTS["boot_grace"]
+
+
+def test_config_keys_override_defaults():
+    c = Config.from_answers(_answers(action="restart-tunnel", restart_command="wg-quick down wg0; wg-quick up wg0",
+                                     boot_grace=0, check_host="203.0.113.7", bridge_ssh_port=2200))
+    assert c.action_command == "wg-quick down wg0; wg-quick up wg0"   # restart-tunnel = restart
+    assert c.boot_grace == 0 and c.bridge_ssh_port == 2200 and c.target_host == "203.0.113.7"
+    c = Config.from_answers(_answers(action_command="true"))
+    assert c.action_command == "true"
+
+
+def test_touch_counts_a_refusal_only_for_the_probe():
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+        assert wd.touch("127.0.0.1", port, 1, refused_ok=False)
+    assert wd.touch("127.0.0.1", port, 1, refused_ok=True)       # closed now: refused = answered
+    assert not wd.touch("127.0.0.1", port, 1, refused_ok=False)
+
+
+def test_resolve_and_split():
+    assert wd.resolve("127.0.0.1", 51820) == "127.0.0.1:51820"
+    assert wd.resolve("no-such-name.invalid", 1) is None
+    assert wd.split_endpoint("[2001:db8::1]:51820") == ("2001:db8::1", 51820)
+    assert wd.is_address("203.0.113.7") and not wd.is_address("bridge.example.org")
+
+
+def test_wg_peer_parses_dump(monkeypatch):
+    dump = ("PRIV\tPUB\t0\toff\n"
+            "PEERKEY=\t(none)\t203.0.113.7:51820\t0.0.0.0/0\t1699999990\t10\t20\t25\n")
+    monkeypatch.setattr(wd, "_run", lambda argv, timeout=10: wd.subprocess.CompletedProcess(argv, 0, dump, ""))
+    peer = wd.wg_peer("wg0", T0)
+    assert peer == wd.Peer("PEERKEY=", "203.0.113.7:51820", "0.0.0.0/0", 10.0)
+    dump_never = dump.replace("1699999990", "0").replace("203.0.113.7:51820", "(none)")
+    monkeypatch.setattr(wd, "_run", lambda argv, timeout=10: wd.subprocess.CompletedProcess(argv, 0, dump_never, ""))
+    peer = wd.wg_peer("wg0", T0)
+    assert peer.handshake_age is None and peer.endpoint is None
+
+
+def test_run_once_saves_state_before_acting(tmp_path, monkeypatch):
+    order = []
+    state_path = tmp_path / "s.json"
+    monkeypatch.setattr(wd, "observe", lambda c, s: (obs(0, interface_up=False, probe_ok=False), None))
+    monkeypatch.setattr(wd, "carry_out", lambda step, c, p: order.append(("act", state_path.exists())))
+    wd.run_once(CFG, state_path)
+    assert order == [("act", True)]
+    assert wd.load_state(state_path).last_restart_at == T0
+
+
+def test_carry_out_runs_the_configured_command_through_sh(tmp_path):
+    marker = tmp_path / "ran"
+    wd.carry_out(wd.Step("action", "test", f"echo hi > {marker}"), CFG, None)
+    assert marker.read_text() == "hi\n"
+
+
+def test_main_rejects_bad_answers(tmp_path, capsys):
+    bad = tmp_path / "a.toml"
+    bad.write_text('role = "homelab"\n[homelab]\nendpoint = "x:1"\n[homelab.watchdog]\nboot_grace = -1\n')
+    assert wd.main(["--answers", str(bad), "--state", str(tmp_path / "s")]) == 1
+    assert "boot_grace: must be 0 or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("action", ["reboot", "restart-tunnel"])
+def test_every_action_is_preceded_by_a_logged_reason(action):
+    c = dataclasses.replace(CFG, action=action)
+    _, _, lines = run(c, every(10, 0, 400, broken))
+    i = next(i for i, line in enumerate(lines) if line.startswith("action:"))
+    assert "a tunnel restart did not help" in lines[i]
