@@ -1,0 +1,246 @@
+"""The wizard's state: one answers object, edited screen by screen, judged by the validator.
+
+No Textual here. Screens hand in what the user typed as a patch in answers-file form
+(the same nested dict an answers file parses to); the patch goes through the same
+`answers_from_dict` and `check` as `--answers`, so every message the wizard shows is the
+validator's `Problem.message` for that key.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from installer import ROLES
+from installer import answers as answers_toml
+from installer import cli, keys, sshd
+from installer.apply import host_path
+from installer.detect import HostFacts, Socket, port_free
+from installer.errors import InvalidAnswers, Problem, SetupError
+from installer.plan import ANSWERS_PATH, Plan, make_plan, resolve_defaults
+from installer.validate import answers_from_dict, load_answers
+
+
+def evaluate(data: dict, role: str | None, facts: HostFacts):
+    """(answers or None, problems) for answers-file data, exactly as --answers judges it."""
+    answers, problems = answers_from_dict(data, role)
+    if answers is None:
+        return None, problems
+    try:
+        load_answers(data, role, facts)
+        return answers, []
+    except InvalidAnswers as invalid:
+        return answers, invalid.problems
+
+
+def field_of(key: str) -> str:
+    """The field a problem belongs to: "bridge.forward[2]" -> "bridge.forward"."""
+    return re.sub(r"\[\d+\]$", "", key)
+
+
+def owns(prefixes, key: str) -> bool:
+    key = field_of(key)
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def split_list(text: str) -> list[str]:
+    """"tcp/80, tcp/443 udp/53" -> ["tcp/80", "tcp/443", "udp/53"]."""
+    return [item for item in re.split(r"[\s,]+", text.strip()) if item]
+
+
+def as_int(text: str):
+    """An int when the text is one, else the text itself (the validator then says why not)."""
+    text = text.strip()
+    return int(text) if re.fullmatch(r"-?\d+", text) else text
+
+
+def _merge(base: dict, patch: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        elif value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+def _nest(flat: dict) -> dict:
+    """{"bridge.ssh_port": 22} -> {"bridge": {"ssh_port": 22}}."""
+    nested: dict = {}
+    for key, value in flat.items():
+        *tables, name = key.split(".")
+        target = nested
+        for table in tables:
+            target = target.setdefault(table, {})
+        target[name] = value
+    return nested
+
+
+@dataclass
+class Outcome:
+    """What a finished wizard hands back to the command line, for `cli.report`."""
+    answers: object
+    private_key: str
+    changed: list[str]
+
+
+@dataclass
+class WizardState:
+    facts: HostFacts
+    root: Path
+    start: bool                      # False under --root: write files, start nothing
+    role: str | None = None
+    role_fixed: bool = False
+    answers: object = None
+    problems: list[Problem] = field(default_factory=list)
+    drafts: dict[str, str] = field(default_factory=dict)   # raw text of fields that did not parse
+    source: str | None = None        # the answers file of a hybrid run
+    private_key: str | None = None
+    plan: Plan | None = None
+
+    @classmethod
+    def from_data(cls, facts, root, start, role, role_fixed, data: dict | None = None,
+                  problems: list[Problem] | None = None, source: str | None = None):
+        """State pre-filled from answers-file data (hybrid mode) or empty."""
+        state = cls(facts, Path(root), start, role, role_fixed, source=source)
+        data = dict(data or {})
+        if role is not None:
+            data.setdefault("role", role)
+        state.role = data.get("role") if data.get("role") in ROLES else role
+        answers, found = evaluate(data, state.role, facts) if state.role else (None, [])
+        state.answers = answers
+        state.problems = list(problems or []) + [p for p in found if p.key not in
+                                                  {q.key for q in problems or []}]
+        if state.role is None and "role" in data:
+            state.problems.insert(0, Problem("role", f"is {data['role']!r}; must be one of "
+                                                     f"{', '.join(ROLES)}"))
+        for p in state.problems:  # keep what the file said, so the user sees what to fix
+            value = _lookup(data, p.key)
+            if value is not None and not isinstance(value, dict):
+                state.drafts[p.key] = " ".join(value) if isinstance(value, list) else str(value)
+        return state
+
+    # --- editing -------------------------------------------------------------
+    def set_role(self, role: str) -> None:
+        if self.answers is None or self.answers.role != role:
+            self.role = role
+            self.answers, _ = evaluate({"role": role}, role, self.facts)
+        self.problems = [p for p in self.problems if p.key != "role"]
+
+    def data(self) -> dict:
+        return answers_toml.to_dict(self.answers)
+
+    def submit(self, flat_patch: dict, keys: tuple[str, ...]) -> list[Problem]:
+        """Put the fields of one screen into the answers; the problems of those fields.
+
+        Fields whose value has the wrong type keep their old value in the answers and their
+        text in `drafts`, so going back and forth never loses what was typed.
+        """
+        data = _merge(self.data(), _nest(flat_patch))
+        answers, problems = evaluate(data, self.role, self.facts)
+        bad = {field_of(p.key) for p in problems}
+        if answers is not None:
+            self.answers = answers
+        for key, value in flat_patch.items():
+            if key in bad and value is not None:
+                self.drafts[key] = " ".join(value) if isinstance(value, list) else str(value)
+            else:
+                self.drafts.pop(key, None)
+        self.problems = problems
+        return [p for p in problems if owns(keys, p.key)]
+
+    def keep_drafts(self, texts: dict[str, str]) -> None:
+        """Escape: remember what was typed without judging it."""
+        self.drafts.update(texts)
+
+    def text(self, key: str, default: str = "") -> str:
+        """What a field shows: the user's draft, else the answers' value."""
+        if key in self.drafts:
+            return self.drafts[key]
+        value = _lookup(self.data(), key)
+        if value is None:
+            return default
+        return " ".join(value) if isinstance(value, list) else str(value)
+
+    def value(self, key: str):
+        return _lookup(self.data(), key)
+
+    def problems_for(self, keys) -> list[Problem]:
+        return [p for p in self.problems if owns(keys, p.key)]
+
+    def apply_token(self, token: str) -> list[Problem]:
+        """Fill endpoint, peer key, tunnel and port from a pairing token, like --pair."""
+        data = self.data()
+        try:
+            cli.fill_from_token(data, token, self.role)
+        except InvalidAnswers as invalid:
+            return invalid.problems
+        answers, problems = evaluate(data, self.role, self.facts)
+        self.answers = answers
+        for key in ("homelab.endpoint", "peer_public_key", "tunnel", "listen_port", "pair"):
+            self.drafts.pop(key, None)
+        self.problems = problems
+        return []
+
+    # --- what screens show ---------------------------------------------------
+    def port_in_use(self, proto: str, port) -> list[Socket]:
+        if not isinstance(port, int) or port_free(proto, port, self.facts.sockets):
+            return []
+        return [s for s in self.facts.sockets if s.proto == proto and s.port == port]
+
+    def sshd_change(self, port: int) -> str | None:
+        """The drop-in that will make sshd listen on `port` (None: it already does)."""
+        ports = self.facts.sshd_ports or []
+        if self.facts.sshd_dropin and f"Port {port}\n" in self.facts.sshd_dropin:
+            return self.facts.sshd_dropin
+        return sshd.plan_dropin(port, ports)
+
+    def exposed(self) -> list[Socket]:
+        """The homelab's sockets that listen on every address: the bridge will forward to them."""
+        seen, out = set(), []
+        for s in sorted(self.facts.sockets, key=lambda s: (s.proto, s.port)):
+            if s.public and (s.proto, s.port) not in seen:
+                seen.add((s.proto, s.port))
+                out.append(s)
+        return out
+
+    def suggested_allowlist(self) -> list[str]:
+        """The exposed services as a bridge `forward` list, without SSH (opt in to that)."""
+        return [f"{s.proto}/{s.port}" for s in self.exposed() if s.process not in ("sshd", "ssh")]
+
+    # --- plan, apply, report -------------------------------------------------
+    def final_problems(self) -> list[Problem]:
+        _, problems = evaluate(self.data(), self.role, self.facts)
+        return problems
+
+    def make_plan(self) -> Plan:
+        """The exact plan --answers would carry out for these answers (same key on re-runs)."""
+        resolved = resolve_defaults(self.answers, self.facts)
+        if self.private_key is None:
+            self.private_key = cli.private_key_for(resolved, self.root)
+        self.plan = make_plan(resolved, self.facts, self.private_key, start=self.start)
+        return self.plan
+
+    def public_key(self) -> str:
+        return keys.public_key(self.private_key)
+
+    def token(self) -> str:
+        return cli.pairing_token(self.plan.answers, self.public_key())
+
+    def answers_path(self) -> Path:
+        return host_path(self.root, ANSWERS_PATH)
+
+
+def _lookup(data: dict, key: str):
+    target = data
+    for part in key.split("."):
+        if not isinstance(target, dict) or part not in target:
+            return None
+        target = target[part]
+    return target
+
+
+__all__ = ["WizardState", "Outcome", "evaluate", "split_list", "as_int", "SetupError"]
