@@ -1,0 +1,100 @@
+"""The bridge watchdog's decisions (pure) and how it reads the rules file and wg."""
+from __future__ import annotations
+
+import subprocess
+
+from cgnat_bridge import watchdog as wd
+from cgnat_bridge.answers import BridgeAnswers
+from cgnat_bridge.watchdog import Config, Observation, State, decide
+
+T0 = 1_700_000_000.0
+CFG = Config(interface="wg0", silent_after=180, restart_command="RESTART", up_command="UP")
+
+
+def test_healthy_does_nothing():
+    steps, state, log = decide(CFG, Observation(T0, True, 30.0), State())
+    assert steps == [] and log == [] and state.summary == "healthy"
+
+
+def test_missing_interface_restarts_the_tunnel():
+    steps, state, log = decide(CFG, Observation(T0, False, None), State())
+    assert [(s.kind, s.command) for s in steps] == [("restart", "RESTART")]
+    assert state.summary == "interface wg0 is missing" and state.last_fix.startswith("restart at")
+    assert log == ["restart: interface wg0 is missing"]
+
+
+def test_missing_rules_rerun_the_up_hook():
+    obs = Observation(T0, True, 10.0, ("nat PREROUTING -> CGNAT-PREROUTING",))
+    steps, state, log = decide(CFG, obs, State())
+    assert [(s.kind, s.command) for s in steps] == [("up-hook", "UP")]
+    assert "nat PREROUTING -> CGNAT-PREROUTING" in log[0]
+
+
+def test_silent_homelab_is_reported_once_and_its_return_too():
+    steps, s1, log1 = decide(CFG, Observation(T0, True, 181.0), State())
+    assert steps == [] and len(log1) == 1 and log1[0].startswith("HOMELAB SILENT: last handshake 181 s ago")
+    _, s2, log2 = decide(CFG, Observation(T0 + 10, True, 191.0), s1)
+    assert log2 == [] and "homelab silent" in s2.summary
+    _, s3, log3 = decide(CFG, Observation(T0 + 20, True, 1.0), s2)
+    assert log3 == ["the homelab is back (handshake 1 s ago)"] and s3.summary == "healthy"
+
+
+def test_never_handshaken_is_silent():
+    _, state, log = decide(CFG, Observation(T0, True, None), State())
+    assert "no handshake yet" in log[0] and not state.summary == "healthy"
+
+
+def test_silence_alone_takes_no_step():
+    steps, _, _ = decide(CFG, Observation(T0, True, 10_000.0), State())
+    assert steps == []
+
+
+def test_config_from_answers_defaults_and_overrides():
+    a = BridgeAnswers()
+    c = Config.from_answers(a)
+    assert c.restart_command == "systemctl restart wg-quick@wg0"
+    assert c.up_command == "/usr/lib/cgnat-bridge/hooks/up wg0"
+    assert c.rules_path == "/etc/cgnat/wg0.rules" and c.silent_after == 180
+    a.interface, a.bridge.watchdog_up_command, a.bridge.watchdog_silent_after = "wg1", "true", 0
+    c = Config.from_answers(a, "/tmp/x")
+    assert c.up_command == "true" and c.silent_after == 0 and c.rules_path == "/tmp/x/wg1.rules"
+    assert c.restart_command == "systemctl restart wg-quick@wg1"
+
+
+def test_declared_chains():
+    rules = "*nat\n:CGNAT-PREROUTING - [0:0]\n-A X\nCOMMIT\n*filter\n:CGNAT-FORWARD - [0:0]\n:OTHER - [0:0]\nCOMMIT\n"
+    assert wd.declared_chains(rules) == [("nat", "CGNAT-PREROUTING"), ("filter", "CGNAT-FORWARD")]
+
+
+def test_missing_rules_asks_iptables_for_each_tagged_jump(tmp_path, monkeypatch):
+    rules = tmp_path / "wg0.rules"
+    rules.write_text("*nat\n:CGNAT-PREROUTING - [0:0]\nCOMMIT\n*mangle\n:CGNAT-FORWARD - [0:0]\nCOMMIT\n")
+    calls = []
+
+    def fake(argv, timeout=10):
+        calls.append(argv)
+        if "-C" in argv:
+            return subprocess.CompletedProcess(argv, 0 if argv[3] == "nat" else 1, "", "")
+        return subprocess.CompletedProcess(argv, 0, "-N CGNAT-PREROUTING\n-A CGNAT-PREROUTING -j RETURN\n", "")
+
+    monkeypatch.setattr(wd, "_run", fake)
+    assert wd.missing_rules("wg0", str(rules)) == ("mangle FORWARD -> CGNAT-FORWARD",)
+    assert ["iptables", "-w", "-t", "nat", "-C", "PREROUTING", "-m", "comment", "--comment",
+            "cgnat:wg0", "-j", "CGNAT-PREROUTING"] in calls
+    assert wd.missing_rules("wg0", str(tmp_path / "absent")) == ()
+
+
+def test_handshake_age(monkeypatch):
+    monkeypatch.setattr(wd, "_run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t1699999900\n", ""))
+    assert wd.handshake_age("wg0", T0) == 100
+    monkeypatch.setattr(wd, "_run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t0\n", ""))
+    assert wd.handshake_age("wg0", T0) is None
+
+
+def test_run_once_acts_after_saving(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+    monkeypatch.setattr(wd, "observe", lambda c: Observation(T0, False, None))
+    cfg = Config(restart_command=f"echo restarted > {marker}")
+    state = wd.run_once(cfg, tmp_path / "state.json")
+    assert marker.read_text() == "restarted\n"
+    assert wd.load_state(tmp_path / "state.json") == state
