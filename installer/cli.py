@@ -51,8 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "teardown":
             return teardown(Path(args.root or "/"))
         if args.answers is None and args.pair is None:
-            raise SetupError("the interactive wizard is not available in this build; use --answers FILE")
-        return unattended(args)
+            return wizard(args, hybrid=False)
+        try:
+            return unattended(args)
+        except InvalidAnswers as invalid:
+            # Hybrid: with a terminal, ask only what the file lacks or gets wrong.
+            if not can_ask(args) or invalid.problems[0].key == "(syntax)":
+                raise
+            return wizard(args, hybrid=True)
     except InvalidAnswers as invalid:
         source = "-" if args.answers == "-" else (args.answers or "--pair")
         for problem in invalid.problems:
@@ -72,6 +78,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cgnat-setup: internal error: {type(error).__name__}: {error} (rerun with --debug)",
               file=sys.stderr)
         return EXIT_FAILURE
+
+
+def can_ask(args) -> bool:
+    """A person is at a terminal and the run is not a dry one (--check, --plan)."""
+    return (sys.stdin.isatty() and sys.stdout.isatty() and args.answers != "-"
+            and not (args.check or args.plan))
+
+
+def wizard(args, hybrid: bool) -> int:
+    """The Textual wizard; then the same report as the unattended path."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise SetupError("the wizard needs a terminal; without one use --answers FILE")
+    try:
+        from installer.tui import run_wizard  # the only import of Textual
+    except ImportError as error:
+        raise SetupError(f"the wizard cannot start ({error}); use --answers FILE") from None
+    outcome = run_wizard(args, hybrid=hybrid)
+    if outcome is None:
+        print("cgnat-setup: quit; nothing was written", file=sys.stderr)
+        return EXIT_FAILURE
+    report(outcome.answers, outcome.private_key, outcome.changed, Path(args.root or "/"))
+    return EXIT_OK
 
 
 def read_answers_data(args, root: Path) -> dict:

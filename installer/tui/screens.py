@@ -18,7 +18,7 @@ from installer import ROLES
 from installer.apply import apply
 from installer.errors import Problem, SetupError
 from installer.tui.state import Outcome, WizardState, as_int, field_of, split_list
-from installer.tui.widgets import Field, slug
+from installer.tui.widgets import Field, say, slug
 
 WATCHDOG_ACTIONS = ("reboot", "restart-tunnel", "none")
 
@@ -78,7 +78,7 @@ class Step(Screen):
         with VerticalScroll(id="body"):
             yield Static(self.STEP_TITLE, classes="title", markup=False)
             yield from self.body()
-        yield Static("", id="status", markup=False)
+        yield say(Static(id="status", markup=False), "")
         yield Footer()
 
     def body(self) -> ComposeResult:
@@ -101,7 +101,7 @@ class Step(Screen):
 
     def show_problems(self, problems: list[Problem]) -> None:
         for error in self.query(".error"):
-            error.update("")
+            say(error, "")
         loose = []
         by_field: dict[str, list[str]] = {}
         for p in problems:
@@ -109,10 +109,10 @@ class Step(Screen):
         for key, messages in by_field.items():
             found = self.query(f"#err-{slug(key)}")
             if found:
-                found.first().update("\n".join(messages))
+                say(found.first(), "\n".join(messages))
             else:
                 loose += [f"{key}: {m}" for m in messages]
-        self.query_one("#status", Static).update("\n".join(loose))
+        say(self.query_one("#status", Static), "\n".join(loose))
         if by_field:
             first = next(iter(by_field))
             target = self.query(f"#in-{slug(first)}")
@@ -161,7 +161,7 @@ class RoleScreen(Step):
         with RadioSet(id="in-role"):
             yield RadioButton("bridge  - the public VPS that forwards", value=current != "homelab")
             yield RadioButton("homelab - the server at home behind CGNAT", value=current == "homelab")
-        yield Static("", classes="error", id="err-role", markup=False)
+        yield say(Static(classes="error", id="err-role", markup=False), "")
 
     def patch(self) -> dict:
         return {}
@@ -191,14 +191,17 @@ class PublicInterfaceScreen(Step):
             if name == "lo":
                 continue
             mark = "  (default route)" if name == facts.default_interface else ""
-            options.append(Option(Text(f"{name:<12} {' '.join(addresses) or '-'}{mark}"), id=name))
+            shown = [a for a in addresses if not a.startswith("fe80:")]
+            shown.sort(key=lambda a: ":" in a)
+            label = f"{name:<12} {' '.join(shown) or '(no address)'}"[:56] + mark
+            options.append(Option(Text(label), id=name))
         yield Static("Interface (Up/Down to choose):", classes="label")
         menu = OptionList(*options, id="in-bridge-public_interface")
         ids = [o.id for o in options]
         if chosen in ids:
             menu.highlighted = ids.index(chosen)
         yield menu
-        yield Static("", classes="error", id="err-bridge-public_interface", markup=False)
+        yield say(Static(classes="error", id="err-bridge-public_interface", markup=False), "")
         yield Field("bridge.public_address", "Public IPv4 address (empty: the interface's)",
                     self.state.text("bridge.public_address"), placeholder="203.0.113.7")
 
@@ -241,7 +244,7 @@ class WireGuardScreen(Step):
                     f"that is this tunnel from an earlier run.")
         elif isinstance(port, int):
             hint = f"UDP {port} is free on this host."
-        self.query_one("#hint-listen_port", Static).update(hint)
+        say(self.query_one("#hint-listen_port", Static), hint)
 
 
 class SshScreen(Step):
@@ -375,8 +378,7 @@ class PairScreen(Step):
         for key in ("homelab.endpoint", "peer_public_key", "tunnel"):
             self.query_one(f"#in-{slug(key)}", Input).value = self.state.text(key)
         self.show_problems([])
-        self.query_one("#err-pair", Static).update("")
-        self.query_one("#hint-pair", Static).update("Filled from the token.")
+        say(self.query_one("#hint-pair", Static), "Filled from the token.")
         self.query_one("#in-homelab-endpoint", Input).focus()
 
     def patch(self) -> dict:
@@ -439,7 +441,7 @@ class ExposureScreen(Step):
 
     def body(self) -> ComposeResult:
         yield Static("", id="exposed", markup=False)
-        yield Static("", id="allowlist", markup=False)
+        yield say(Static(id="allowlist", markup=False), "")
 
     def refresh_facts(self) -> None:
         exposed = self.state.exposed()
@@ -452,12 +454,12 @@ class ExposureScreen(Step):
 
     def action_allowlist(self) -> None:
         box = self.query_one("#allowlist", Static)
-        if str(box.render()).strip():
-            box.update("")
+        if box.display:
+            say(box, "")
             return
         ports = self.state.suggested_allowlist()
         quoted = ", ".join(f'"{p}"' for p in ports)
-        box.update("Allowlist for the bridge (forward only these; SSH left out):\n"
+        say(box, "Allowlist for the bridge (forward only these; SSH left out):\n"
                    f"  wizard 'Only these ports':  {' '.join(ports) or '(nothing to forward)'}\n"
                    f"  answers file:  forward = [{quoted}]\n"
                    "Paste it on the bridge: the homelab cannot limit what the bridge forwards.")
@@ -480,7 +482,7 @@ class WatchdogScreen(Step):
         with RadioSet(id="in-homelab-watchdog-action"):
             for name in WATCHDOG_ACTIONS:
                 yield RadioButton(name, value=name == action)
-        yield Static("", classes="error", id="err-homelab-watchdog-action", markup=False)
+        yield say(Static(classes="error", id="err-homelab-watchdog-action", markup=False), "")
         yield Field("homelab.keepalive", "WireGuard keepalive (seconds)",
                     self.state.text("homelab.keepalive"))
 
@@ -514,6 +516,7 @@ class ReviewScreen(Step):
                 "\n".join(f"  {p.key}: {p.message}" for p in problems))
             return
         self.problems = []
+        self.query_one("#body").focus()   # PageUp/PageDown scroll the plan
         plan = self.state.make_plan()
         where = ("" if self.state.start else
                  f"--root {self.state.root}: files go under it; nothing is started.\n\n")

@@ -11,15 +11,20 @@ def slug(key: str) -> str:
     return key.replace(".", "-")
 
 
+def say(static: Static, text: str) -> Static:
+    """Show `text` in a Static; an empty one takes no line."""
+    static.update(text)
+    static.display = bool(text)
+    return static
+
+
 class Field(Vertical):
     """Label, input and the validator's message for one answers key."""
 
     DEFAULT_CSS = """
     Field { height: auto; margin: 0 0 1 0; }
     Field > .label { height: 1; }
-    Field > Input { width: 100%; }
     Field > .error { height: auto; color: $error; }
-    Field > .error:empty, Field > .hint:empty { display: none; }
     Field > .hint { height: auto; color: $text-muted; }
     """
 
@@ -36,13 +41,13 @@ class Field(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(self._label, classes="label", markup=False)
         yield Input(self._value, placeholder=self._placeholder, id=f"in-{slug(self.key)}",
-                    password=self._password)
-        yield Static(self._hint, classes="hint", markup=False, id=f"hint-{slug(self.key)}")
-        yield Static("", classes="error", markup=False, id=f"err-{slug(self.key)}")
+                    password=self._password, compact=True)
+        yield say(Static(classes="hint", markup=False, id=f"hint-{slug(self.key)}"), self._hint)
+        yield say(Static(classes="error", markup=False, id=f"err-{slug(self.key)}"), "")
 
     @property
     def text(self) -> str:
         return self.query_one(Input).value
 
     def show_error(self, message: str) -> None:
-        self.query_one(".error", Static).update(message)
+        say(self.query_one(".error", Static), message)
