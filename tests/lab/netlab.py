@@ -145,6 +145,9 @@ class Node:
                        "net.ipv4.conf.default.rp_filter": rp_filter,
                        "net.ipv4.conf.lo.rp_filter": rp_filter,
                        "net.ipv4.tcp_mtu_probing": 0,
+                       # IPv4 only: no link-local noise in the before/after comparisons.
+                       "net.ipv6.conf.all.disable_ipv6": 1,
+                       "net.ipv6.conf.default.disable_ipv6": 1,
                        "net.ipv4.ip_forward": 0})
 
     def _isolated(self) -> bool:
@@ -246,10 +249,10 @@ class Node:
         return normalize_iptables(self.sh("iptables-save"))
 
     def ip_rules(self) -> list:
-        return json.loads(self.sh("ip -j rule show"))
+        return json.loads(self.sh("ip -4 -j rule show"))
 
     def routes(self) -> list:
-        return json.loads(self.sh("ip -j route show table all"))
+        return json.loads(self.sh("ip -4 -j route show table all"))
 
     def snapshot(self) -> dict:
         return {"iptables": self.ruleset(), "rules": self.ip_rules(), "routes": self.routes()}
@@ -370,7 +373,8 @@ class Lab:
     def link(self, a: str, ifa: str, b: str, ifb: str) -> None:
         """A veth pair created inside node a with its peer born in node b (never in the root)."""
         na, nb = self.nodes[a], self.nodes[b]
-        na.sh(f"ip link add {ifa} type veth peer name {ifb} netns {nb.pid}; ip link set {ifa} up")
+        # MTU explicit: Ethernet's 1500 is what the clamp must cope with (some hosts differ).
+        na.sh(f"ip link add {ifa} mtu 1500 type veth peer name {ifb} mtu 1500 netns {nb.pid}; ip link set {ifa} up")
         nb.sh(f"ip link set {ifb} up")
 
     def install(self) -> None:

@@ -1,0 +1,113 @@
+"""The namespace lab (netlab.Lab) set up for the watchdog: the homelab reaches the bridge by a
+DNS name (a hosts file in the homelab's own mount namespace), the watchdog runs in a loop
+(no systemd in the lab) with its restart and action commands replaced through the answers.
+Used by test_faults.py and bench/recovery.py."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import netlab
+from netlab import BRIDGE_PUBLIC, BRIDGE_SSH_PORT, CLIENT, WG_PORT, wait_for
+
+BRIDGE_NAME = "bridge.lab.example"      # .example: never resolvable outside the lab
+SERVICE_PORT = 8000                     # a peer-echo service on the homelab, reached via the bridge
+ACTIONS = "/run/lab/actions"            # the replaced action appends a line here
+RESTART = "wg-quick down wg0; wg-quick up wg0"
+
+# Fast but production-shaped settings for the fault tests (seconds).
+FAST = {"check_interval": 5, "restart_after": 8, "restart_interval": 8, "action_after": 20,
+        "action_interval": 60, "boot_grace": 0, "max_reboots_per_day": 3}
+
+
+def homelab_answers(lab: netlab.Lab, keepalive: int = 25, watchdog: dict | None = None) -> str:
+    w = {"check_host": BRIDGE_NAME, "action": "reboot", "check_port": 22,
+         "bridge_ssh_port": BRIDGE_SSH_PORT, "restart_command": RESTART,
+         "action_command": f"echo action >> {ACTIONS}", **(watchdog or {})}
+    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in w.items())
+    return (f'role = "homelab"\ninterface = "wg0"\ntunnel = "10.0.0.0/24"\n'
+            f'private_key_file = "/run/lab/wg.key"\npeer_public_key = "{lab.keys["bridge"]}"\n\n'
+            f'[homelab]\nendpoint = "{BRIDGE_NAME}:{WG_PORT}"\nkeepalive = {keepalive}\n'
+            f'docker_subnets = ["172.19.0.0/16"]\n\n[homelab.watchdog]\n{lines}')
+
+
+def set_dns(lab: netlab.Lab, address: str | None) -> None:
+    """The homelab's "DNS": its own /etc/hosts (a private overlay in its mount namespace)."""
+    entry = f"{address} {BRIDGE_NAME}\n" if address else ""
+    lab.homelab.write("/etc/hosts", "127.0.0.1 localhost\n" + entry)
+
+
+def up(lab: netlab.Lab, keepalive: int = 25, watchdog: dict | None = None) -> None:
+    """Topology, packages, cgnat-setup (homelab by name), sshds, tunnel, a service on the homelab."""
+    lab.build()
+    lab.install()
+    lab.keypairs()
+    lab.bridge.write("/run/lab/answers.toml", lab.answers("bridge"))
+    lab.bridge.sh("cgnat-setup --answers /run/lab/answers.toml --root /")
+    set_dns(lab, BRIDGE_PUBLIC)
+    lab.homelab.write("/run/lab/answers.toml", homelab_answers(lab, keepalive, watchdog))
+    lab.homelab.sh("cgnat-setup --answers /run/lab/answers.toml --root /")
+    lab.start_sshd("bridge")
+    lab.start_sshd("homelab")
+    lab.tunnel_up()
+    lab.bridge.wait_listening("tcp", BRIDGE_SSH_PORT)
+    lab.homelab.wait_listening("tcp", 22)
+    lab.serve_peer_tcp("homelab", SERVICE_PORT)
+
+
+class Watchdog:
+    """The homelab (or bridge) watchdog running in a loop in its node, its log read from here."""
+
+    def __init__(self, lab: netlab.Lab, role: str = "homelab", every: float = 2):
+        self.node = lab.nodes[role]
+        self.log_path = lab.workdir / f"watchdog-{role}.log"
+        self.log_path.touch()
+        self.proc = self.node.spawn(f"/usr/lib/cgnat-{role}/watchdog --loop {every}", log=self.log_path)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def mark(self) -> int:
+        return self.log_path.stat().st_size
+
+    def lines(self, since: int = 0) -> list[str]:
+        with open(self.log_path, "rb") as f:
+            f.seek(since)
+            return f.read().decode(errors="replace").splitlines()
+
+    def wait_line(self, pattern: str, since: int, timeout: float) -> str:
+        regex = re.compile(pattern)
+        return wait_for(lambda: next((line for line in self.lines(since) if regex.search(line)), None),
+                        timeout, f"watchdog log line /{pattern}/", interval=0.1)
+
+    def state(self) -> dict:
+        text = self.node.run("cat /var/lib/cgnat/watchdog.json", check=False).stdout
+        return json.loads(text) if text.strip() else {}
+
+
+def reachable(lab: netlab.Lab, address: str = BRIDGE_PUBLIC) -> bool:
+    """The whole chain: client -> bridge -> tunnel -> homelab's service, real address seen."""
+    return lab.tcp_ask("client", address, SERVICE_PORT, timeout=1) == CLIENT
+
+
+def wait_reachable(lab: netlab.Lab, timeout: float, address: str = BRIDGE_PUBLIC) -> float:
+    """Seconds until the chain works again (polled every ~0.2 s)."""
+    start = time.monotonic()
+    wait_for(lambda: reachable(lab, address), timeout, f"the chain via {address} to work", interval=0.2)
+    return time.monotonic() - start
+
+
+def actions(lab: netlab.Lab) -> int:
+    return len(lab.homelab.run(f"cat {ACTIONS}", check=False).stdout.splitlines())
+
+
+def restart_bridge_tunnel(lab: netlab.Lab) -> None:
+    lab.bridge.sh("wg-quick down wg0 2>/dev/null; wg-quick up wg0 2>/dev/null")
+
+
+def lab_log(path: Path) -> str:
+    return path.read_text() if path.exists() else ""

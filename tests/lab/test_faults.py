@@ -1,0 +1,219 @@
+"""Faults of the chain and the homelab watchdog healing them (DESIGN.md section 5), in the lab.
+
+One lab for the module; each test starts from a working chain (asserted), injects one fault,
+measures the time to detect (the watchdog's first log line about it) and to heal (the client
+reaches the homelab's service through the bridge again), and leaves the chain working.
+The watchdog runs in a loop every 2 s; its restart command is `wg-quick down wg0; wg-quick up
+wg0` and its action appends to a file: nothing here can reboot anything.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import faultlab
+from conftest import make_lab
+from faultlab import ACTIONS, BRIDGE_NAME, Watchdog, actions, reachable, wait_reachable
+from netlab import BRIDGE_PUBLIC, BRIDGE_SSH_PORT, wait_for
+
+MOVED = "198.51.100.2"
+TIMINGS: list[tuple[str, float, float]] = []
+
+
+@pytest.fixture(scope="module")
+def lab(request, packages):
+    lab = make_lab(request, packages)
+    faultlab.up(lab, watchdog=faultlab.FAST)
+    lab.watchdog = Watchdog(lab, "homelab", every=2)
+    request.addfinalizer(lab.watchdog.stop)
+    request.addfinalizer(_print_timings)
+    lab.watchdog.wait_line(r"healthy", 0, 20)
+    return lab
+
+
+@pytest.fixture
+def healthy(lab):
+    """Each fault starts from a working chain and no action taken."""
+    wait_reachable(lab, 60)
+    lab.homelab.run(f"rm -f {ACTIONS}")
+    wait_for(lambda: lab.watchdog.state().get("failing_since") is None, 30, "the watchdog to see health")
+    return lab
+
+
+def _print_timings():
+    print("\nfault                         detect(s)  heal(s)")
+    for name, detect, heal in TIMINGS:
+        print(f"{name:<30}{detect:>9.1f}{heal:>9.1f}")
+
+
+def _measure(lab, name, inject, detect_pattern, heal_timeout, address=BRIDGE_PUBLIC):
+    mark = lab.watchdog.mark()
+    t0 = time.monotonic()
+    inject()
+    lab.watchdog.wait_line(detect_pattern, mark, heal_timeout)
+    detect = time.monotonic() - t0
+    wait_reachable(lab, heal_timeout, address)
+    heal = time.monotonic() - t0
+    TIMINGS.append((name, detect, heal))
+    return detect, heal, mark
+
+
+def test_bridge_restart_heals_by_a_fresh_handshake(healthy):
+    lab = healthy
+    detect, heal, mark = _measure(lab, "bridge restart", lambda: faultlab.restart_bridge_tunnel(lab),
+                                  r"FAILING: .*does not answer through the tunnel", 60)
+    assert heal <= 15, f"recovery took {heal:.1f} s (target 15 s; recipe ~130 s)"
+    lines = lab.watchdog.lines(mark)
+    assert any(line.startswith("cgnat-watchdog: re-peer:") for line in lines), lines
+    assert actions(lab) == 0
+
+
+def test_cgnat_changes_the_public_mapping(healthy):
+    lab = healthy
+
+    def remap():
+        lab.cgnat.sh("ip addr add 192.0.2.3/24 dev wan; ip addr del 192.0.2.2/24 dev wan;"
+                     "ip route replace default via 192.0.2.1; conntrack -F 2>/dev/null")
+
+    mark = lab.watchdog.mark()
+    t0 = time.monotonic()
+    remap()
+    heal = wait_reachable(lab, 60)
+    # The homelab's next packet roams the bridge's endpoint to the new mapping.
+    endpoint = lab.bridge.sh("wg show wg0 endpoints").split()[1]
+    assert endpoint.startswith("192.0.2.3:"), endpoint
+    lines = lab.watchdog.lines(mark)
+    detect = next((time.monotonic() - t0 for line in lines if "FAILING" in line), float("nan"))
+    TIMINGS.append(("CGNAT mapping change", detect, heal))
+    assert heal <= 15
+    assert actions(lab) == 0
+
+
+def test_bridge_moves_behind_an_unchanged_name(healthy):
+    lab = healthy
+
+    def move(old, new):
+        lab.bridge.sh(f"ip addr add {new}/24 dev ens3; ip addr del {old}/24 dev ens3;"
+                      "ip route replace default via 198.51.100.254; conntrack -F 2>/dev/null || true")
+        faultlab.set_dns(lab, new)
+
+    detect, heal, mark = _measure(lab, "bridge moved (DNS)", lambda: move(BRIDGE_PUBLIC, MOVED),
+                                  r"FAILING", 60, address=MOVED)
+    lines = lab.watchdog.lines(mark)
+    assert any(f"now resolves to {MOVED}:51820" in line for line in lines), lines
+    assert lab.homelab.sh("wg show wg0 endpoints").split()[1] == f"{MOVED}:51820"
+    assert heal <= 30
+    move(MOVED, BRIDGE_PUBLIC)                    # back, healed the same way
+    wait_reachable(lab, 60)
+    assert actions(lab) == 0
+
+
+def test_homelab_interface_deleted(healthy):
+    lab = healthy
+    detect, heal, mark = _measure(lab, "homelab wg0 deleted", lambda: lab.homelab.sh("ip link del wg0"),
+                                  r"interface wg0 is missing", 60)
+    lines = lab.watchdog.lines(mark)
+    assert any(line.startswith("cgnat-watchdog: restart: interface wg0 is missing") for line in lines)
+    assert heal <= 20
+    assert actions(lab) == 0
+
+
+def test_bridge_entirely_down_never_takes_the_action(healthy):
+    lab = healthy
+    mark = lab.watchdog.mark()
+    t0 = time.monotonic()
+    lab.bridge.sh("ip link set ens3 down")
+    lab.watchdog.wait_line(r"BRIDGE OUTAGE", mark, 30)
+    detect = time.monotonic() - t0
+    # Poll until the outage has lasted past action_after + restart_after: the action was due.
+    due = faultlab.FAST["action_after"] + faultlab.FAST["restart_after"] + 4
+    wait_for(lambda: (s := lab.watchdog.state()).get("bridge_outage")
+             and time.time() - s["failing_since"] >= due, due + 30, "a long bridge outage")
+    lines = lab.watchdog.lines(mark)
+    assert actions(lab) == 0, lines
+    assert not any(": restart:" in line or ": action:" in line for line in lines), lines
+    t1 = time.monotonic()
+    lab.bridge.sh("ip link set ens3 up; ip route replace default via 198.51.100.254")
+    heal = wait_reachable(lab, 60)
+    TIMINGS.append(("bridge down (heal from up)", detect, heal))
+    assert time.monotonic() - t1 <= 30
+    assert actions(lab) == 0
+
+
+def test_boot_without_dns_comes_up_when_dns_works(healthy):
+    lab = healthy
+    lab.watchdog.stop()
+    lab.homelab.sh("wg-quick down wg0")
+    faultlab.set_dns(lab, None)
+    assert not lab.homelab.ok("wg-quick up wg0")      # as at boot: the name does not resolve
+    lab.homelab.run("rm -f /var/lib/cgnat/watchdog.json")
+    mark = lab.watchdog.mark()
+    lab.watchdog = Watchdog(lab, "homelab", every=2)
+    t0 = time.monotonic()
+    lab.watchdog.wait_line(r"restart: interface wg0 is missing", mark, 20)
+    detect = time.monotonic() - t0
+    wait_for(lambda: sum(": restart:" in line for line in lab.watchdog.lines(mark)) >= 2, 30,
+             "a second restart while DNS is down")
+    assert not reachable(lab)
+    t1 = time.monotonic()
+    faultlab.set_dns(lab, BRIDGE_PUBLIC)
+    heal = wait_reachable(lab, 40)
+    TIMINGS.append(("boot without DNS (from fix)", detect, heal))
+    assert time.monotonic() - t1 <= faultlab.FAST["restart_interval"] + 10
+    assert actions(lab) == 0                          # DNS down: cannot tell, no action
+
+
+def test_repeated_failures_rate_limit_holds(healthy):
+    lab = healthy
+    block = "FORWARD -p udp --dport 51820 -j DROP"
+    mark = lab.watchdog.mark()
+    t0 = time.monotonic()
+    lab.cgnat.sh(f"iptables -I {block}; conntrack -F 2>/dev/null || true")
+    try:
+        lab.watchdog.wait_line(r": action:", mark, 60)
+        first_action = time.monotonic() - t0
+        lab.watchdog.wait_line(r"not taking the action 'reboot': rate limit", mark, 30)
+        # Keep failing for a while longer; the rate limit (60 s) must hold throughout.
+        wait_for(lambda: sum("rate limit" in line for line in lab.watchdog.lines(mark)) >= 5, 30,
+                 "more runs under the rate limit")
+        lines = lab.watchdog.lines(mark)
+        assert actions(lab) == 1, lines
+        assert sum(": action:" in line for line in lines) == 1
+        assert sum(": restart:" in line for line in lines) >= 1
+        # the order of the ladder: re-peer, restart, then the action
+        kinds = [k for line in lines for k in ("re-peer:", "restart:", "action:") if f": {k}" in line]
+        assert kinds.index("re-peer:") < kinds.index("restart:") < kinds.index("action:")
+    finally:
+        lab.cgnat.sh(f"iptables -D {block}")
+    heal = wait_reachable(lab, 60)
+    TIMINGS.append(("repeated failures (1st action)", first_action, heal))
+
+
+def test_bridge_watchdog_restores_missing_rules(healthy):
+    lab = healthy
+    lab.bridge.write("/run/lab/answers.toml", lab.answers("bridge") +
+                     f'watchdog_restart_command = "{faultlab.RESTART}"\n')
+    lab.bridge.sh("cgnat-setup --answers /run/lab/answers.toml --root /")
+    bridge_dog = Watchdog(lab, "bridge", every=1)
+    try:
+        mark = bridge_dog.mark()
+        t0 = time.monotonic()
+        lab.bridge.sh("iptables -t nat -D PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-PREROUTING")
+        assert not reachable(lab)
+        bridge_dog.wait_line(r"up-hook: our rules are missing \(nat PREROUTING -> CGNAT-PREROUTING\)", mark, 20)
+        detect = time.monotonic() - t0
+        heal = wait_reachable(lab, 20)
+        TIMINGS.append(("bridge rules deleted", detect, heal))
+        assert lab.bridge.ok("iptables -t nat -C PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-PREROUTING")
+        # and a deleted bridge interface comes back too
+        mark = bridge_dog.mark()
+        t0 = time.monotonic()
+        lab.bridge.sh("ip link del wg0")
+        bridge_dog.wait_line(r"restart: interface wg0 is missing", mark, 20)
+        detect = time.monotonic() - t0
+        heal = wait_reachable(lab, 30)
+        TIMINGS.append(("bridge wg0 deleted", detect, heal))
+    finally:
+        bridge_dog.stop()
+    assert actions(lab) == 0
