@@ -62,6 +62,7 @@ class Step(Screen):
     HELP = ""
     KEYS: tuple[str, ...] = ()
     OWN_ENTER: tuple[str, ...] = ()   # inputs whose Enter the screen handles itself
+    AUTO_FOCUS = "RadioSet, OptionList, Input"
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("ctrl+n", "next", "Next"),
@@ -502,6 +503,7 @@ class ReviewScreen(Step):
             "same as `cgnat-setup --answers FILE --plan` prints. Ctrl+N writes it; Escape "
             "goes back to change answers.")
     BINDINGS = [Binding("ctrl+n", "next", "Apply")]
+    AUTO_FOCUS = "#body"
 
     def body(self) -> ComposeResult:
         yield Static("", id="plan", markup=False)
@@ -516,7 +518,6 @@ class ReviewScreen(Step):
                 "\n".join(f"  {p.key}: {p.message}" for p in problems))
             return
         self.problems = []
-        self.query_one("#body").focus()   # PageUp/PageDown scroll the plan
         plan = self.state.make_plan()
         where = ("" if self.state.start else
                  f"--root {self.state.root}: files go under it; nothing is started.\n\n")

@@ -1,0 +1,205 @@
+"""Both full flows through the real app; what they write equals what --answers writes."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from conftest import FIXED_KEY, make_app, run, to_screen, until, with_key
+from installer import cli
+from installer.detect import HostFacts
+from installer.pairing import PairingToken
+from installer.tui import screens
+from installer.tui.state import Outcome
+
+
+def tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode & 0o7777)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def replay(saved: Path, other_root: Path, facts, monkeypatch) -> None:
+    """`cgnat-setup --answers SAVED --root OTHER` on the same host (same facts, same key)."""
+    monkeypatch.setattr(HostFacts, "detect", classmethod(lambda cls, root=None: facts))
+    with_key(other_root)
+    assert cli.main(["--answers", str(saved), "--root", str(other_root)]) == 0
+
+
+def test_bridge_flow_writes_what_the_answers_file_replays(tmp_path, facts, monkeypatch):
+    root = with_key(tmp_path / "wizard")
+    app = make_app(facts, root)
+
+    async def flow():
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert isinstance(app.screen, screens.RoleScreen)
+            await pilot.press("ctrl+n")                      # bridge is preselected
+            await to_screen(pilot, screens.PublicInterfaceScreen)
+            assert app.screen.query_one("OptionList").highlighted == 0   # ens3: default route
+            await pilot.press("ctrl+n")
+            await to_screen(pilot, screens.WireGuardScreen)
+            app.screen.query_one("#in-listen_port").value = "51900"
+            await pilot.press("ctrl+n")
+            await to_screen(pilot, screens.SshScreen)
+            app.screen.query_one("#in-bridge-ssh_port").value = "2200"
+            await pilot.press("ctrl+n")
+            await to_screen(pilot, screens.ForwardScreen)
+            await pilot.press("down", "enter")               # "Only these ports"
+            app.screen.query_one("#in-bridge-forward").value = "tcp/80, tcp/443 icmp"
+            await pilot.press("ctrl+n")
+            review = await to_screen(pilot, screens.ReviewScreen)
+            plan_text = str(review.query_one("#plan").render())
+            assert "PrivateKey = (hidden)" in plan_text and FIXED_KEY not in plan_text
+            assert not (root / "etc/cgnat").exists()       # nothing written before Apply
+            await pilot.press("ctrl+n")
+            await until(pilot, lambda: isinstance(app.screen, screens.DoneScreen), "done")
+            done = app.screen
+            token = PairingToken.decode(str(done.query_one("#token").render()))
+            assert token.endpoint == "198.51.100.1:51900" and token.role == "bridge"
+            assert str(done.query_one("#public-key").render()).strip() == app.state.public_key()
+            assert str(root / "etc/cgnat/answers.toml") in str(done.query_one("#saved").render())
+            await pilot.press("enter")
+        return app.return_value
+
+    outcome = run(flow())
+    assert isinstance(outcome, Outcome) and app.internal_error is None
+    saved = root / "etc/cgnat/answers.toml"
+    text = saved.read_text()
+    assert 'forward = ["tcp/80", "tcp/443", "icmp"]' in text and "ssh_port = 2200" in text
+    other = tmp_path / "replay"
+    replay(saved, other, facts, monkeypatch)
+    assert tree(root) == tree(other)
+    assert (root / "etc/wireguard/wg0.conf").stat().st_mode & 0o777 == 0o600
+
+
+def test_homelab_flow_with_a_token_writes_what_the_answers_file_replays(tmp_path, facts,
+                                                                         monkeypatch):
+    bridge_key = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
+    token = PairingToken("bridge", bridge_key, "203.0.113.7:51999", "10.9.0.0/24").encode()
+    root = with_key(tmp_path / "wizard")
+    app = make_app(facts, root, role="homelab")
+
+    async def flow():
+        async with app.run_test(size=(80, 24)) as pilot:
+            pair = app.screen
+            assert isinstance(pair, screens.PairScreen)
+            # A token folded over two lines by the terminal still pastes.
+            pair.query_one("#in-pair").value = token[:60] + " " + token[60:]
+            pair.query_one("#in-pair").focus()
+            await pilot.press("enter")
+            assert pair.query_one("#in-homelab-endpoint").value == "203.0.113.7:51999"
+            assert pair.query_one("#in-peer_public_key").value == bridge_key
+            assert pair.query_one("#in-tunnel").value == "10.9.0.0/24"
+            await pilot.press("ctrl+n")
+            docker = await to_screen(pilot, screens.DockerScreen)
+            assert docker.query_one("#in-homelab-docker_subnets").value == "172.19.0.0/16"
+            docker.query_one("#in-homelab-docker_subnets").value = "172.19.0.0/16 172.20.0.0/16"
+            await pilot.press("ctrl+n")
+            await to_screen(pilot, screens.ExposureScreen)
+            await pilot.press("ctrl+n")
+            watchdog = await to_screen(pilot, screens.WatchdogScreen)
+            watchdog.query_one("#in-homelab-watchdog-check_host").value = "home.example.org"
+            watchdog.query_one("#in-homelab-watchdog-action").focus()
+            await pilot.press("down", "enter")               # restart-tunnel
+            await pilot.press("ctrl+n")
+            await to_screen(pilot, screens.ReviewScreen)
+            await pilot.press("ctrl+n")
+            await until(pilot, lambda: isinstance(app.screen, screens.DoneScreen), "done")
+            await pilot.press("enter")
+        return app.return_value
+
+    outcome = run(flow())
+    assert isinstance(outcome, Outcome) and app.internal_error is None
+    saved = root / "etc/cgnat/answers.toml"
+    text = saved.read_text()
+    for expected in ('endpoint = "203.0.113.7:51999"', f'peer_public_key = "{bridge_key}"',
+                     'tunnel = "10.9.0.0/24"', 'action = "restart-tunnel"',
+                     'check_host = "home.example.org"',
+                     'docker_subnets = ["172.19.0.0/16", "172.20.0.0/16"]'):
+        assert expected in text
+    other = tmp_path / "replay"
+    replay(saved, other, facts, monkeypatch)
+    assert tree(root) == tree(other)
+
+
+def test_apply_failure_rolls_back_and_says_so(tmp_path, facts):
+    root = with_key(tmp_path / "wizard")
+    (root / "var/lib/cgnat/manifest").mkdir(parents=True)   # the last write fails
+    app = make_app(facts, root, role="bridge")
+
+    async def flow():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_screen(pilot, screens.ReviewScreen)
+            await pilot.press("ctrl+n")
+            await until(pilot, lambda: "Setup failed" in str(
+                app.screen.query_one("#result").render()), "failure shown")
+            result = str(app.screen.query_one("#result").render())
+            log = "\n".join(app.screen.query_one("Log").lines)
+            assert "write /etc/cgnat/wg0.rules" in log and "restore" in log
+            assert "Is a directory" in result
+            assert "put back as it was" in result
+            await pilot.press("escape")
+            assert isinstance(app.screen, screens.ReviewScreen)
+
+    run(flow())
+    assert not (root / "etc/cgnat").exists() or not any((root / "etc/cgnat").iterdir())
+    assert (root / "etc/wireguard/wg0.conf").read_text() == f"[Interface]\nPrivateKey = {FIXED_KEY}\n"
+    assert app.internal_error is None
+
+
+def test_escape_goes_back_and_keeps_what_was_typed(tmp_path, facts):
+    app = make_app(facts, tmp_path, role="bridge")
+
+    async def flow():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_screen(pilot, screens.WireGuardScreen)
+            app.screen.query_one("#in-listen_port").value = "5x"
+            app.screen.query_one("#in-tunnel").value = "10.7.0.0/24"
+            await pilot.press("escape")
+            assert isinstance(app.screen, screens.PublicInterfaceScreen)
+            await pilot.press("ctrl+n")
+            screen = await to_screen(pilot, screens.WireGuardScreen)
+            assert screen.query_one("#in-listen_port").value == "5x"
+            assert screen.query_one("#in-tunnel").value == "10.7.0.0/24"
+            await pilot.press("escape", "escape")
+            assert isinstance(app.screen, screens.PublicInterfaceScreen)   # first step stays
+
+    run(flow())
+
+
+def test_help_opens_and_closes_on_every_step(tmp_path, facts):
+    app = make_app(facts, tmp_path, data={"homelab": {"endpoint": "203.0.113.7:51820"}},
+                   role="homelab")
+
+    async def flow():
+        async with app.run_test(size=(80, 24)) as pilot:
+            for step in (screens.PairScreen, screens.DockerScreen, screens.ExposureScreen,
+                         screens.WatchdogScreen, screens.ReviewScreen):
+                screen = await to_screen(pilot, step)
+                app.set_focus(None)
+                await pilot.press("question_mark")
+                assert isinstance(app.screen, screens.HelpScreen)
+                assert step.HELP.split(".")[0] in str(app.screen.query("Static")[1].render())
+                await pilot.press("escape")
+                assert app.screen is screen
+
+    run(flow())
+
+
+def test_an_error_in_a_handler_is_one_line_not_a_crash(tmp_path, facts, monkeypatch):
+    app = make_app(facts, tmp_path, role="bridge")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    async def flow():
+        async with app.run_test(size=(80, 24)) as pilot:
+            monkeypatch.setattr(app.state, "submit", broken)
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+            messages = [n.message for n in app._notifications]
+            assert messages == ["internal error: RuntimeError: disk on fire"]
+            assert isinstance(app.screen, screens.PublicInterfaceScreen)   # still running
+            assert app.is_running
+
+    run(flow())
+    assert app.internal_error is None
