@@ -33,6 +33,8 @@ class SetupApp(App[Outcome | None]):
         self.asked: set[type] = set()
         if hybrid:
             self.asked = {step for step in self.all_steps() if state.problems_for(step.KEYS)}
+        else:
+            state.problems = []   # a fresh wizard judges a field when it is submitted
 
     def on_mount(self) -> None:
         self.theme = "ansi-dark"   # the terminal's own 16 colours

@@ -149,7 +149,11 @@ class WizardState:
                 self.drafts[key] = " ".join(value) if isinstance(value, list) else str(value)
             else:
                 self.drafts.pop(key, None)
-        self.problems = problems
+        # A field of another screen that still holds unparsed text keeps its problem.
+        found = {p.key for p in problems}
+        kept = [p for p in self.problems if p.key in self.drafts and p.key not in flat_patch
+                and p.key not in found]
+        self.problems = problems + kept
         return [p for p in problems if owns(keys, p.key)]
 
     def keep_drafts(self, texts: dict[str, str]) -> None:
