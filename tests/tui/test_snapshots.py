@@ -1,0 +1,90 @@
+"""What each screen looks like at 80x24 (pytest-textual-snapshot; update with --snapshot-update)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import make_app, make_facts, to_screen, until, with_key
+from installer.tui import screens
+
+ROOT = Path("/tmp/cgnat-tui-snapshots")   # fixed: the root is shown on some screens
+HOMELAB = {"role": "homelab", "homelab": {"endpoint": "203.0.113.7:51820",
+                                          "docker_subnets": ["172.19.0.0/16"]}}
+
+
+@pytest.fixture
+def root():
+    shutil.rmtree(ROOT, ignore_errors=True)
+    yield with_key(ROOT)
+    shutil.rmtree(ROOT, ignore_errors=True)
+
+
+def go(step, *keys):
+    async def run_before(pilot):
+        await to_screen(pilot, step)
+        if keys:
+            await pilot.press(*keys)
+        await pilot.pause()
+    return run_before
+
+
+BRIDGE_STEPS = [screens.PublicInterfaceScreen, screens.WireGuardScreen, screens.SshScreen,
+                screens.ForwardScreen, screens.ReviewScreen]
+HOMELAB_STEPS = [screens.PairScreen, screens.DockerScreen, screens.ExposureScreen,
+                 screens.WatchdogScreen, screens.ReviewScreen]
+
+
+def test_role(snap_compare, root):
+    assert snap_compare(make_app(make_facts(), root), terminal_size=(80, 24))
+
+
+@pytest.mark.parametrize("step", BRIDGE_STEPS, ids=lambda s: s.__name__)
+def test_bridge_step(snap_compare, root, step):
+    app = make_app(make_facts(), root, role="bridge")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=go(step))
+
+
+@pytest.mark.parametrize("step", HOMELAB_STEPS, ids=lambda s: s.__name__)
+def test_homelab_step(snap_compare, root, step):
+    app = make_app(make_facts(), root, role="homelab", data=HOMELAB)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=go(step))
+
+
+def test_exposure_with_allowlist(snap_compare, root):
+    app = make_app(make_facts(), root, role="homelab", data=HOMELAB)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=go(screens.ExposureScreen, "a"))
+
+
+def test_field_error(snap_compare, root):
+    app = make_app(make_facts(), root, role="bridge")
+
+    async def run_before(pilot):
+        screen = await to_screen(pilot, screens.WireGuardScreen)
+        screen.query_one("#in-listen_port").value = "70000"
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_help(snap_compare, root):
+    app = make_app(make_facts(), root, role="bridge")
+
+    async def run_before(pilot):
+        await to_screen(pilot, screens.SshScreen)
+        pilot.app.set_focus(None)
+        await pilot.press("question_mark")
+        await pilot.pause()
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+@pytest.mark.parametrize("role,data", [("bridge", None), ("homelab", HOMELAB)])
+def test_done(snap_compare, root, role, data):
+    app = make_app(make_facts(), root, role=role, data=data)
+
+    async def run_before(pilot):
+        await to_screen(pilot, screens.ReviewScreen)
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: isinstance(pilot.app.screen, screens.DoneScreen), "done")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
