@@ -40,6 +40,7 @@ def guarded(handler):
 
 class HelpScreen(ModalScreen):
     BINDINGS = [Binding("escape,question_mark,f1,q", "app.pop_screen", "Close help")]
+    AUTO_FOCUS = "#help"
 
     def __init__(self, title: str, text: str) -> None:
         super().__init__()
@@ -50,7 +51,8 @@ class HelpScreen(ModalScreen):
             yield Static(f"Help: {self._title}", classes="title", markup=False)
             yield Static(self._text, markup=False)
             yield Static("Keys: Tab/Shift+Tab move, Ctrl+N next step, Escape back "
-                         "(answers are kept), Ctrl+Q quit without writing.", classes="hint",
+                         "(answers are kept), F1 or ? help, Ctrl+Q quit without writing.",
+                         classes="hint",
                          markup=False)
         yield Footer()
 
@@ -66,8 +68,8 @@ class Step(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("ctrl+n", "next", "Next"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("f1", "help", "Help", show=False),
+        # F1 works everywhere; "?" where no text field takes it as a character.
+        Binding("f1,question_mark", "help", "Help"),
     ]
 
     @property
@@ -533,7 +535,7 @@ class ReviewScreen(Step):
 
 class ApplyScreen(Screen):
     BINDINGS = [Binding("escape", "back", "Back to review"),
-                Binding("question_mark", "help", "Help", key_display="?")]
+                Binding("f1,question_mark", "help", "Help")]
 
     def compose(self) -> ComposeResult:
         yield Header(icon="#")
@@ -595,7 +597,7 @@ class ApplyScreen(Screen):
 
 class DoneScreen(Screen):
     BINDINGS = [Binding("c", "copy", "Copy token"), Binding("enter,ctrl+n", "finish", "Finish"),
-                Binding("question_mark", "help", "Help", key_display="?")]
+                Binding("f1,question_mark", "help", "Help")]
 
     def __init__(self, changed: list[str]) -> None:
         super().__init__()
