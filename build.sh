@@ -119,17 +119,29 @@ stage() {
 
 build() {
 	apt_install "${BUILD_DEPS[@]}"
+	# One build at a time in this tree (others may run ./build.sh meanwhile).
+	mkdir -p build
+	exec 9>build/.lock
+	flock 9
 	vendor
 	local stage epoch
-	mkdir -p dist
-	rm -f dist/*.deb
 	stage=$(stage)
 	epoch=$(dpkg-parsechangelog -S Timestamp)
 	log "dpkg-buildpackage in $stage (SOURCE_DATE_EPOCH=$epoch)"
 	(cd "$stage" && SOURCE_DATE_EPOCH=$epoch dpkg-buildpackage -b --no-sign) >build/dpkg-buildpackage.log 2>&1 ||
 		{ tail -n 40 build/dpkg-buildpackage.log >&2; die "dpkg-buildpackage failed (build/dpkg-buildpackage.log)"; }
-	cp build/pkg/*.deb dist/
+	# Replace dist/*.deb atomically: tests reading dist/ never see it half-done.
+	mkdir -p dist
+	local deb old
+	for deb in build/pkg/*.deb; do
+		cp "$deb" "dist/.$(basename "$deb").tmp"
+		mv -f "dist/.$(basename "$deb").tmp" "dist/$(basename "$deb")"
+	done
+	for old in dist/*.deb; do
+		[ -e "build/pkg/$(basename "$old")" ] || rm -f "$old"
+	done
 	log "built: $(cd dist && echo *.deb)"
+	exec 9>&-
 }
 
 venv() {
