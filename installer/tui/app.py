@@ -38,6 +38,13 @@ class SetupApp(App[Outcome | None]):
 
     def on_mount(self) -> None:
         self.theme = "ansi-dark"   # the terminal's own 16 colours
+        if self.hybrid:
+            steps = self.all_steps()
+            for p in self.state.problems:
+                if not any(owns(step.KEYS, p.key) for step in steps):
+                    self.notify(f"{self.state.source or 'answers'}: {p.key}: {p.message} "
+                                f"(ignored: the wizard cannot ask it)", severity="warning",
+                                timeout=30)
         self.push_screen(self.next_step(None)())
 
     # --- the order of the steps --------------------------------------------------------

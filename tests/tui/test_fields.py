@@ -178,10 +178,13 @@ def test_port_in_use_is_pointed_out(tmp_path, facts):
 
 def test_partial_answers_ask_only_what_is_missing_or_wrong(tmp_path, facts):
     data = {"role": "bridge", "listen_port": "51x", "bridge": {"public_interface": "ens9"}}
-    app = make_app(facts, tmp_path, role="bridge", data=data, hybrid=True)
+    app = make_app(facts, tmp_path, role="bridge", data=put(data, "bridge.sshport", 1),
+                   hybrid=True)
 
     async def flow():
         async with app.run_test(size=(80, 24)) as pilot:
+            notes = [n.message for n in app._notifications]
+            assert len(notes) == 1 and notes[0].startswith("answers: bridge.sshport: unknown key")
             assert app.flow() == [screens.PublicInterfaceScreen, screens.WireGuardScreen,
                                   screens.ReviewScreen]
             first = app.screen
@@ -219,3 +222,17 @@ def test_without_a_terminal_invalid_answers_still_exit_2(tmp_path, capsys):
     assert cli.main(["--answers", str(bad), "--root", str(tmp_path / "root")]) == 2
     assert f"{bad}: listen_port: 0 is not a port (1-65535)" in capsys.readouterr().err
     assert not (tmp_path / "root").exists()
+
+
+def test_the_unattended_path_never_imports_textual(tmp_path):
+    answers = tmp_path / "a.toml"
+    answers.write_text('role = "homelab"\n[homelab]\nendpoint = "203.0.113.7:51820"\n')
+    code = ("import sys; from installer import cli; "
+            f"rc = cli.main(['--answers', {str(answers)!r}, '--plan']); "
+            "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
+    import subprocess
+    import sys
+    from pathlib import Path
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr
