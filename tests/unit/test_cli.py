@@ -6,7 +6,7 @@ import pytest
 
 from clihelp import cgnat_setup, tree
 
-from conftest import BRIDGE_KEY, HOMELAB_KEY
+from unitdata import BRIDGE_KEY, HOMELAB_KEY
 
 BRIDGE_TOML = """\
 role = "bridge"

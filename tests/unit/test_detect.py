@@ -1,5 +1,5 @@
 """The detection parsers, fed with output captured from the real commands."""
-from conftest import DATA
+from unitdata import DATA
 
 from installer import detect
 

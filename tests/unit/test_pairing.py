@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from installer.pairing import PairingToken, TokenError
 
-from conftest import PEER_PUBLIC
+from unitdata import PEER_PUBLIC
 
 TOKEN = PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24")
 

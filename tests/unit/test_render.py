@@ -6,7 +6,7 @@ import pytest
 from installer import render
 from installer.validate import load_answers
 
-from conftest import PEER_PUBLIC
+from unitdata import PEER_PUBLIC
 
 RECIPE_BRIDGE_NAT = [
     "-i ens3 -p udp --dport 51820 -j RETURN",

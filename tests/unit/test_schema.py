@@ -1,6 +1,6 @@
 import json
 
-from conftest import REPO
+from unitdata import REPO
 
 from installer.schema import answers_schema
 

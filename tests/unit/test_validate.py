@@ -4,7 +4,7 @@ import pytest
 from installer.errors import InvalidAnswers
 from installer.validate import load_answers
 
-from conftest import PEER_PUBLIC
+from unitdata import PEER_PUBLIC
 
 
 def problems(data, facts=None, role=None):
