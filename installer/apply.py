@@ -66,12 +66,16 @@ class Transaction:
         return True
 
     def rollback(self) -> None:
+        # Keep going past a file that cannot be restored: every other one still must be.
         for target, old in reversed(list(self.saved.items())):
             log(f"restore {target}")
-            if old is None:
-                target.unlink(missing_ok=True)
-            else:
-                write_atomic(target, old[0].decode(), old[1])
+            try:
+                if old is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    write_atomic(target, old[0].decode(), old[1])
+            except OSError as error:
+                log(f"could not restore {target}: {error}")
 
 
 def apply(plan: Plan, root: Path) -> list[str]:

@@ -58,3 +58,18 @@ def test_unchanged_files_are_not_rewritten(tmp_path):
     plan = plan_of(FileWrite("/etc/cgnat/wg0.env", "X=1\n"))
     assert apply(plan, tmp_path) == ["/etc/cgnat/wg0.env"]
     assert apply(plan, tmp_path) == []
+
+
+def test_rollback_goes_on_past_a_file_it_cannot_restore(tmp_path, monkeypatch):
+    plan = plan_of(FileWrite("/etc/a", "1\n"), FileWrite("/etc/b", "2\n"), commands=[["false"]])
+    real_unlink = apply_module.Path.unlink
+
+    def unlink_fails_for_b(self, missing_ok=False):
+        if self.name == "b":
+            raise PermissionError("read-only")
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(apply_module.Path, "unlink", unlink_fails_for_b)
+    with pytest.raises(SetupError):
+        apply(plan, tmp_path)
+    assert not (tmp_path / "etc/a").exists()  # restored although b could not be
