@@ -73,7 +73,8 @@ def test_cgnat_changes_the_public_mapping(healthy):
     lab = healthy
 
     def remap():
-        lab.cgnat.sh("ip addr add 192.0.2.3/24 dev wan; ip addr del 192.0.2.2/24 dev wan;"
+        # (delete first: deleting a primary address takes its secondaries with it)
+        lab.cgnat.sh("ip addr del 192.0.2.2/24 dev wan; ip addr add 192.0.2.3/24 dev wan;"
                      "ip route replace default via 192.0.2.1; conntrack -F 2>/dev/null")
 
     mark = lab.watchdog.mark()
@@ -94,7 +95,7 @@ def test_bridge_moves_behind_an_unchanged_name(healthy):
     lab = healthy
 
     def move(old, new):
-        lab.bridge.sh(f"ip addr add {new}/24 dev ens3; ip addr del {old}/24 dev ens3;"
+        lab.bridge.sh(f"ip addr del {old}/24 dev ens3; ip addr add {new}/24 dev ens3;"
                       "ip route replace default via 198.51.100.254; conntrack -F 2>/dev/null || true")
         faultlab.set_dns(lab, new)
 
