@@ -24,8 +24,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cgnat-setup",
         description="Configure this host as the bridge or the homelab of a CGNAT tunnel.")
-    p.add_argument("command", nargs="?", choices=["teardown"],
-                   help="teardown: stop and disable the tunnel and the watchdog (used by prerm)")
+    p.add_argument("command", nargs="?", choices=["status", "teardown"],
+                   help="status: health of every link, exit 0 only if all are healthy; "
+                        "teardown: stop and disable the tunnel and the watchdog (used by prerm)")
     p.add_argument("--answers", metavar="FILE", help="answers file (TOML), '-' for stdin: run unattended")
     p.add_argument("--check", action="store_true", help="validate the answers only; write nothing")
     p.add_argument("--plan", action="store_true", help="print every file and rule; write nothing")
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "teardown":
             return teardown(Path(args.root or "/"))
+        if args.command == "status":
+            from installer import status
+            return status.main(Path(args.root or "/"))
         if args.answers is None and args.pair is None:
             return wizard(args, hybrid=False)
         try:

@@ -1,0 +1,171 @@
+"""`cgnat-setup status`: the health of every link of the chain, one line each.
+
+    ok    interface   wg0 is up
+    FAIL  handshake   none yet  -> check that UDP 51820 is open in the provider's firewall
+
+Exit 0 only when every check is healthy; informational lines ("info") never fail.
+`gather()` turns what a `Probe` reports into checks (pure given the probe); `Probe` is the
+only part that looks at the host, read-only.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer import answers as answers_toml
+from installer.apply import host_path
+from installer.plan import ANSWERS_PATH
+from installer.validate import load_answers
+
+STATE_PATH = "/var/lib/cgnat/watchdog.json"
+HANDSHAKE_STALE = 180          # WireGuard re-handshakes every 2 minutes while traffic flows
+BACKUP_TOOLS = ("cloudflared", "tailscaled")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None            # None: informational
+    detail: str
+    hint: str = ""
+
+    def line(self) -> str:
+        mark = "info" if self.ok is None else ("ok" if self.ok else "FAIL")
+        hint = f"  -> {self.hint}" if self.hint and self.ok is False else ""
+        return f"{mark:<5} {self.name:<11} {self.detail}{hint}"
+
+
+class Probe:
+    """Read-only looks at the host (each method also exists on the tests' fake)."""
+
+    def __init__(self, root: Path = Path("/")):
+        self.root = root
+
+    def _run(self, *argv: str, timeout: float = 10) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return subprocess.CompletedProcess(argv, 127, "", str(error))
+
+    def interface_up(self, iface: str) -> bool:
+        return self._run("ip", "link", "show", "dev", iface).returncode == 0
+
+    def handshake_age(self, iface: str) -> float | None:
+        import time
+        out = self._run("wg", "show", iface, "latest-handshakes").stdout.split()
+        latest = max((int(x) for x in out[1::2] if x.isdigit()), default=0)
+        return time.time() - latest if latest else None
+
+    def missing_rules(self, iface: str) -> tuple[str, ...]:
+        from cgnat_bridge.watchdog import missing_rules
+        return missing_rules(iface, str(host_path(self.root, f"/etc/cgnat/{iface}.rules")))
+
+    def port_answers(self, host: str, port: int, timeout: float = 3) -> bool:
+        from cgnat_homelab.watchdog import touch
+        return touch(host, port, timeout, refused_ok=False)
+
+    def watchdog_state(self) -> dict | None:
+        try:
+            return json.loads(host_path(self.root, STATE_PATH).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def watchdog_timer_active(self) -> bool | None:
+        if shutil.which("systemctl") is None:
+            return None
+        return self._run("systemctl", "is-active", "--quiet", "cgnat-watchdog.timer").returncode == 0
+
+    def backup_paths(self) -> list[str]:
+        found = [tool for tool in BACKUP_TOOLS if shutil.which(tool)]
+        return found
+
+
+def gather(answers, probe) -> list[Check]:
+    iface = answers.interface
+    checks = []
+    up = probe.interface_up(iface)
+    checks.append(Check("interface", up, f"{iface} is {'up' if up else 'missing'}",
+                        f"systemctl restart wg-quick@{iface}; journalctl -u wg-quick@{iface}"))
+    age = probe.handshake_age(iface) if up else None
+    if answers.role == "bridge":
+        no_handshake = (f"the homelab has not dialed in: check that UDP {answers.listen_port} is open "
+                        f"in the provider's firewall and that the homelab's tunnel is up")
+    else:
+        no_handshake = (f"check that UDP {answers.listen_port} is open in the bridge provider's "
+                        f"firewall and that {answers.homelab.endpoint} is the bridge")
+    if age is None:
+        checks.append(Check("handshake", False, "none yet", no_handshake))
+    else:
+        fresh = age <= HANDSHAKE_STALE
+        checks.append(Check("handshake", fresh, f"{age:.0f} s ago", no_handshake))
+    missing = probe.missing_rules(iface) if up else ()
+    rules_ok = up and not missing
+    checks.append(Check("rules", rules_ok,
+                        "all present" if rules_ok else ("interface down" if not up else "missing: " + ", ".join(missing)),
+                        f"/usr/lib/cgnat-{answers.role}/hooks/up {iface}  (or restart wg-quick@{iface})"))
+    if answers.role == "bridge":
+        port = answers.bridge.ssh_port
+        ssh_ok = probe.port_answers("127.0.0.1", port)
+        checks.append(Check("sshd", ssh_ok, f"port {port} {'answers' if ssh_ok else 'does not answer'}",
+                            f"the bridge's own ssh needs port {port}: rerun cgnat-setup; "
+                            f"systemctl status ssh"))
+    else:
+        checks.append(_end_to_end(answers, probe))
+    checks.append(_watchdog(probe))
+    if answers.role == "homelab":
+        tools = probe.backup_paths()
+        checks.append(Check("backup", None, ("second way in: " + ", ".join(tools)) if tools else
+                            "no second way in (cloudflared or tailscale) found; if the bridge dies, "
+                            "only local access remains"))
+    return checks
+
+
+def _end_to_end(answers, probe) -> Check:
+    from cgnat_homelab.watchdog import Config
+    config = Config.from_answers(answers)
+    host, port = config.target_host, config.check_port
+    if not host:
+        return Check("end2end", False, "no check_host and no endpoint", "set homelab.watchdog.check_host")
+    ok = probe.port_answers(host, port)
+    hint = (f"out the home line to {host}:{port}, in through the bridge to this host's sshd: "
+            f"check the bridge (ssh -p {config.bridge_ssh_port} {host}) and that sshd listens on {port} here")
+    return Check("end2end", ok, f"{host}:{port} {'reaches this host' if ok else 'fails'}", hint)
+
+
+def _watchdog(probe) -> Check:
+    from cgnat_homelab.watchdog import State
+    timer = probe.watchdog_timer_active()
+    data = probe.watchdog_state()
+    hint = "systemctl enable --now cgnat-watchdog.timer; journalctl -u cgnat-watchdog"
+    if timer is False:
+        return Check("watchdog", False, "timer not active", hint)
+    if data is None:
+        return Check("watchdog", False, "has not run yet", hint)
+    if "restarts_since_failing" in data:          # the homelab's state
+        names = set(State.__dataclass_fields__)
+        summary = State(**{k: v for k, v in data.items() if k in names}).summary
+        healthy = data.get("failing_since") is None
+    else:                                          # the bridge's state
+        problems = data.get("problems") or []
+        summary, healthy = ("; ".join(problems) or "healthy"), not problems
+    last = data.get("last_step") or data.get("last_fix")
+    step = f" (last step: {last})" if last else ""
+    return Check("watchdog", healthy, summary + step, "journalctl -u cgnat-watchdog")
+
+
+def main(root: Path = Path("/"), probe=None, out=None) -> int:
+    out = out or sys.stdout
+    saved = host_path(root, ANSWERS_PATH)
+    if not saved.exists():
+        print(f"not configured: {saved} is missing (run cgnat-setup)", file=out)
+        return 1
+    answers = load_answers(answers_toml.parse_toml(saved.read_text()), None, None)
+    checks = gather(answers, probe or Probe(root))
+    print(f"cgnat {answers.role} {answers.interface}:", file=out)
+    for check in checks:
+        print(check.line(), file=out)
+    return 0 if all(c.ok is not False for c in checks) else 1

@@ -1,0 +1,136 @@
+"""`cgnat-setup status`: checks from a fake probe, the report lines, hints and the exit code."""
+from __future__ import annotations
+
+import io
+import json
+
+from installer import cli, status
+from installer.status import Check, gather
+
+HOMELAB = ('role = "homelab"\npeer_public_key = "' + "K" * 43 + '="\n[homelab]\n'
+           'endpoint = "bridge.example.org:51820"\n[homelab.watchdog]\ncheck_host = "bridge.example.org"\n')
+BRIDGE = 'role = "bridge"\n[bridge]\npublic_interface = "ens3"\nssh_port = 2222\n'
+
+
+class FakeProbe:
+    def __init__(self, **kw):
+        self.up = kw.get("up", True)
+        self.age = kw.get("age", 10.0)
+        self.missing = kw.get("missing", ())
+        self.ports = kw.get("ports", {})          # (host, port) -> bool, default True
+        self.state = kw.get("state", {"failing_since": None, "restarts_since_failing": 0,
+                                      "last_run_at": 1.0, "last_step": ""})
+        self.timer = kw.get("timer", True)
+        self.backup = kw.get("backup", [])
+        self.asked = []
+
+    def interface_up(self, iface): return self.up
+    def handshake_age(self, iface): return self.age
+    def missing_rules(self, iface): return self.missing
+    def watchdog_state(self): return self.state
+    def watchdog_timer_active(self): return self.timer
+    def backup_paths(self): return self.backup
+
+    def port_answers(self, host, port, timeout=3):
+        self.asked.append((host, port))
+        return self.ports.get((host, port), True)
+
+
+def _run(tmp_path, answers, probe):
+    (tmp_path / "etc/cgnat").mkdir(parents=True)
+    (tmp_path / "etc/cgnat/answers.toml").write_text(answers)
+    out = io.StringIO()
+    code = status.main(tmp_path, probe=probe, out=out)
+    return code, out.getvalue().splitlines()
+
+
+def _line(lines, name):
+    return next(line for line in lines if line.split()[1:2] == [name])
+
+
+def test_healthy_homelab_exits_0_with_one_line_per_link(tmp_path):
+    probe = FakeProbe()
+    code, lines = _run(tmp_path, HOMELAB, probe)
+    assert code == 0
+    assert lines[0] == "cgnat homelab wg0:"
+    assert [line.split()[1] for line in lines[1:]] == ["interface", "handshake", "rules", "end2end",
+                                                       "watchdog", "backup"]
+    assert all(line.startswith(("ok", "info")) for line in lines[1:])
+    assert ("bridge.example.org", 22) in probe.asked
+    assert "no second way in" in _line(lines, "backup")
+
+
+def test_no_handshake_fails_with_the_firewall_hint(tmp_path):
+    code, lines = _run(tmp_path, BRIDGE, FakeProbe(age=None))
+    assert code == 1
+    line = _line(lines, "handshake")
+    assert line.startswith("FAIL") and "check that UDP 51820 is open in the provider's firewall" in line
+
+
+def test_stale_handshake_fails(tmp_path):
+    code, lines = _run(tmp_path, HOMELAB, FakeProbe(age=500.0))
+    assert code == 1 and _line(lines, "handshake").startswith("FAIL  handshake   500 s ago")
+
+
+def test_bridge_checks_its_sshd_port(tmp_path):
+    probe = FakeProbe(ports={("127.0.0.1", 2222): False})
+    code, lines = _run(tmp_path, BRIDGE, probe)
+    assert code == 1
+    assert "port 2222 does not answer" in _line(lines, "sshd")
+    assert not any(line.split()[1] in ("end2end", "backup") for line in lines[1:])
+
+
+def test_missing_rules_and_interface(tmp_path):
+    code, lines = _run(tmp_path, BRIDGE, FakeProbe(missing=("nat PREROUTING -> CGNAT-PREROUTING",)))
+    assert code == 1 and "missing: nat PREROUTING -> CGNAT-PREROUTING" in _line(lines, "rules")
+    assert "hooks/up wg0" in _line(lines, "rules")
+    code, lines = _run(tmp_path / "b", BRIDGE, FakeProbe(up=False))
+    assert code == 1 and _line(lines, "interface").startswith("FAIL  interface   wg0 is missing")
+
+
+def test_end_to_end_failure_has_a_hint(tmp_path):
+    code, lines = _run(tmp_path, HOMELAB, FakeProbe(ports={("bridge.example.org", 22): False}))
+    assert code == 1
+    assert "ssh -p 2222 bridge.example.org" in _line(lines, "end2end")
+
+
+def test_watchdog_state_failing_and_not_running(tmp_path):
+    state = {"failing_since": 5.0, "reasons": ["x broke"], "bridge_outage": True,
+             "restarts_since_failing": 0, "last_run_at": 6.0, "last_step": "re-peer at t"}
+    code, lines = _run(tmp_path, HOMELAB, FakeProbe(state=state))
+    assert code == 1
+    assert "bridge outage: x broke (last step: re-peer at t)" in _line(lines, "watchdog")
+    code, lines = _run(tmp_path / "b", HOMELAB, FakeProbe(timer=False))
+    assert code == 1 and "timer not active" in _line(lines, "watchdog")
+    code, lines = _run(tmp_path / "c", HOMELAB, FakeProbe(state=None, timer=None))
+    assert code == 1 and "has not run yet" in _line(lines, "watchdog")
+
+
+def test_bridge_watchdog_state(tmp_path):
+    state = {"problems": ["homelab silent (no handshake yet)"], "last_run_at": 1.0, "last_fix": ""}
+    code, lines = _run(tmp_path, BRIDGE, FakeProbe(state=state))
+    assert code == 1 and "homelab silent" in _line(lines, "watchdog")
+
+
+def test_backup_path_is_informational_only(tmp_path):
+    code, lines = _run(tmp_path, HOMELAB, FakeProbe(backup=["cloudflared"]))
+    assert code == 0 and _line(lines, "backup") == "info  backup      second way in: cloudflared"
+
+
+def test_not_configured(tmp_path):
+    out = io.StringIO()
+    assert status.main(tmp_path, probe=FakeProbe(), out=out) == 1
+    assert "not configured" in out.getvalue()
+
+
+def test_cli_dispatches_status(tmp_path, capsys, monkeypatch):
+    (tmp_path / "etc/cgnat").mkdir(parents=True)
+    (tmp_path / "etc/cgnat/answers.toml").write_text(BRIDGE)
+    monkeypatch.setattr(status, "Probe", lambda root: FakeProbe())
+    assert cli.main(["status", "--root", str(tmp_path)]) == 0
+    assert "ok    sshd" in capsys.readouterr().out
+
+
+def test_check_line_format():
+    assert Check("rules", True, "all present", "hint").line() == "ok    rules       all present"
+    assert Check("rules", False, "gone", "do x").line() == "FAIL  rules       gone  -> do x"
