@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Recovery time after a bridge restart (DESIGN.md section 8): the recipe vs ours, one lab run.
+
+    sudo python3 bench/recovery.py [--recipe-runs 3] [--ours-runs 5] [--every 10]
+
+recipe: PersistentKeepalive 25, no watchdog (the homelab only re-handshakes when its
+        session gets old, ~2 minutes);
+ours:   the same tunnel plus the homelab watchdog every --every seconds (the timer's 10 s),
+        with the production ladder (its restart and action commands replaced: no reboot).
+Each run restarts the bridge's tunnel (wg-quick down/up) at a random phase of the
+watchdog's cycle and polls, every 0.2 s, until a client reaches the homelab's service
+through the bridge again. Prints a table with the median, min and max of each.
+Not part of CI (the recipe's runs take minutes); the fault tests are.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "lab"))
+
+import faultlab  # noqa: E402
+import netlab  # noqa: E402
+
+
+def measure(lab, runs: int, timeout: float, label: str) -> list[float]:
+    times = []
+    for i in range(runs):
+        faultlab.wait_reachable(lab, timeout)
+        time.sleep(random.uniform(0, 10))   # a random phase of keepalives and watchdog runs
+        t0 = time.monotonic()
+        faultlab.restart_bridge_tunnel(lab)
+        faultlab.wait_reachable(lab, timeout)
+        times.append(time.monotonic() - t0)
+        print(f"  {label} run {i + 1}/{runs}: {times[-1]:.1f} s", file=sys.stderr, flush=True)
+    return times
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--recipe-runs", type=int, default=3)
+    p.add_argument("--ours-runs", type=int, default=5)
+    p.add_argument("--every", type=float, default=10, help="watchdog period (the timer's 10 s)")
+    args = p.parse_args()
+    packages = netlab.stage_packages(Path(tempfile.mkdtemp(prefix="cgnat-bench-debs-")))
+    lab = netlab.Lab(packages, log=lambda *a: None)
+    results = {}
+    try:
+        faultlab.up(lab, keepalive=25)
+        print("recipe (keepalive 25, no watchdog):", file=sys.stderr)
+        results["recipe (keepalive 25, no watchdog)"] = measure(lab, args.recipe_runs, 300, "recipe")
+        dog = faultlab.Watchdog(lab, "homelab", every=args.every)
+        faultlab.wait_reachable(lab, 60)
+        print(f"ours (watchdog every {args.every:g} s):", file=sys.stderr)
+        results[f"ours (watchdog every {args.every:g} s)"] = measure(lab, args.ours_runs, 300, "ours")
+        dog.stop()
+        if faultlab.actions(lab):
+            print("warning: the watchdog took its action during the benchmark", file=sys.stderr)
+    finally:
+        lab.close()
+    print(f"\n{'setting':<38}{'runs':>5}{'median':>9}{'min':>8}{'max':>8}")
+    for name, times in results.items():
+        print(f"{name:<38}{len(times):>5}{statistics.median(times):>8.1f}s"
+              f"{min(times):>7.1f}s{max(times):>7.1f}s")
+    recipe, ours = (statistics.median(t) for t in results.values())
+    print(f"\nours / recipe = {ours / recipe:.3f}  (target: ours <= 15 s)")
+    return 0 if ours <= 15 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
