@@ -53,6 +53,9 @@ WG_PORT = 51820
 BRIDGE_SSH_PORT = 2222
 PUBLISHED_PORT = 8080   # the homelab publishes the container's port 80 here, like `docker run -p`
 
+# The network namespace of every node this process made, to check none outlives its lab.
+CREATED_NETNS: set[int] = set()
+
 NODES = ("client", "inet", "bridge", "cgnat", "homelab", "ctr")
 
 
@@ -124,6 +127,7 @@ class Node:
         self.pid = self.proc.pid
         wait_for(self._isolated, 5, f"{self.name}'s namespaces")
         self.netns = os.stat(f"/proc/{self.pid}/ns/net").st_ino
+        CREATED_NETNS.add(self.netns)
         self.sh("""
             set -e
             mount -t tmpfs -o mode=0755 lab-run /run
