@@ -1,0 +1,164 @@
+"""Install, use, remove and purge the .debs in minbase chroots of Debian 12
+(bookworm) and 13 (trixie), dependencies resolved from the archive.
+
+The steps run in order on one chroot per suite (the `chroot` fixture): each test
+continues from the state the previous one left. Everything that runs
+cgnat-setup does so in an empty network namespace (the chroot shares the host's).
+Recommends are not installed (wireguard-tools recommends a kernel image).
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from conftest import ROLES
+
+APT = "apt-get -y -q -o Dpkg::Use-Pty=0 --no-install-recommends"
+LAUNCHER_PATH = "import sys; sys.path[:0] = ['/usr/lib/cgnat-{role}/python', '/usr/lib/cgnat-{role}/vendor']"
+
+
+def answers(chroot, role: str) -> str:
+    """An answers file that is valid inside an empty network namespace."""
+    links = json.loads(chroot.check("ip -j link", net=False).stdout)
+    public = links[0]["ifname"]  # the only interface there: lo
+    if role == "bridge":
+        text = ('role = "bridge"\ninterface = "wg0"\ntunnel = "10.0.0.0/24"\nlisten_port = 51820\n\n'
+                f'[bridge]\npublic_interface = "{public}"\nssh_port = 2222\n')
+    else:
+        text = ('role = "homelab"\ninterface = "wg0"\ntunnel = "10.0.0.0/24"\n\n'
+                '[homelab]\nendpoint = "203.0.113.7:51820"\ndocker_subnets = []\n')
+    inside = f"/tmp/{role}.toml"
+    chroot.path(inside).write_text(text)
+    # sshd -T needs its privilege separation dir, which a running ssh.service has.
+    chroot.path("/run/sshd").mkdir(parents=True, exist_ok=True)
+    return inside
+
+
+def install(chroot, role: str) -> None:
+    before = chroot.packages()
+    chroot.check(f"{APT} install {chroot.debs[role]}")
+    added = chroot.packages() - before
+    assert added == {f"cgnat-{role}"}, f"apt installed more than the package: {added}"
+
+
+def test_dependencies_from_the_archive(chroot, debs):
+    """apt resolves both packages' Depends and Recommends (the bridge's sshd)
+    from the suite; this is the baseline the purge tests compare against."""
+    from debian.debfile import DebFile
+    for role in ROLES:
+        fields = DebFile(str(debs[role])).debcontrol()
+        wanted = ", ".join(fields[f] for f in ("Depends", "Recommends") if f in fields)
+        chroot.check(f"{APT} satisfy '{wanted}'")
+    chroot.state["baseline"] = chroot.snapshot()
+    chroot.state["packages"] = chroot.packages()
+
+
+def test_install_bridge(chroot):
+    install(chroot, "bridge")
+    status = chroot.check("dpkg-query -W -f='${Status}' cgnat-bridge").stdout
+    assert status == "install ok installed"
+    # Compiled at install time (py3compile), not shipped.
+    assert list(chroot.path("/usr/lib/cgnat-bridge/vendor/textual").glob("__pycache__/*.pyc"))
+
+
+def test_version(chroot, version):
+    out = chroot.check("cgnat-setup --version", net=False).stdout
+    assert out.strip() == f"cgnat-setup {version}"
+
+
+def test_answers_written_under_root(chroot):
+    file = answers(chroot, "bridge")
+    done = chroot.check(f"cgnat-setup --answers {file} --root /tmp/x", net=False)
+    root = chroot.path("/tmp/x")
+    conf = root / "etc/wireguard/wg0.conf"
+    assert conf.stat().st_mode & 0o777 == 0o600
+    assert "PostUp = /usr/lib/cgnat-bridge/hooks/up %i" in conf.read_text()
+    assert (root / "etc/cgnat/answers.toml").is_file()
+    manifest = (root / "var/lib/cgnat/manifest").read_text().split()
+    assert "/etc/wireguard/wg0.conf" in manifest and "/etc/cgnat/answers.toml" in manifest
+    assert "cgnat1-" in done.stdout + done.stderr  # the pairing token
+    # --root started nothing and wrote nothing outside DIR.
+    assert not chroot.path("/etc/cgnat").exists() and not chroot.path("/etc/wireguard/wg0.conf").exists()
+
+
+def test_wizard_imports_from_the_package(chroot):
+    code = LAUNCHER_PATH.format(role="bridge") + "; import textual, installer.tui; print(textual.__file__)"
+    out = chroot.check(f'python3 -I -B -c "{code}"', net=False).stdout
+    assert out.strip().startswith("/usr/lib/cgnat-bridge/vendor/textual/")
+
+
+def test_conflicts(chroot):
+    """dpkg refuses the other role on a bridge; apt cannot install both at once."""
+    done = chroot.sh(f"dpkg -i {chroot.debs['homelab']}", net=False)
+    assert done.returncode != 0
+    assert "conflict" in (done.stdout + done.stderr).lower()
+    assert chroot.packages() >= {"cgnat-bridge"} and "cgnat-homelab" not in chroot.packages()
+
+
+def test_remove_then_purge_leaves_nothing(chroot):
+    """Set up for real (files in /etc, no services: --root /), remove, purge."""
+    file = answers(chroot, "bridge")
+    chroot.check(f"cgnat-setup --answers {file} --root /", net=False)
+    written = chroot.path("/var/lib/cgnat/manifest").read_text().split()
+    assert "/etc/wireguard/wg0.conf" in written and "/etc/ssh/sshd_config.d/cgnat-bridge.conf" in written
+    done = chroot.check(f"{APT} remove cgnat-bridge", net=False)
+    assert "cgnat-setup" not in chroot.check("ls /usr/sbin").stdout
+    for path in written:  # remove keeps configuration and keys
+        assert chroot.path(path).exists(), path
+    done = chroot.check(f"{APT} purge cgnat-bridge", net=False)
+    for path in written:
+        assert not chroot.path(path).exists(), f"{path} survived the purge"
+    assert not chroot.path("/etc/cgnat").exists() and not chroot.path("/var/lib/cgnat").exists()
+    assert chroot.packages() == chroot.state["packages"]
+    assert_same_tree(chroot)
+
+
+def test_apt_cannot_install_both(chroot):
+    done = chroot.sh(f"{APT} install {chroot.debs['bridge']} {chroot.debs['homelab']}", net=False)
+    assert done.returncode != 0
+    assert chroot.packages() == chroot.state["packages"]
+
+
+def test_preseed_failure_leaves_package_installed(chroot):
+    """An invalid preseeded answers file: the postinst says so and still succeeds."""
+    chroot.path("/etc/cgnat").mkdir()
+    chroot.path("/etc/cgnat/answers.toml").write_text('role = "bridge"\nno_such_key = 1\n')
+    done = chroot.check(f"{APT} install {chroot.debs['bridge']}", net=False)
+    out = done.stdout + done.stderr
+    assert "no_such_key" in out
+    assert "installed but not configured" in out
+    assert "cgnat-bridge" in chroot.packages()
+    chroot.check(f"{APT} purge cgnat-bridge", net=False)
+    # The admin's own file is not ours to delete (it is not in a manifest).
+    assert chroot.path("/etc/cgnat/answers.toml").exists()
+    chroot.path("/etc/cgnat/answers.toml").unlink()
+    chroot.path("/etc/cgnat").rmdir()
+    assert_same_tree(chroot)
+
+
+def test_homelab_life_cycle(chroot, version):
+    install(chroot, "homelab")
+    assert chroot.check("cgnat-setup --version", net=False).stdout.strip() == f"cgnat-setup {version}"
+    file = answers(chroot, "homelab")
+    chroot.check(f"cgnat-setup --answers {file} --root /", net=False)
+    conf = chroot.path("/etc/wireguard/wg0.conf").read_text()
+    assert "PostUp = /usr/lib/cgnat-homelab/hooks/up %i" in conf
+    saved = chroot.path("/etc/cgnat/answers.toml").read_text()
+    assert re.search(r'^endpoint = "203\.0\.113\.7:51820"$', saved, re.M)
+    chroot.check(f"{APT} purge cgnat-homelab", net=False)
+    assert not chroot.path("/etc/wireguard/wg0.conf").exists()
+    assert_same_tree(chroot)
+
+
+def test_reinstall_after_purge(chroot, version):
+    install(chroot, "bridge")
+    assert chroot.check("cgnat-setup --version", net=False).stdout.strip() == f"cgnat-setup {version}"
+    chroot.check(f"{APT} purge cgnat-bridge", net=False)
+    assert_same_tree(chroot)
+
+
+def assert_same_tree(chroot) -> None:
+    now = chroot.snapshot()
+    baseline = chroot.state["baseline"]
+    assert sorted(now - baseline) == [], "left behind"
+    assert sorted(baseline - now) == [], "deleted"
