@@ -72,6 +72,10 @@ def test_file_list_and_modes(debs, role):
     for info in files.values():
         assert (info.uname, info.gname, info.uid, info.gid) == ("root", "root", 0, 0), info.name
         assert not info.mode & (stat.S_ISUID | stat.S_ISGID | stat.S_IWOTH), info.name
+    # Reproducible: every timestamp is clamped to the changelog's (SOURCE_DATE_EPOCH).
+    epoch = int(subprocess.run(["dpkg-parsechangelog", "-l", str(REPO / "debian/changelog"), "-S",
+                                "Timestamp"], capture_output=True, text=True, check=True).stdout)
+    assert max(info.mtime for info in files.values()) <= epoch
     bytecode = [p for p in files if "__pycache__" in p or p.endswith((".pyc", ".pyo"))]
     assert bytecode == []
     for exe in ("/usr/sbin/cgnat-setup", f"{lib}/watchdog", f"{lib}/hooks/up", f"{lib}/hooks/down"):

@@ -101,7 +101,14 @@ def test_remove_then_purge_leaves_nothing(chroot):
     chroot.check(f"cgnat-setup --answers {file} --root /", net=False)
     written = chroot.path("/var/lib/cgnat/manifest").read_text().split()
     assert "/etc/wireguard/wg0.conf" in written and "/etc/ssh/sshd_config.d/cgnat-bridge.conf" in written
+    # An upgrade (here: a reinstall, postinst gets the old version) keeps the
+    # configuration and does not replay the answers.
+    before = {path: chroot.path(path).read_bytes() for path in written}
+    done = chroot.check(f"{APT} install --reinstall {chroot.debs['bridge']}", net=False)
+    assert "preseeded" not in done.stdout + done.stderr
+    assert {path: chroot.path(path).read_bytes() for path in written} == before
     done = chroot.check(f"{APT} remove cgnat-bridge", net=False)
+    chroot.state["remove output"] = done.stdout + done.stderr
     assert "cgnat-setup" not in chroot.check("ls /usr/sbin").stdout
     for path in written:  # remove keeps configuration and keys
         assert chroot.path(path).exists(), path
