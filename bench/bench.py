@@ -126,7 +126,7 @@ def print_table(rows: dict, args) -> None:
     added = dnat_rtt - direct_rtt
     hooks, install = rows["hooks"], rows["install"]
     print(f"\n### cgnat-tunnel lab benchmark (iperf3 {args.seconds}s x {args.reps} per path, median; "
-          f"wireguard-go, 2 namespaces-deep)\n")
+          f"userspace wireguard-go on both ends)\n")
     print("| measure | value | target | result |")
     print("| --- | --- | --- | --- |")
     print(f"| throughput via bridge DNAT | {t['DNAT']:.2f} Gbit/s | | |")
