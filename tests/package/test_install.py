@@ -108,17 +108,24 @@ def test_remove_then_purge_leaves_nothing(chroot):
     assert "preseeded" not in done.stdout + done.stderr
     assert {path: chroot.path(path).read_bytes() for path in written} == before
     done = chroot.check(f"{APT} remove cgnat-bridge", net=False)
-    # prerm ran cgnat-setup teardown, which succeeds without systemd (a chroot).
-    assert "cgnat-setup teardown failed" not in done.stdout + done.stderr, done.stdout + done.stderr
+    removed = done.stdout + done.stderr
     assert "cgnat-setup" not in chroot.check("ls /usr/sbin").stdout
     for path in written:  # remove keeps configuration and keys
         assert chroot.path(path).exists(), path
+    # Only files under /etc and /var/lib/cgnat are ever deleted by the purge.
+    chroot.path("/etc/keep-me").write_text("not ours\n")
+    with chroot.path("/var/lib/cgnat/manifest").open("a") as manifest:
+        manifest.write("/usr/bin/env\n/etc/../usr/bin/env\n/etc/./keep-me\nrelative/path\n/etc/cgnat\n")
     done = chroot.check(f"{APT} purge cgnat-bridge", net=False)
+    assert chroot.path("/usr/bin/env").is_file() and chroot.path("/etc/keep-me").is_file()
+    chroot.path("/etc/keep-me").unlink()
     for path in written:
         assert not chroot.path(path).exists(), f"{path} survived the purge"
     assert not chroot.path("/etc/cgnat").exists() and not chroot.path("/var/lib/cgnat").exists()
     assert chroot.packages() == chroot.state["packages"]
     assert_same_tree(chroot)
+    # prerm ran cgnat-setup teardown, which succeeds without systemd (a chroot).
+    assert "cgnat-setup teardown failed" not in removed, removed
 
 
 def test_apt_cannot_install_both(chroot):
