@@ -65,7 +65,7 @@ class Chroot:
         if not tarball.exists():
             scratch = Path(tempfile.mkdtemp(prefix="cgnat-debootstrap-", dir="/var/tmp"))
             try:
-                partial = tarball.with_suffix(".partial.tgz")
+                partial = tarball.with_name(f".{tarball.name}.{os.getpid()}.partial.tgz")
                 self._check(["debootstrap", f"--variant={VARIANT}", f"--make-tarball={partial}",
                              self.suite, str(scratch), MIRROR], "debootstrap --make-tarball")
                 partial.rename(tarball)

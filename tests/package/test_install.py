@@ -151,6 +151,25 @@ def test_preseed_failure_leaves_package_installed(chroot):
     assert_same_tree(chroot)
 
 
+def test_preseed_runs_setup_and_never_fails_the_install(chroot):
+    """A valid preseeded answers file is applied by the postinst. Without systemd
+    (this chroot) setup cannot start the tunnel: whatever cgnat-setup decides,
+    the install succeeds and a purge leaves nothing behind."""
+    file = answers(chroot, "bridge")
+    chroot.path("/etc/cgnat").mkdir()
+    chroot.path("/etc/cgnat/answers.toml").write_text(chroot.path(file).read_text())
+    done = chroot.check(f"{APT} install {chroot.debs['bridge']}", net=False)
+    out = done.stdout + done.stderr
+    assert "cgnat-setup --answers /etc/cgnat/answers.toml (preseeded)" in out
+    assert "write /etc/wireguard/wg0.conf" in out, out  # it did run setup
+    assert "cgnat-bridge" in chroot.packages()
+    chroot.check(f"{APT} purge cgnat-bridge", net=False)
+    if chroot.path("/etc/cgnat/answers.toml").exists():  # setup failed: the admin's file stays
+        chroot.path("/etc/cgnat/answers.toml").unlink()
+        chroot.path("/etc/cgnat").rmdir()
+    assert_same_tree(chroot)
+
+
 def test_homelab_life_cycle(chroot, version):
     install(chroot, "homelab")
     assert chroot.check("cgnat-setup --version", net=False).stdout.strip() == f"cgnat-setup {version}"
