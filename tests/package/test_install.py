@@ -77,6 +77,12 @@ def test_answers_written_under_root(chroot):
     manifest = (root / "var/lib/cgnat/manifest").read_text().split()
     assert "/etc/wireguard/wg0.conf" in manifest and "/etc/cgnat/answers.toml" in manifest
     assert "cgnat1-" in done.stdout + done.stderr  # the pairing token
+    # The unattended path does not import Textual (design: only the wizard does).
+    code = (LAUNCHER_PATH.format(role="bridge") + "; from installer.cli import main; "
+            f"rc = main(['--answers', '{file}', '--root', '/tmp/x2']); "
+            "print(rc, sorted(m for m in sys.modules if m.startswith('textual')))")
+    out = chroot.check(f'python3 -I -B -c "{code}"', net=False).stdout
+    assert out.strip().splitlines()[-1] == "0 []"
     # --root started nothing and wrote nothing outside DIR.
     assert not chroot.path("/etc/cgnat").exists() and not chroot.path("/etc/wireguard/wg0.conf").exists()
 
@@ -85,6 +91,11 @@ def test_wizard_imports_from_the_package(chroot):
     code = LAUNCHER_PATH.format(role="bridge") + "; import textual, installer.tui; print(textual.__file__)"
     out = chroot.check(f'python3 -I -B -c "{code}"', net=False).stdout
     assert out.strip().startswith("/usr/lib/cgnat-bridge/vendor/textual/")
+    # The watchdog launcher's target, without Textual and without running it.
+    code = (LAUNCHER_PATH.format(role="bridge") + "; import cgnat_bridge.watchdog as w, sys; "
+            "assert callable(w.main); print(sorted(m for m in sys.modules if m.startswith('textual')))")
+    out = chroot.check(f'python3 -I -B -c "{code}"', net=False).stdout
+    assert out.strip() == "[]"
 
 
 def test_conflicts(chroot):
