@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import traceback
@@ -201,6 +202,9 @@ def teardown(root: Path) -> int:
         log("no saved answers: nothing to tear down")
         return EXIT_OK
     interface = answers_toml.parse_toml(saved.read_text()).get("interface", "wg0")
+    if shutil.which("systemctl") is None:
+        log("no systemctl: nothing was started, nothing to stop")
+        return EXIT_OK
     for unit in (WATCHDOG_TIMER, f"wg-quick@{interface}"):
         log(f"systemctl disable --now {unit}")
         subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True)
