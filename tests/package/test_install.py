@@ -51,6 +51,7 @@ def test_dependencies_from_the_archive(chroot, debs):
         chroot.check(f"{APT} satisfy '{wanted}'")
     chroot.state["baseline"] = chroot.snapshot()
     chroot.state["packages"] = chroot.packages()
+    assert {"wireguard-tools", "iptables", "iproute2", "python3-jinja2"} <= set(chroot.state["packages"])
 
 
 def test_install_bridge(chroot):

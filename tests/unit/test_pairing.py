@@ -38,11 +38,10 @@ def test_every_single_mistyped_character_is_caught(position, replacement):
 
 
 @given(st.text(alphabet=string.printable, max_size=80))
-def test_garbage_never_crashes(text):
-    try:
+def test_garbage_is_rejected_with_a_token_error(text):
+    # Random text passes a CRC-32 about once in 4 billion tries: it must be refused.
+    with pytest.raises(TokenError):
         PairingToken.decode("cgnat1-" + text)
-    except TokenError:
-        pass
 
 
 @given(st.sampled_from(["bridge", "homelab"]), st.from_regex(r"[A-Za-z0-9+/]{43}=", fullmatch=True),
