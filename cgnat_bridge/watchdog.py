@@ -14,24 +14,18 @@ State between runs (what was already reported) is kept in /var/lib/cgnat/watchdo
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ANSWERS_PATH = "/etc/cgnat/answers.toml"
-STATE_PATH = "/var/lib/cgnat/watchdog.json"
+from installer.watchdog import JsonState, log, run, run_step_command
+from installer.watchdog import main as watchdog_main
+
 CGNAT_ETC = "/etc/cgnat"
-PROGRAM = "cgnat-watchdog"
 SILENT_AFTER = 180          # WireGuard re-handshakes every 2 minutes while data flows
-COMMAND_TIMEOUT = 120
 
 
 @dataclass(frozen=True)
@@ -61,20 +55,12 @@ class Observation:
 
 
 @dataclass
-class State:
+class State(JsonState):
     last_run_at: float | None = None
     silent_reported: bool = False
     last_fix_at: float | None = None
     last_fix: str = ""
     problems: list[str] = dataclasses.field(default_factory=list)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> "State":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in json.loads(text).items() if k in names})
 
     @property
     def summary(self) -> str:
@@ -122,17 +108,6 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
 
 # ----------------------------------------------------------------------------- I/O
 
-def log(message: str) -> None:
-    print(f"{PROGRAM}: {message}", file=sys.stderr, flush=True)
-
-
-def _run(argv: list[str], timeout: float = 10) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return subprocess.CompletedProcess(argv, 127, "", str(error))
-
-
 def declared_chains(rules_text: str) -> list[tuple[str, str]]:
     """(table, chain) of each CGNAT-* chain an iptables-restore file declares."""
     table, chains = None, []
@@ -155,15 +130,15 @@ def missing_rules(interface: str, rules_path: str) -> tuple[str, ...]:
         builtin = chain.removeprefix("CGNAT-")
         check = ["iptables", "-w", "-t", table, "-C", builtin, "-m", "comment",
                  "--comment", f"cgnat:{interface}", "-j", chain]
-        if _run(check).returncode != 0:
+        if run(check).returncode != 0:
             missing.append(f"{table} {builtin} -> {chain}")
-        elif _run(["iptables", "-w", "-t", table, "-S", chain]).stdout.count("\n") <= 1:
+        elif run(["iptables", "-w", "-t", table, "-S", chain]).stdout.count("\n") <= 1:
             missing.append(f"{table} {chain} is empty")
     return tuple(missing)
 
 
 def handshake_age(interface: str, now: float) -> float | None:
-    out = _run(["wg", "show", interface, "latest-handshakes"]).stdout.split()
+    out = run(["wg", "show", interface, "latest-handshakes"]).stdout.split()
     stamps = [int(x) for x in out[1::2] if x.isdigit()]
     latest = max(stamps, default=0)
     return now - latest if latest else None
@@ -171,78 +146,28 @@ def handshake_age(interface: str, now: float) -> float | None:
 
 def observe(config: Config, now: float | None = None) -> Observation:
     now = time.time() if now is None else now
-    up = _run(["ip", "link", "show", "dev", config.interface]).returncode == 0
+    up = run(["ip", "link", "show", "dev", config.interface]).returncode == 0
     return Observation(now=now, interface_up=up,
                        handshake_age=handshake_age(config.interface, now) if up else None,
                        missing_rules=missing_rules(config.interface, config.rules_path) if up else ())
 
 
-def load_state(path: Path) -> State:
-    try:
-        return State.from_json(path.read_text())
-    except FileNotFoundError:
-        return State()
-    except (OSError, ValueError, TypeError) as error:
-        log(f"ignoring unreadable state {path}: {error}")
-        return State()
-
-
-def save_state(path: Path, state: State) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as out:
-        out.write(state.to_json())
-    os.replace(tmp, path)
-
-
-def carry_out(step: Step) -> None:
-    log(f"[#] {step.command}")
-    done = _run(["sh", "-c", step.command], timeout=COMMAND_TIMEOUT)
-    for line in (done.stdout + done.stderr).strip().splitlines()[-10:]:
-        log(f"    {line}")
-    log(f"{step.kind} command exited {done.returncode}")
-
-
 def run_once(config: Config, state_path: Path) -> State:
-    state = load_state(state_path)
+    state = State.load(state_path)
     steps, new, lines = decide(config, observe(config), state)
     for line in lines:
         log(line)
-    save_state(state_path, new)
+    new.save(state_path)
     for step in steps:
-        carry_out(step)
+        run_step_command(step.kind, step.command)
     return new
 
 
-def load_config(answers_path: Path) -> Config:
-    from installer import answers as answers_toml
-    from installer.validate import load_answers
-    answers = load_answers(answers_toml.parse_toml(answers_path.read_text()), "bridge", None)
-    if answers.role != "bridge":
-        raise SystemExit(f"{PROGRAM}: {answers_path} is for a {answers.role}, not a bridge")
-    return Config.from_answers(answers, os.environ.get("CGNAT_ETC", CGNAT_ETC))
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="cgnat-watchdog", description=__doc__.splitlines()[0])
-    p.add_argument("--answers", default=ANSWERS_PATH, help=f"answers file (default {ANSWERS_PATH})")
-    p.add_argument("--state", default=STATE_PATH, help=f"state file (default {STATE_PATH})")
-    p.add_argument("--loop", type=float, metavar="SECONDS", help="run every SECONDS until stopped")
-    args = p.parse_args(argv)
-    try:
-        config = load_config(Path(args.answers))
-    except Exception as error:  # noqa: BLE001 - one line for the journal
-        problems = getattr(error, "problems", None)
-        detail = "; ".join(f"{q.key}: {q.message}" for q in problems) if problems else error
-        log(f"cannot read {args.answers}: {detail}")
-        return 1
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    while True:
-        started = time.monotonic()
-        run_once(config, Path(args.state))
-        if args.loop is None:
-            return 0
-        time.sleep(max(0.0, args.loop - (time.monotonic() - started)))
+    return watchdog_main(argv, role="bridge", description=__doc__.splitlines()[0],
+                         config_from_answers=lambda answers: Config.from_answers(
+                             answers, os.environ.get("CGNAT_ETC", CGNAT_ETC)),
+                         run_once=run_once)
 
 
 if __name__ == "__main__":

@@ -26,24 +26,17 @@ Every decision goes to stderr (the journal) with its reason.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import errno
 import ipaddress
-import json
-import os
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ANSWERS_PATH = "/etc/cgnat/answers.toml"
-STATE_PATH = "/var/lib/cgnat/watchdog.json"
-PROGRAM = "cgnat-watchdog"
+from installer.watchdog import JsonState, log, run, run_step_command
+from installer.watchdog import main as watchdog_main
 
 # Defaults of the optional [homelab.watchdog] keys (see cgnat_homelab/answers.py).
 DEFAULTS = {
@@ -61,7 +54,6 @@ REPEER_INTERVAL = 10       # seconds between two re-peers in the first minute of
 REPEER_INTERVAL_LATER = 60 # ... and after it
 PROBE_TIMEOUT = 2.0        # seconds for the touch through the tunnel
 CHECK_TIMEOUT = 3.0        # seconds for each connection from outside (end to end, bridge ssh)
-COMMAND_TIMEOUT = 120      # seconds a restart or action command may take
 DAY = 24 * 3600
 
 
@@ -124,7 +116,7 @@ class Observation:
 
 
 @dataclass
-class State:
+class State(JsonState):
     failing_since: float | None = None
     reasons: list[str] = field(default_factory=list)
     bridge_outage: bool = False
@@ -137,15 +129,6 @@ class State:
     last_action_at: float | None = None
     reboots: list[float] = field(default_factory=list)   # times of the reboots we started
     last_step: str = ""                                  # "re-peer at ...", for status
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> "State":
-        data = json.loads(text)
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
     @property
     def summary(self) -> str:
@@ -306,17 +289,6 @@ def _action_blocked(config: Config, obs: Observation, state: State) -> str | Non
 
 # ----------------------------------------------------------------------------- I/O
 
-def log(message: str) -> None:
-    print(f"{PROGRAM}: {message}", file=sys.stderr, flush=True)
-
-
-def _run(argv: list[str], timeout: float = 10) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return subprocess.CompletedProcess(argv, 127, "", str(error))
-
-
 def touch(host: str, port: int, timeout: float, refused_ok: bool) -> bool:
     """A TCP connection to host:port; a refusal counts when refused_ok (the host did answer)."""
     try:
@@ -346,7 +318,7 @@ class Peer:
 
 def wg_peer(interface: str, now: float) -> Peer | None:
     """The (only) peer of the interface from `wg show IFACE dump`."""
-    done = _run(["wg", "show", interface, "dump"])
+    done = run(["wg", "show", interface, "dump"])
     lines = done.stdout.splitlines()[1:] if done.returncode == 0 else []
     for line in lines:
         cols = line.split("\t")
@@ -366,7 +338,7 @@ def uptime() -> float:
 
 def observe(config: Config, state: State, now: float | None = None) -> tuple[Observation, Peer | None]:
     now = time.time() if now is None else now
-    interface_up = _run(["ip", "link", "show", "dev", config.interface]).returncode == 0
+    interface_up = run(["ip", "link", "show", "dev", config.interface]).returncode == 0
     peer = wg_peer(config.interface, now) if interface_up else None
     probe_ok = interface_up and touch(config.bridge_address, config.bridge_ssh_port,
                                       PROBE_TIMEOUT, refused_ok=True)
@@ -389,26 +361,6 @@ def observe(config: Config, state: State, now: float | None = None) -> tuple[Obs
     return obs, peer
 
 
-def load_state(path: Path) -> State:
-    try:
-        return State.from_json(path.read_text())
-    except FileNotFoundError:
-        return State()
-    except (OSError, ValueError, TypeError) as error:
-        log(f"ignoring unreadable state {path}: {error}")
-        return State()
-
-
-def save_state(path: Path, state: State) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as out:
-        out.write(state.to_json())
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-
-
 def carry_out(step: Step, config: Config, peer: Peer | None) -> None:
     if step.kind == "re-peer":
         key = (peer.public_key if peer else None) or config.peer_public_key
@@ -421,61 +373,28 @@ def carry_out(step: Step, config: Config, peer: Peer | None) -> None:
                      ["wg", "set", iface, "peer", key, "endpoint", step.endpoint,
                       "allowed-ips", allowed, "persistent-keepalive", str(config.keepalive or "off")]):
             log("[#] " + " ".join(argv))
-            done = _run(argv)
+            done = run(argv)
             if done.returncode != 0:
                 log(f"failed ({done.returncode}): {done.stderr.strip()}")
         return
-    log(f"[#] {step.command}")
-    done = _run(["sh", "-c", step.command], timeout=COMMAND_TIMEOUT)
-    output = (done.stdout + done.stderr).strip()
-    if output:
-        for line in output.splitlines()[-10:]:
-            log(f"    {line}")
-    log(f"{step.kind} command exited {done.returncode}")
+    run_step_command(step.kind, step.command)
 
 
 def run_once(config: Config, state_path: Path) -> State:
-    state = load_state(state_path)
+    state = State.load(state_path)
     obs, peer = observe(config, state)
     steps, new, lines = decide(config, obs, state)
     for line in lines:
         log(line)
-    save_state(state_path, new)        # before acting: a reboot must not lose the count
+    new.save(state_path)               # before acting: a reboot must not lose the count
     for step in steps:
         carry_out(step, config, peer)
     return new
 
 
-def load_config(answers_path: Path) -> Config:
-    from installer.validate import load_answers  # the same rules as cgnat-setup
-    from installer import answers as answers_toml
-    answers = load_answers(answers_toml.parse_toml(answers_path.read_text()), "homelab", None)
-    if answers.role != "homelab":
-        raise SystemExit(f"{PROGRAM}: {answers_path} is for a {answers.role}, not a homelab")
-    return Config.from_answers(answers)
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="cgnat-watchdog", description=__doc__.splitlines()[0])
-    p.add_argument("--answers", default=ANSWERS_PATH, help=f"answers file (default {ANSWERS_PATH})")
-    p.add_argument("--state", default=STATE_PATH, help=f"state file (default {STATE_PATH})")
-    p.add_argument("--loop", type=float, metavar="SECONDS",
-                   help="run every SECONDS until stopped (tests, benchmark); default: once")
-    args = p.parse_args(argv)
-    try:
-        config = load_config(Path(args.answers))
-    except Exception as error:  # noqa: BLE001 - one line for the journal
-        problems = getattr(error, "problems", None)
-        detail = "; ".join(f"{q.key}: {q.message}" for q in problems) if problems else error
-        log(f"cannot read {args.answers}: {detail}")
-        return 1
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    while True:
-        started = time.monotonic()
-        run_once(config, Path(args.state))
-        if args.loop is None:
-            return 0
-        time.sleep(max(0.0, args.loop - (time.monotonic() - started)))
+    return watchdog_main(argv, role="homelab", description=__doc__.splitlines()[0],
+                         config_from_answers=Config.from_answers, run_once=run_once)
 
 
 if __name__ == "__main__":

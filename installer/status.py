@@ -20,8 +20,8 @@ from installer import answers as answers_toml
 from installer.apply import host_path
 from installer.plan import ANSWERS_PATH
 from installer.validate import load_answers
+from installer.watchdog import STATE_PATH
 
-STATE_PATH = "/var/lib/cgnat/watchdog.json"
 HANDSHAKE_STALE = 180          # WireGuard re-handshakes every 2 minutes while traffic flows
 BACKUP_TOOLS = ("cloudflared", "tailscaled")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import subprocess
 
 import pytest
 
@@ -219,13 +220,13 @@ def test_a_failed_e2e_keeps_failing_until_an_e2e_succeeds():
 def test_state_round_trips_and_tolerates_unknown_keys(tmp_path):
     state = State(failing_since=T0, reasons=["a"], reboots=[T0], last_step="restart at x")
     path = tmp_path / "watchdog.json"
-    wd.save_state(path, state)
-    assert wd.load_state(path) == state
+    state.save(path)
+    assert State.load(path) == state
     path.write_text('{"failing_since": 1.0, "from_a_newer_version": 3}')
-    assert wd.load_state(path).failing_since == 1.0
+    assert State.load(path).failing_since == 1.0
     path.write_text("{not json")
-    assert wd.load_state(path) == State()
-    assert wd.load_state(tmp_path / "absent.json") == State()
+    assert State.load(path) == State()
+    assert State.load(tmp_path / "absent.json") == State()
 
 
 def test_summary_lines():
@@ -280,11 +281,11 @@ def test_resolve_and_split():
 def test_wg_peer_parses_dump(monkeypatch):
     dump = ("PRIV\tPUB\t0\toff\n"
             "PEERKEY=\t(none)\t203.0.113.7:51820\t0.0.0.0/0\t1699999990\t10\t20\t25\n")
-    monkeypatch.setattr(wd, "_run", lambda argv, timeout=10: wd.subprocess.CompletedProcess(argv, 0, dump, ""))
+    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, dump, ""))
     peer = wd.wg_peer("wg0", T0)
     assert peer == wd.Peer("PEERKEY=", "203.0.113.7:51820", "0.0.0.0/0", 10.0)
     dump_never = dump.replace("1699999990", "0").replace("203.0.113.7:51820", "(none)")
-    monkeypatch.setattr(wd, "_run", lambda argv, timeout=10: wd.subprocess.CompletedProcess(argv, 0, dump_never, ""))
+    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, dump_never, ""))
     peer = wd.wg_peer("wg0", T0)
     assert peer.handshake_age is None and peer.endpoint is None
 
@@ -296,7 +297,7 @@ def test_run_once_saves_state_before_acting(tmp_path, monkeypatch):
     monkeypatch.setattr(wd, "carry_out", lambda step, c, p: order.append(("act", state_path.exists())))
     wd.run_once(CFG, state_path)
     assert order == [("act", True)]
-    assert wd.load_state(state_path).last_restart_at == T0
+    assert State.load(state_path).last_restart_at == T0
 
 
 def test_carry_out_runs_the_configured_command_through_sh(tmp_path):

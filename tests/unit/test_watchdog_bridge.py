@@ -77,7 +77,7 @@ def test_missing_rules_asks_iptables_for_each_tagged_jump(tmp_path, monkeypatch)
             return subprocess.CompletedProcess(argv, 0 if argv[3] == "nat" else 1, "", "")
         return subprocess.CompletedProcess(argv, 0, "-N CGNAT-PREROUTING\n-A CGNAT-PREROUTING -j RETURN\n", "")
 
-    monkeypatch.setattr(wd, "_run", fake)
+    monkeypatch.setattr(wd, "run", fake)
     assert wd.missing_rules("wg0", str(rules)) == ("mangle FORWARD -> CGNAT-FORWARD",)
     assert ["iptables", "-w", "-t", "nat", "-C", "PREROUTING", "-m", "comment", "--comment",
             "cgnat:wg0", "-j", "CGNAT-PREROUTING"] in calls
@@ -85,9 +85,9 @@ def test_missing_rules_asks_iptables_for_each_tagged_jump(tmp_path, monkeypatch)
 
 
 def test_handshake_age(monkeypatch):
-    monkeypatch.setattr(wd, "_run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t1699999900\n", ""))
+    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t1699999900\n", ""))
     assert wd.handshake_age("wg0", T0) == 100
-    monkeypatch.setattr(wd, "_run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t0\n", ""))
+    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t0\n", ""))
     assert wd.handshake_age("wg0", T0) is None
 
 
@@ -97,4 +97,12 @@ def test_run_once_acts_after_saving(tmp_path, monkeypatch):
     cfg = Config(restart_command=f"echo restarted > {marker}")
     state = wd.run_once(cfg, tmp_path / "state.json")
     assert marker.read_text() == "restarted\n"
-    assert wd.load_state(tmp_path / "state.json") == state
+    assert State.load(tmp_path / "state.json") == state
+
+
+def test_main_refuses_the_other_roles_answers(tmp_path, capsys):
+    homelab = tmp_path / "answers.toml"
+    homelab.write_text('role = "homelab"\n[homelab]\nendpoint = "bridge.example.org:51820"\n')
+    assert wd.main(["--answers", str(homelab), "--state", str(tmp_path / "s")]) == 1
+    assert "it is for a homelab, not a bridge" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
