@@ -90,5 +90,13 @@ async def to_screen(pilot, screen_class):
     raise AssertionError(f"did not reach {screen_class.__name__}; at {type(pilot.app.screen).__name__}")
 
 
+def on_screen(app, screen_class, check) -> None:
+    """Run the wizard to `screen_class` and `await check(pilot, screen)` there."""
+    async def flow():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await check(pilot, await to_screen(pilot, screen_class))
+    run(flow())
+
+
 def text_of(screen, selector: str) -> str:
     return str(screen.query_one(selector).render())

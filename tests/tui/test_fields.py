@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from conftest import make_app, make_facts, run, to_screen
+from conftest import make_app, make_facts, on_screen, run, to_screen
 from installer import cli
 from installer.errors import InvalidAnswers
 from installer.tui import screens
@@ -62,18 +62,16 @@ def test_bad_input_shows_the_validators_message(tmp_path, facts, data, step, key
     app = make_app(facts, tmp_path, role=data["role"], data=data)
     slug = key.replace(".", "-")
 
-    async def flow():
-        async with app.run_test(size=(80, 24)) as pilot:
-            screen = await to_screen(pilot, step)
-            screen.query_one(f"#in-{slug}").value = typed
-            await pilot.press("ctrl+n")
-            await pilot.pause()
-            assert app.screen is screen                      # it did not move on
-            assert str(screen.query_one(f"#err-{slug}").render()) == expected
-            assert screen.query_one(f"#err-{slug}").display
-            assert app.focused is screen.query_one(f"#in-{slug}")
+    async def check(pilot, screen):
+        screen.query_one(f"#in-{slug}").value = typed
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.screen is screen                      # it did not move on
+        assert str(screen.query_one(f"#err-{slug}").render()) == expected
+        assert screen.query_one(f"#err-{slug}").display
+        assert app.focused is screen.query_one(f"#in-{slug}")
 
-    run(flow())
+    on_screen(app, step, check)
 
 
 @pytest.mark.parametrize("typed", ["tcp/x", "tcp/2000-3000", ""])
@@ -82,17 +80,15 @@ def test_bad_forward_list_shows_the_validators_message(tmp_path, facts, typed):
     expected = validator_message({"role": "bridge", "bridge": {"forward": value}}, "bridge.forward")
     app = make_app(facts, tmp_path, role="bridge")
 
-    async def flow():
-        async with app.run_test(size=(80, 24)) as pilot:
-            screen = await to_screen(pilot, screens.ForwardScreen)
-            await pilot.press("down", "enter")
-            screen.query_one("#in-bridge-forward").value = typed
-            await pilot.press("ctrl+n")
-            await pilot.pause()
-            assert app.screen is screen
-            assert str(screen.query_one("#err-bridge-forward").render()) == expected
+    async def check(pilot, screen):
+        await pilot.press("down", "enter")
+        screen.query_one("#in-bridge-forward").value = typed
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.screen is screen
+        assert str(screen.query_one("#err-bridge-forward").render()) == expected
 
-    run(flow())
+    on_screen(app, screens.ForwardScreen, check)
 
 
 def test_a_bad_pairing_token_shows_the_decoders_message(tmp_path, facts):
@@ -117,63 +113,57 @@ def test_a_bad_pairing_token_shows_the_decoders_message(tmp_path, facts):
 def test_sshd_conflict_screen_says_what_changes_and_why(tmp_path, facts):
     app = make_app(facts, tmp_path, role="bridge")
 
-    async def flow():
-        async with app.run_test(size=(80, 24)) as pilot:
-            screen = await to_screen(pilot, screens.SshScreen)
-            now = str(screen.query_one("#sshd-now").render())
-            change = str(screen.query_one("#sshd-change").render())
-            assert "sshd listens now on: 22." in now
-            assert "TCP 22 of the public address belongs to the homelab" in now
-            assert "/etc/ssh/sshd_config.d/cgnat-bridge.conf:\n    Port 2222\n    Port 22\n" in change
-            assert "sshd -t" in change and "reload" in change
-            assert "Before anything is forwarded, setup confirms sshd answers on 2222" in change
-            assert "Open TCP 2222 in your provider's firewall" in change
-            screen.query_one("#in-bridge-ssh_port").value = "22"
-            await pilot.pause()
-            assert "nothing: sshd already listens on 22." in str(screen.query_one("#sshd-change").render())
-            screen.query_one("#in-bridge-ssh_port").value = "2200"
-            await pilot.pause()
-            assert "Port 2200\n    Port 22" in str(screen.query_one("#sshd-change").render())
+    async def check(pilot, screen):
+        now = str(screen.query_one("#sshd-now").render())
+        change = str(screen.query_one("#sshd-change").render())
+        assert "sshd listens now on: 22." in now
+        assert "TCP 22 of the public address belongs to the homelab" in now
+        assert "/etc/ssh/sshd_config.d/cgnat-bridge.conf:\n    Port 2222\n    Port 22\n" in change
+        assert "sshd -t" in change and "reload" in change
+        assert "Before anything is forwarded, setup confirms sshd answers on 2222" in change
+        assert "Open TCP 2222 in your provider's firewall" in change
+        screen.query_one("#in-bridge-ssh_port").value = "22"
+        await pilot.pause()
+        assert "nothing: sshd already listens on 22." in str(screen.query_one("#sshd-change").render())
+        screen.query_one("#in-bridge-ssh_port").value = "2200"
+        await pilot.pause()
+        assert "Port 2200\n    Port 22" in str(screen.query_one("#sshd-change").render())
 
-    run(flow())
+    on_screen(app, screens.SshScreen, check)
 
 
 def test_exposure_preview_lists_public_sockets_and_offers_an_allowlist(tmp_path, facts):
     app = make_app(facts, tmp_path, role="homelab", data=HOMELAB)
 
-    async def flow():
-        async with app.run_test(size=(80, 24)) as pilot:
-            screen = await to_screen(pilot, screens.ExposureScreen)
-            shown = str(screen.query_one("#exposed").render())
-            for line in ("tcp/22     on 0.0.0.0          sshd", "tcp/80     on 0.0.0.0          nginx",
-                         "tcp/443", "udp/53", "udp/51820"):
-                assert line in shown
-            assert "5432" not in shown and "postgres" not in shown
-            assert shown.count("tcp/22 ") == 1                 # IPv4 and IPv6 listed once
-            assert not screen.query_one("#allowlist").display
-            await pilot.press("a")
-            allow = str(screen.query_one("#allowlist").render())
-            assert 'forward = ["udp/53", "udp/51820", "tcp/80", "tcp/443"]' in allow \
-                or 'forward = ["tcp/80", "tcp/443", "udp/53", "udp/51820"]' in allow
-            assert "tcp/22" not in allow and "homelab cannot limit" in allow
-            await pilot.press("a")
-            assert not screen.query_one("#allowlist").display
+    async def check(pilot, screen):
+        shown = str(screen.query_one("#exposed").render())
+        for line in ("tcp/22     on 0.0.0.0          sshd", "tcp/80     on 0.0.0.0          nginx",
+                     "tcp/443", "udp/53", "udp/51820"):
+            assert line in shown
+        assert "5432" not in shown and "postgres" not in shown
+        assert shown.count("tcp/22 ") == 1                 # IPv4 and IPv6 listed once
+        assert not screen.query_one("#allowlist").display
+        await pilot.press("a")
+        allow = str(screen.query_one("#allowlist").render())
+        assert 'forward = ["udp/53", "udp/51820", "tcp/80", "tcp/443"]' in allow \
+            or 'forward = ["tcp/80", "tcp/443", "udp/53", "udp/51820"]' in allow
+        assert "tcp/22" not in allow and "homelab cannot limit" in allow
+        await pilot.press("a")
+        assert not screen.query_one("#allowlist").display
 
-    run(flow())
+    on_screen(app, screens.ExposureScreen, check)
 
 
 def test_port_in_use_is_pointed_out(tmp_path, facts):
     app = make_app(facts, tmp_path, role="bridge")
 
-    async def flow():
-        async with app.run_test(size=(80, 24)) as pilot:
-            screen = await to_screen(pilot, screens.WireGuardScreen)
-            assert str(screen.query_one("#hint-listen_port").render()).startswith("UDP 51820 is in use")
-            screen.query_one("#in-listen_port").value = "51821"
-            await pilot.pause()
-            assert str(screen.query_one("#hint-listen_port").render()) == "UDP 51821 is free on this host."
+    async def check(pilot, screen):
+        assert str(screen.query_one("#hint-listen_port").render()).startswith("UDP 51820 is in use")
+        screen.query_one("#in-listen_port").value = "51821"
+        await pilot.pause()
+        assert str(screen.query_one("#hint-listen_port").render()) == "UDP 51821 is free on this host."
 
-    run(flow())
+    on_screen(app, screens.WireGuardScreen, check)
 
 
 def test_partial_answers_ask_only_what_is_missing_or_wrong(tmp_path, facts):

@@ -18,11 +18,17 @@ def tree(root: Path) -> dict[str, tuple[bytes, int]]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def replay(saved: Path, other_root: Path, facts, monkeypatch) -> None:
-    """`cgnat-setup --answers SAVED --root OTHER` on the same host (same facts, same key)."""
+def assert_replays(app, outcome, root: Path, facts, monkeypatch) -> str:
+    """The wizard finished, and `cgnat-setup --answers SAVED --root OTHER` on the same host (same
+    facts, same key) writes the very same files. Returns the saved answers."""
+    assert isinstance(outcome, Outcome) and app.internal_error is None
+    saved = root / "etc/cgnat/answers.toml"
+    other = root.parent / "replay"
     monkeypatch.setattr(HostFacts, "detect", classmethod(lambda cls, root=None: facts))
-    with_key(other_root)
-    assert cli.main(["--answers", str(saved), "--root", str(other_root)]) == 0
+    with_key(other)
+    assert cli.main(["--answers", str(saved), "--root", str(other)]) == 0
+    assert tree(root) == tree(other)
+    return saved.read_text()
 
 
 def test_bridge_flow_writes_what_the_answers_file_replays(tmp_path, facts, monkeypatch):
@@ -60,14 +66,8 @@ def test_bridge_flow_writes_what_the_answers_file_replays(tmp_path, facts, monke
             await pilot.press("enter")
         return app.return_value
 
-    outcome = run(flow())
-    assert isinstance(outcome, Outcome) and app.internal_error is None
-    saved = root / "etc/cgnat/answers.toml"
-    text = saved.read_text()
+    text = assert_replays(app, run(flow()), root, facts, monkeypatch)
     assert 'forward = ["tcp/80", "tcp/443", "icmp"]' in text and "ssh_port = 2200" in text
-    other = tmp_path / "replay"
-    replay(saved, other, facts, monkeypatch)
-    assert tree(root) == tree(other)
     assert (root / "etc/wireguard/wg0.conf").stat().st_mode & 0o777 == 0o600
 
 
@@ -107,18 +107,12 @@ def test_homelab_flow_with_a_token_writes_what_the_answers_file_replays(tmp_path
             await pilot.press("enter")
         return app.return_value
 
-    outcome = run(flow())
-    assert isinstance(outcome, Outcome) and app.internal_error is None
-    saved = root / "etc/cgnat/answers.toml"
-    text = saved.read_text()
+    text = assert_replays(app, run(flow()), root, facts, monkeypatch)
     for expected in ('endpoint = "203.0.113.7:51999"', f'peer_public_key = "{bridge_key}"',
                      'tunnel = "10.9.0.0/24"', 'action = "restart-tunnel"',
                      'check_host = "home.example.org"',
                      'docker_subnets = ["172.19.0.0/16", "172.20.0.0/16"]'):
         assert expected in text
-    other = tmp_path / "replay"
-    replay(saved, other, facts, monkeypatch)
-    assert tree(root) == tree(other)
 
 
 def test_apply_failure_rolls_back_and_says_so(tmp_path, facts):
