@@ -15,7 +15,9 @@ state, and only then acts, so a reboot never loses the record that limits reboot
     ladder    1. re-peer: re-resolve the endpoint and re-add the peer (`wg set IFACE peer KEY
                  remove`, then `... endpoint NEW ...`): a fresh handshake, to a moved bridge too
               2. restart the tunnel (restart_command), after restart_after seconds of failure,
-                 at once when the interface is gone; at most once per restart_interval
+                 at once when the interface is gone; at most once per restart_interval; not
+                 while the endpoint's name does not resolve (a boot before DNS works: wg-quick
+                 would fail, so wait for the name)
               3. the action (reboot, restart-tunnel or none), after action_after seconds of
                  failure that a restart did not cure; never within boot_grace of boot, at most
                  one per action_interval, at most max_reboots_per_day reboots in 24 hours, and
@@ -190,6 +192,12 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
                        f"(last handshake {age})")
     if new.last_e2e_ok is False:
         reasons.append(f"end-to-end check {config.target_host}:{config.check_port} failed")
+    # At boot DNS may not work yet: wg-quick cannot set up a named endpoint then, so a restart
+    # would only fail (or hang in wg's resolver retries); wait for the name instead.
+    no_dns = bool(config.endpoint and not is_address(config.endpoint_host)
+                  and obs.resolved_endpoint is None)
+    if reasons and no_dns:
+        reasons.append(f"{config.endpoint_host} does not resolve (DNS not working yet?)")
 
     if not reasons:
         if state.failing_since is not None:
@@ -236,12 +244,14 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
     if steps:
         pass
     elif not obs.interface_up:
-        if restart_wait <= 0:
+        if no_dns:
+            pass                  # the reasons say so; the restart waits for the name
+        elif restart_wait <= 0:
             steps.append(Step("restart", f"interface {config.interface} is missing",
                               config.restart_command))
         else:
             log.append(f"waiting: interface missing, next restart allowed in {restart_wait:.0f} s")
-    elif failed_for >= config.restart_after and restart_wait <= 0 and not outage:
+    elif failed_for >= config.restart_after and restart_wait <= 0 and not outage and not no_dns:
         steps.append(Step("restart", f"failing for {failed_for:.0f} s", config.restart_command))
     elif not obs.probe_ok and _since(state.last_repeer_at, obs.now) >= repeer_interval:
         endpoint = obs.resolved_endpoint or obs.endpoint

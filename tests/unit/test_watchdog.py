@@ -206,6 +206,31 @@ def test_missing_interface_restarts_at_once_and_respects_restart_interval():
     assert any("next restart allowed in" in line for line in lines)
 
 
+def test_boot_before_dns_works_waits_for_the_name_then_restarts_at_once():
+    """wg-quick cannot bring up a named endpoint without DNS: no restart (and so no action)
+    until the name resolves; then the restart comes in the same run."""
+    no_dns = lambda t: obs(t, interface_up=False, probe_ok=False, endpoint=None,  # noqa: E731
+                           resolved_endpoint=None, bridge_ssh_ok=None)
+    kinds, state, lines = run(CFG, every(10, 0, 600, no_dns))
+    assert kinds == [[]] * 60
+    assert lines[0] == ("FAILING: interface wg0 is missing; bridge.example.org does not resolve "
+                        "(DNS not working yet?)")
+    assert sum("does not resolve" in line for line in lines) == 1      # said once, not every run
+    steps, state, _ = decide(CFG, obs(600, interface_up=False, probe_ok=False, endpoint=None), state)
+    assert [s.kind for s in steps] == ["restart"]
+
+
+def test_without_dns_a_present_interface_still_re_peers_but_never_restarts():
+    kinds, _, _ = run(CFG, every(10, 0, 200, lambda t: broken(t, resolved_endpoint=None)))
+    assert "restart" not in sum(kinds, []) and kinds[0] == ["re-peer"]
+
+
+def test_an_address_endpoint_needs_no_dns():
+    c = dataclasses.replace(CFG, endpoint="203.0.113.7:51820", check_host="203.0.113.7")
+    kinds, _, _ = run(c, [obs(0, interface_up=False, probe_ok=False, resolved_endpoint=None)])
+    assert kinds == [["restart"]]
+
+
 def test_end_to_end_failure_with_a_working_tunnel_restarts_after_restart_after():
     kinds, state, _ = run(CFG, every(10, 0, 70, lambda t: obs(t, e2e_ok=False, bridge_ssh_ok=True)))
     assert kinds[:6] == [[]] * 6 and kinds[6] == ["restart"]
