@@ -34,9 +34,12 @@ def homelab_answers(lab: netlab.Lab, keepalive: int = 25, watchdog: dict | None 
 
 
 def set_dns(lab: netlab.Lab, address: str | None) -> None:
-    """The homelab's "DNS": its own /etc/hosts (a private overlay in its mount namespace)."""
+    """The homelab's "DNS": its own /etc/hosts (a private overlay in its mount namespace).
+    Without an entry the name fails like DNS at boot does, at once and temporarily
+    (EAI_AGAIN): the only nameserver is the homelab's own loopback, where none listens."""
     entry = f"{address} {BRIDGE_NAME}\n" if address else ""
     lab.homelab.write("/etc/hosts", "127.0.0.1 localhost\n" + entry)
+    lab.homelab.write("/etc/resolv.conf", "nameserver 127.0.0.1\n")
 
 
 def up(lab: netlab.Lab, keepalive: int = 25, watchdog: dict | None = None) -> None:
@@ -60,11 +63,17 @@ def up(lab: netlab.Lab, keepalive: int = 25, watchdog: dict | None = None) -> No
 class Watchdog:
     """The homelab (or bridge) watchdog running in a loop in its node, its log read from here."""
 
-    def __init__(self, lab: netlab.Lab, role: str = "homelab", every: float = 2):
+    def __init__(self, lab: netlab.Lab, role: str = "homelab", every: float = 2,
+                 answers: str = "/etc/cgnat/answers.toml", state: str = "/var/lib/cgnat/watchdog.json"):
         self.node = lab.nodes[role]
-        self.log_path = lab.workdir / f"watchdog-{role}.log"
+        self.state_path = state
+        self.command = f"/usr/lib/cgnat-{role}/watchdog --loop {every} --answers {answers} --state {state}"
+        self.log_path = lab.workdir / f"watchdog-{role}-{Path(state).stem}.log"
         self.log_path.touch()
-        self.proc = self.node.spawn(f"/usr/lib/cgnat-{role}/watchdog --loop {every}", log=self.log_path)
+        self.start()
+
+    def start(self) -> None:
+        self.proc = self.node.spawn(self.command, log=self.log_path)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -85,7 +94,7 @@ class Watchdog:
                         timeout, f"watchdog log line /{pattern}/", interval=0.1)
 
     def state(self) -> dict:
-        text = self.node.run("cat /var/lib/cgnat/watchdog.json", check=False).stdout
+        text = self.node.run(f"cat {self.state_path}", check=False).stdout
         return json.loads(text) if text.strip() else {}
 
 
@@ -108,6 +117,3 @@ def actions(lab: netlab.Lab) -> int:
 def restart_bridge_tunnel(lab: netlab.Lab) -> None:
     lab.bridge.sh("wg-quick down wg0 2>/dev/null; wg-quick up wg0 2>/dev/null")
 
-
-def lab_log(path: Path) -> str:
-    return path.read_text() if path.exists() else ""

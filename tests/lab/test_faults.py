@@ -14,8 +14,8 @@ import pytest
 
 import faultlab
 from conftest import make_lab
-from faultlab import ACTIONS, BRIDGE_NAME, Watchdog, actions, reachable, wait_reachable
-from netlab import BRIDGE_PUBLIC, BRIDGE_SSH_PORT, wait_for
+from faultlab import ACTIONS, BRIDGE_NAME, FAST, Watchdog, actions, reachable, wait_reachable
+from netlab import BRIDGE_PUBLIC, WG_PORT, wait_for
 
 MOVED = "198.51.100.2"
 TIMINGS: list[tuple[str, float, float]] = []
@@ -24,7 +24,7 @@ TIMINGS: list[tuple[str, float, float]] = []
 @pytest.fixture(scope="module")
 def lab(request, packages):
     lab = make_lab(request, packages)
-    faultlab.up(lab, watchdog=faultlab.FAST)
+    faultlab.up(lab, watchdog=FAST)
     lab.watchdog = Watchdog(lab, "homelab", every=2)
     request.addfinalizer(lab.watchdog.stop)
     request.addfinalizer(_print_timings)
@@ -42,9 +42,9 @@ def healthy(lab):
 
 
 def _print_timings():
-    print("\nfault                         detect(s)  heal(s)")
+    print(f"\n{'fault':<34}{'detect(s)':>9}{'heal(s)':>9}")
     for name, detect, heal in TIMINGS:
-        print(f"{name:<30}{detect:>9.1f}{heal:>9.1f}")
+        print(f"{name:<34}{detect:>9.1f}{heal:>9.1f}")
 
 
 def _measure(lab, name, inject, detect_pattern, heal_timeout, address=BRIDGE_PUBLIC):
@@ -128,7 +128,7 @@ def test_bridge_entirely_down_never_takes_the_action(healthy):
     lab.watchdog.wait_line(r"BRIDGE OUTAGE", mark, 30)
     detect = time.monotonic() - t0
     # Poll until the outage has lasted past action_after + restart_after: the action was due.
-    due = faultlab.FAST["action_after"] + faultlab.FAST["restart_after"] + 4
+    due = FAST["action_after"] + FAST["restart_after"] + 4
     wait_for(lambda: (s := lab.watchdog.state()).get("bridge_outage")
              and time.time() - s["failing_since"] >= due, due + 30, "a long bridge outage")
     lines = lab.watchdog.lines(mark)
@@ -169,3 +169,61 @@ def test_bridge_watchdog_restores_missing_rules(healthy):
     finally:
         bridge_dog.stop()
     assert actions(lab) == 0
+
+
+def test_boot_before_dns_works_waits_for_the_name(healthy):
+    """The homelab booted, DNS does not work yet and wg-quick could not bring the tunnel up:
+    the watchdog waits for the name (no restart that could only fail, no action: it cannot
+    tell whether the bridge is up) and brings the tunnel up as soon as the name resolves."""
+    lab = healthy
+    mark = lab.watchdog.mark()
+    t0 = time.monotonic()
+    faultlab.set_dns(lab, None)
+    lab.homelab.sh("wg-quick down wg0 2>/dev/null")
+    lab.watchdog.wait_line(rf"FAILING: interface wg0 is missing; {BRIDGE_NAME} does not resolve", mark, 30)
+    detect = time.monotonic() - t0
+    # Poll until the outage has lasted past action_after + restart_after: both were due.
+    due = FAST["action_after"] + FAST["restart_after"] + 4
+    wait_for(lambda: time.time() - (lab.watchdog.state().get("failing_since") or time.time()) >= due,
+             due + 30, "DNS to be down long enough for the action to be due")
+    lines = lab.watchdog.lines(mark)
+    assert not any(": restart:" in line or ": action:" in line for line in lines), lines
+    assert not lab.homelab.ok("ip link show dev wg0")
+    t1 = time.monotonic()
+    faultlab.set_dns(lab, BRIDGE_PUBLIC)
+    heal = wait_reachable(lab, 60)
+    TIMINGS.append(("boot before DNS (heal from DNS)", detect, heal))
+    lines = lab.watchdog.lines(mark)
+    assert any(line.startswith("cgnat-watchdog: restart: interface wg0 is missing") for line in lines)
+    assert time.monotonic() - t1 <= 15
+    assert actions(lab) == 0
+
+
+def test_repeated_failures_hold_the_rate_limit_and_the_boot_loop_guard(healthy):
+    """The bridge drops the tunnel's packets (its own firewall) while its ssh port answers: the
+    homelab is the suspect, so the action is due again and again; at most one per
+    action_interval and max_reboots_per_day in all. Its own watchdog, answers and state file."""
+    lab = healthy
+    strict = {**FAST, "action_interval": 15, "max_reboots_per_day": 2}
+    lab.homelab.write("/run/lab/strict.toml", faultlab.homelab_answers(lab, watchdog=strict))
+    lab.watchdog.stop()
+    dog = Watchdog(lab, "homelab", every=2, answers="/run/lab/strict.toml", state="/run/lab/strict.json")
+    drop = f"INPUT -p udp --dport {WG_PORT} -j DROP"
+    try:
+        t0 = time.monotonic()
+        lab.bridge.sh(f"iptables -I {drop}")
+        dog.wait_line(r"FAILING: ", 0, 30)
+        detect = time.monotonic() - t0
+        dog.wait_line(r"not taking the action 'reboot': boot-loop guard: 2 reboots in the last 24 hours", 0, 150)
+        reboots = dog.state()["reboots"]
+        lines = dog.lines()
+        assert actions(lab) == 2, lines
+        assert len(reboots) == 2 and reboots[1] - reboots[0] >= strict["action_interval"], reboots
+        assert any("not taking the action 'reboot': rate limit: last action" in line for line in lines)
+        assert sum(line.startswith("cgnat-watchdog: action:") for line in lines) == 2
+    finally:
+        lab.bridge.run(f"iptables -D {drop}", check=False)
+        dog.stop()
+        lab.watchdog.start()
+    heal = wait_reachable(lab, 60)
+    TIMINGS.append(("tunnel dropped (rate limit)", detect, heal))
