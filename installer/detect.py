@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/cgnat-bridge.conf"
+SSHD_PRIVSEP_DIR = Path("/run/sshd")
 # Docker names its default bridge docker0 and user-defined networks br-<12 hex digits>.
 DOCKER_BRIDGE = re.compile(r"^(docker0|br-[0-9a-f]{12})$")
 
@@ -138,11 +139,22 @@ class HostFacts:
         )
 
 
+def run_sshd(*args: str) -> subprocess.CompletedProcess:
+    """`sshd ARGS` (FileNotFoundError without sshd). sshd -T and -t refuse to run without
+    their privilege separation directory, which systemd creates only while ssh.service
+    runs: create it first, as Debian's own ssh scripts do."""
+    try:
+        SSHD_PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
+    except PermissionError:
+        pass                      # not root: sshd says what is wrong
+    return subprocess.run(["sshd", *args], capture_output=True, text=True)
+
+
 def _sshd_effective_config() -> tuple[str, str | None] | None:
     """(`sshd -T` output, error or None), or None when sshd is not installed."""
     if shutil.which("sshd") is None:
         return None
-    done = subprocess.run(["sshd", "-T"], capture_output=True, text=True)
+    done = run_sshd("-T")
     return done.stdout, (done.stderr.strip() or "failed") if done.returncode else None
 
 

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from installer.detect import SSHD_DROPIN, sshd_ports
+from installer.detect import SSHD_DROPIN, run_sshd, sshd_ports
 from installer.errors import SetupError
 
 DROPIN = SSHD_DROPIN
@@ -81,7 +81,7 @@ def confirm_listening(port: int, host: str = "127.0.0.1", timeout: float = 10.0)
 
 def _sshd(*args: str) -> str:
     try:
-        done = subprocess.run(["sshd", *args], capture_output=True, text=True)
+        done = run_sshd(*args)
     except FileNotFoundError:
         raise SetupError("sshd not found: the bridge needs openssh-server") from None
     if done.returncode != 0:

@@ -1,5 +1,7 @@
 """The bridge's sshd drop-in, judged by the real sshd."""
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +61,19 @@ def test_broken_config_is_refused_by_sshd_t(sshd_config):
 def test_confirm_listening_fails_when_nothing_answers():
     with pytest.raises(SetupError, match="does not answer on port 9; nothing is forwarded"):
         sshd.confirm_listening(9, timeout=0.3)
+
+
+def test_sshd_runs_where_its_privilege_separation_directory_is_missing(sshd_config):
+    """A host whose ssh.service is stopped (or a chroot) has no /run/sshd, without which
+    `sshd -T` and `sshd -t` refuse to run; run_sshd creates it. In a private mount
+    namespace with an empty /run (root, as in CI)."""
+    main, _ = sshd_config
+    repo = Path(__file__).resolve().parents[2]
+    probe = ("from installer.detect import run_sshd; import os; "
+             "assert not os.path.exists('/run/sshd'); "
+             f"done = run_sshd('-T', '-f', '{main}'); print(done.returncode, os.path.isdir('/run/sshd'))")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                           f'mount -t tmpfs empty-run /run && exec "$0" -c "$1"',
+                           sys.executable, probe],
+                          capture_output=True, text=True, cwd=repo)
+    assert done.stdout.split() == ["0", "True"], done.stderr
