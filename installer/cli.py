@@ -39,14 +39,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def installed_role(root: Path) -> str | None:
-    """The role of the cgnat package installed under root (they conflict: at most one)."""
-    for role in ROLES:
-        if host_path(root, f"/usr/lib/cgnat-{role}/hooks/up").exists():
-            return role
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -61,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             return unattended(args)
         except InvalidAnswers as invalid:
             # Hybrid: with a terminal, ask only what the file lacks or gets wrong.
-            if not can_ask(args) or invalid.problems[0].key == "(syntax)":
+            # Not for a syntax error, nor for answers of the other role: no question fixes those.
+            if not can_ask(args) or {p.key for p in invalid.problems} & {"(syntax)", "role"}:
                 raise
             return wizard(args, hybrid=True)
     except InvalidAnswers as invalid:
@@ -145,11 +138,11 @@ def fill_from_token(data: dict, token_text: str, default_role: str | None) -> No
 
 def unattended(args) -> int:
     root = Path(args.root or "/")
-    default_role = args.role or installed_role(root)
+    facts = HostFacts.detect(root)
+    default_role = args.role or facts.installed_role
     data = read_answers_data(args, root)
     if args.pair:
         fill_from_token(data, args.pair, default_role)
-    facts = HostFacts.detect(root)
     answers = load_answers(data, default_role, facts)
     if args.check:
         print(f"{args.answers}: ok ({answers.role})")

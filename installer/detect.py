@@ -13,6 +13,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer import ROLES
+
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/cgnat-bridge.conf"
 SSHD_PRIVSEP_DIR = Path("/run/sshd")
 # Docker names its default bridge docker0 and user-defined networks br-<12 hex digits>.
@@ -114,6 +116,7 @@ class HostFacts:
     docker_subnets: list[str] = field(default_factory=list)
     sshd_dropin: str | None = None            # our drop-in from an earlier run, if any
     sshd_error: str | None = None             # why `sshd -T` failed, when it did
+    installed_role: str | None = None         # the role of the cgnat package installed
 
     def ipv4_address(self, interface: str) -> str | None:
         for address in self.interfaces.get(interface, []):
@@ -136,7 +139,17 @@ class HostFacts:
             docker_subnets=docker_subnets(addr),
             sshd_dropin=_read(root / SSHD_DROPIN.lstrip("/")),
             sshd_error=sshd[1] if sshd else None,
+            installed_role=installed_role(root),
         )
+
+
+def installed_role(root: Path) -> str | None:
+    """The role whose package is installed under root (the two conflict: at most one), by
+    the hooks that make a host that role."""
+    for role in ROLES:
+        if (root / f"usr/lib/cgnat-{role}/hooks/up").exists():
+            return role
+    return None
 
 
 def run_sshd(*args: str) -> subprocess.CompletedProcess:

@@ -102,6 +102,10 @@ def check(answers, facts: HostFacts | None) -> list[Problem]:
 
 def _check_common(a, facts) -> list[Problem]:
     problems = []
+    installed = facts.installed_role if facts is not None else None
+    if installed is not None and a.role != installed:
+        problems.append(Problem("role", f"is {a.role!r}, but this host has the cgnat-{installed} "
+                                        f"package; a {a.role} needs cgnat-{a.role} (they conflict)"))
     if not INTERFACE_NAME.match(a.interface):
         problems.append(Problem("interface", "must be 1-15 characters of letters, digits and _=+.-"))
     tunnel = _network(a.tunnel)

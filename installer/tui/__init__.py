@@ -16,7 +16,8 @@ from installer.tui.state import Outcome, WizardState
 
 def run_wizard(args, hybrid: bool = False) -> Outcome | None:
     root = Path(args.root or "/")
-    installed = cli.installed_role(root)
+    facts = HostFacts.detect(root)
+    installed = facts.installed_role
     role = args.role or installed
     data, problems = {}, []
     if hybrid:
@@ -28,7 +29,7 @@ def run_wizard(args, hybrid: bool = False) -> Outcome | None:
                 problems = invalid.problems
                 data.setdefault("role", "homelab")
     role_fixed = bool(args.role or installed or data.get("role") in ("bridge", "homelab"))
-    state = WizardState.from_data(HostFacts.detect(root), root, args.root is None,
+    state = WizardState.from_data(facts, root, args.root is None,
                                   data.get("role", role), role_fixed, data, problems,
                                   source=args.answers)
     if args.pair and problems:

@@ -130,6 +130,24 @@ def test_invalid_answers_exit_2_name_each_key_and_write_nothing(tmp_path):
     assert not root.exists()
 
 
+def test_answers_of_the_other_role_than_the_installed_package_are_refused(tmp_path):
+    root = tmp_path / "root"
+    hook = root / "usr/lib/cgnat-bridge/hooks/up"
+    hook.parent.mkdir(parents=True)
+    hook.write_text("#!/bin/sh\n")
+    before = tree(root)
+    done = cgnat_setup("--answers", write(tmp_path, "h.toml", HOMELAB_TOML), "--root", root)
+    assert done.returncode == 2
+    assert (f"{tmp_path / 'h.toml'}: role: is 'homelab', but this host has the cgnat-bridge "
+            f"package; a homelab needs cgnat-homelab") in done.stderr
+    assert tree(root) == before
+    # and without role in the answers, the package's role is the default
+    done = cgnat_setup("--answers", write(tmp_path, "b.toml", BRIDGE_TOML.replace('role = "bridge"\n', "")),
+                       "--root", root)
+    assert done.returncode == 0, done.stderr
+    assert "bridge configured" in done.stdout
+
+
 def test_toml_syntax_error_is_invalid_input(tmp_path):
     done = cgnat_setup("--answers", "-", "--check", stdin="role = \n")
     assert done.returncode == 2
