@@ -27,7 +27,7 @@ def parser() -> argparse.ArgumentParser:
         description="Configure this host as the bridge or the homelab of a CGNAT tunnel.")
     p.add_argument("command", nargs="?", choices=["status", "teardown"],
                    help="status: health of every link, exit 0 only if all are healthy; "
-                        "teardown: stop and disable the tunnel and the watchdog (used by prerm)")
+                        "teardown: stop the tunnel and the watchdog and remove our rules (used by prerm)")
     p.add_argument("--answers", metavar="FILE", help="answers file (TOML), '-' for stdin: run unattended")
     p.add_argument("--check", action="store_true", help="validate the answers only; write nothing")
     p.add_argument("--plan", action="store_true", help="print every file and rule; write nothing")
@@ -189,16 +189,34 @@ def report(answers, private_key: str, changed: list[str], root: Path) -> None:
 
 
 def teardown(root: Path) -> int:
-    """Stop what setup started; forgiving: missing units or no systemd are fine."""
+    """Stop what setup started (the prerm on remove): the watchdog timer and the tunnel, then
+    the down hook for what is left (an interface brought up by hand, or deleted before).
+    Forgiving: no saved answers, no systemd, units already stopped are fine; with --root
+    nothing was started, so nothing is stopped."""
     saved = host_path(root, ANSWERS_PATH)
     if not saved.exists():
         log("no saved answers: nothing to tear down")
         return EXIT_OK
-    interface = answers_toml.parse_toml(saved.read_text()).get("interface", "wg0")
-    if shutil.which("systemctl") is None:
-        log("no systemctl: nothing was started, nothing to stop")
+    if root != Path("/"):
+        log(f"--root {root}: nothing was started there, nothing to stop")
         return EXIT_OK
-    for unit in (WATCHDOG_TIMER, f"wg-quick@{interface}"):
-        log(f"systemctl disable --now {unit}")
-        subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True)
-    return EXIT_OK
+    data = answers_toml.parse_toml(saved.read_text())
+    interface, role = data.get("interface", "wg0"), data.get("role")
+    if shutil.which("systemctl") is not None:
+        for unit in (WATCHDOG_TIMER, f"wg-quick@{interface}"):
+            log(f"systemctl disable --now {unit}")
+            subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True)
+    steps = []
+    if subprocess.run(["ip", "link", "show", "dev", interface], capture_output=True).returncode == 0:
+        steps.append(["wg-quick", "down", interface])          # its PostDown runs the hook
+    hook = Path(f"/usr/lib/cgnat-{role}/hooks/down")
+    if role in ROLES and hook.exists():
+        steps.append([str(hook), interface])                     # idempotent: removes leftovers
+    failed = False
+    for argv in steps:
+        log(" ".join(argv))
+        done = subprocess.run(argv, capture_output=True, text=True)
+        for line in done.stderr.splitlines():
+            print(f"    {line}", file=sys.stderr)
+        failed |= done.returncode != 0
+    return EXIT_FAILURE if failed else EXIT_OK

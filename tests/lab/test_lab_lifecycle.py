@@ -112,3 +112,17 @@ def test_failed_up_rolls_back(lab):
     assert done.returncode != 0
     assert "rolling back" in done.stderr
     assert snapshots(lab) == lab.before
+
+
+def test_teardown_as_the_prerm_runs_it_gives_everything_back(lab):
+    """`cgnat-setup teardown` (prerm remove) on a tunnel that systemd did not start: no
+    systemd here, so wg-quick down and the down hook do the work; twice is harmless."""
+    lab.tunnel_up()
+    assert lab.bridge.ok("ip link show wg0") and tagged(lab, "bridge")
+    for first in (True, False):
+        for role in ROLES:
+            done = lab.nodes[role].run("cgnat-setup teardown", check=False)
+            assert done.returncode == 0, done.stderr
+            assert ("[#] wg-quick down wg0" in done.stderr) == first, done.stderr
+            assert f"[#] /usr/lib/cgnat-{role}/hooks/down wg0" in done.stderr
+        assert snapshots(lab) == lab.before

@@ -200,3 +200,14 @@ def test_private_key_file_is_used_and_never_copied_to_answers(tmp_path):
 def test_version():
     done = cgnat_setup("--version")
     assert done.returncode == 0 and done.stdout.startswith("cgnat-setup 0.")
+
+
+def test_teardown_under_root_stops_nothing(tmp_path, bridge_answers):
+    root = tmp_path / "root"
+    assert cgnat_setup("--answers", bridge_answers, "--root", root).returncode == 0
+    before = tree(root)
+    done = cgnat_setup("teardown", "--root", root)
+    assert done.returncode == 0
+    assert f"--root {root}: nothing was started there, nothing to stop" in done.stderr
+    assert "systemctl" not in done.stderr and "wg-quick" not in done.stderr
+    assert tree(root) == before
