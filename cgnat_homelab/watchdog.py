@@ -10,8 +10,10 @@ state, and only then acts, so a reboot never loses the record that limits reboot
               tunnel address, which is also real data, so WireGuard re-handshakes at once after
               the bridge restarted, where keepalives alone wait ~2 minutes); end to end: out the
               home line to check_host:check_port, in through the bridge to our own sshd (every
-              check_interval while healthy, every run while failing); while failing, whether
-              the bridge's own ssh port answers from outside (is the bridge up at all?)
+              check_interval while healthy, every run while failing), and when an sshd answers
+              there, that it shows one of our host keys: the bridge's own sshd keeps port 22
+              too and answers once the bridge's forwarding rules are gone; while failing,
+              whether the bridge's own ssh port answers from outside (is the bridge up at all?)
     ladder    1. re-peer: re-resolve the endpoint and re-add the peer (`wg set IFACE peer KEY
                  remove`, then `... endpoint NEW ...`): a fresh handshake, to a moved bridge too
               2. restart the tunnel (restart_command), after restart_after seconds of failure,
@@ -21,8 +23,9 @@ state, and only then acts, so a reboot never loses the record that limits reboot
               3. the action (reboot, restart-tunnel or none), after action_after seconds of
                  failure that a restart did not cure; never within boot_grace of boot, at most
                  one per action_interval, at most max_reboots_per_day reboots in 24 hours, and
-                 never when the bridge's own ssh port does not answer either (bridge outage:
-                 rebooting the homelab would not help; logged loudly instead)
+                 never when the bridge's own ssh port does not answer either, nor when the
+                 bridge's own sshd answers the end-to-end check (bridge outage: rebooting the
+                 homelab would not help; logged loudly instead)
 
 Every decision goes to stderr (the journal) with its reason.
 """
@@ -111,6 +114,7 @@ class Observation:
     interface_up: bool
     probe_ok: bool                    # the bridge answered through the tunnel
     e2e_ok: bool | None = None        # None: not checked in this run
+    e2e_foreign: bool = False         # ... it was answered by another host's sshd (the bridge's)
     bridge_ssh_ok: bool | None = None # None: not checked, or could not tell (name does not resolve)
     endpoint: str | None = None       # the peer's current endpoint ("ip:port"), from wg
     resolved_endpoint: str | None = None  # the answers' endpoint resolved now, None if it fails
@@ -181,7 +185,7 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
     new.reboots = [t for t in new.reboots if obs.now - t < DAY]
     log: list[str] = []
     if obs.e2e_ok is not None:
-        new.last_e2e_at, new.last_e2e_ok = obs.now, obs.e2e_ok
+        new.last_e2e_at, new.last_e2e_ok = obs.now, obs.e2e_ok and not obs.e2e_foreign
 
     reasons = []
     if not obs.interface_up:
@@ -190,7 +194,10 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
         age = "never" if obs.handshake_age is None else f"{obs.handshake_age:.0f} s ago"
         reasons.append(f"the bridge {config.bridge_address} does not answer through the tunnel "
                        f"(last handshake {age})")
-    if new.last_e2e_ok is False:
+    if obs.e2e_foreign:
+        reasons.append(f"{config.target_host}:{config.check_port} answers with another host's "
+                       f"ssh key: the bridge does not forward it (its rules are missing?)")
+    elif new.last_e2e_ok is False:
         reasons.append(f"end-to-end check {config.target_host}:{config.check_port} failed")
     # At boot DNS may not work yet: wg-quick cannot set up a named endpoint then, so a restart
     # would only fail (or hang in wg's resolver retries); wait for the name instead.
@@ -209,17 +216,20 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
         new.restarts_since_failing = 0
         return [], new, log
 
-    outage = obs.bridge_ssh_ok is False
+    # The bridge is down, or up but not forwarding: nothing the homelab does would help.
+    outage = obs.bridge_ssh_ok is False or obs.e2e_foreign
     if state.failing_since is None:
         new.failing_since = obs.now
         log.append(f"FAILING: {'; '.join(reasons)}")
     elif reasons != state.reasons:
         log.append(f"still failing: {'; '.join(reasons)}")
     if outage and not state.bridge_outage:
-        log.append(f"BRIDGE OUTAGE: the bridge's own ssh port {config.target_host}:"
-                   f"{config.bridge_ssh_port} does not answer from outside either; "
-                   f"the homelab is not at fault: no tunnel restart and no action while this lasts")
-    if state.bridge_outage and obs.bridge_ssh_ok is True:
+        what = (f"the bridge's own sshd answers on {config.target_host}:{config.check_port}"
+                if obs.e2e_foreign else f"the bridge's own ssh port {config.target_host}:"
+                                        f"{config.bridge_ssh_port} does not answer from outside either")
+        log.append(f"BRIDGE OUTAGE: {what}; the homelab is not at fault: no tunnel restart "
+                   f"and no action while this lasts")
+    if state.bridge_outage and not outage and obs.bridge_ssh_ok is True:
         # The bridge is back: its return starts the ladder afresh (give re-peer and restart a go).
         log.append("the bridge answers again; starting the recovery steps afresh")
         new.failing_since, new.restarts_since_failing = obs.now, 0
@@ -282,6 +292,8 @@ def _action_blocked(config: Config, obs: Observation, state: State) -> str | Non
     """Why the action must not be taken now, or None."""
     if config.action == "none" or not config.action_command:
         return "the configured action is none"
+    if obs.e2e_foreign:
+        return f"BRIDGE OUTAGE (the bridge's own sshd answers on {config.target_host}:{config.check_port})"
     if obs.bridge_ssh_ok is False:
         return (f"BRIDGE OUTAGE ({config.target_host}:{config.bridge_ssh_port} does not answer "
                 f"from outside either)")
@@ -316,6 +328,20 @@ def resolve(host: str, port: int) -> str | None:
     except (socket.gaierror, UnicodeError):
         return None
     return f"{infos[0][4][0]}:{port}" if infos else None
+
+
+def another_hosts_sshd(host: str, port: int, ssh_dir: Path = Path("/etc/ssh")) -> bool:
+    """Whether an sshd answers at host:port with none of this host's keys: the bridge's own
+    sshd (it keeps port 22 too) once its forwarding rules are gone. False when it cannot
+    tell: not an sshd there, no ssh-keyscan, no host keys of ours."""
+    ours = {line.split()[1] for key in ssh_dir.glob("ssh_host_*_key.pub")
+            for line in key.read_text().splitlines() if len(line.split()) >= 2}
+    if not ours:
+        return False
+    done = run(["ssh-keyscan", "-T", str(int(CHECK_TIMEOUT)), "-p", str(port), host])
+    theirs = {cols[2] for cols in (line.split() for line in done.stdout.splitlines())
+              if len(cols) >= 3 and not cols[0].startswith("#")}
+    return bool(theirs) and not theirs & ours
 
 
 @dataclass(frozen=True)
@@ -357,15 +383,16 @@ def observe(config: Config, state: State, now: float | None = None) -> tuple[Obs
         host, port = split_endpoint(config.endpoint)
         resolved = resolve(host, port)
     target = config.target_host
-    e2e = None
+    e2e, foreign = None, False
     if probe_ok and target and e2e_due(config, state, now):
         e2e = touch(target, config.check_port, CHECK_TIMEOUT, refused_ok=False)
+        foreign = e2e and another_hosts_sshd(target, config.check_port)
     bridge_ssh = None
     if target and not (probe_ok and e2e is not False and state.last_e2e_ok is not False):
         if is_address(target) or resolve(target, config.bridge_ssh_port):
             bridge_ssh = touch(target, config.bridge_ssh_port, CHECK_TIMEOUT, refused_ok=False)
     obs = Observation(now=now, uptime=uptime(), interface_up=interface_up, probe_ok=probe_ok,
-                      e2e_ok=e2e, bridge_ssh_ok=bridge_ssh,
+                      e2e_ok=e2e, e2e_foreign=foreign, bridge_ssh_ok=bridge_ssh,
                       endpoint=peer.endpoint if peer else None, resolved_endpoint=resolved,
                       handshake_age=peer.handshake_age if peer else None)
     return obs, peer

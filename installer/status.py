@@ -20,7 +20,7 @@ from installer import answers as answers_toml
 from installer.apply import host_path
 from installer.plan import ANSWERS_PATH
 from installer.validate import load_answers
-from installer.watchdog import STATE_PATH
+from installer.watchdog import STATE_PATH, run
 
 HANDSHAKE_STALE = 180          # WireGuard re-handshakes every 2 minutes while traffic flows
 BACKUP_TOOLS = ("cloudflared", "tailscaled")
@@ -45,11 +45,8 @@ class Probe:
     def __init__(self, root: Path = Path("/")):
         self.root = root
 
-    def _run(self, *argv: str, timeout: float = 10) -> subprocess.CompletedProcess:
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            return subprocess.CompletedProcess(argv, 127, "", str(error))
+    def _run(self, *argv: str) -> subprocess.CompletedProcess:
+        return run(list(argv))
 
     def interface_up(self, iface: str) -> bool:
         return self._run("ip", "link", "show", "dev", iface).returncode == 0
@@ -67,6 +64,10 @@ class Probe:
     def port_answers(self, host: str, port: int, timeout: float = 3) -> bool:
         from cgnat_homelab.watchdog import touch
         return touch(host, port, timeout, refused_ok=False)
+
+    def another_hosts_sshd(self, host: str, port: int) -> bool:
+        from cgnat_homelab.watchdog import another_hosts_sshd
+        return another_hosts_sshd(host, port, host_path(self.root, "/etc/ssh"))
 
     def watchdog_state(self) -> dict | None:
         try:
@@ -133,6 +134,10 @@ def _end_to_end(answers, probe) -> Check:
     ok = probe.port_answers(host, port)
     hint = (f"out the home line to {host}:{port}, in through the bridge to this host's sshd: "
             f"check the bridge (ssh -p {config.bridge_ssh_port} {host}) and that sshd listens on {port} here")
+    if ok and probe.another_hosts_sshd(host, port):
+        return Check("end2end", False, f"{host}:{port} reaches another host's sshd, not this one",
+                     f"the bridge answers itself instead of forwarding: on the bridge, run "
+                     f"cgnat-setup status (rules) and /usr/lib/cgnat-bridge/hooks/up {answers.interface}")
     return Check("end2end", ok, f"{host}:{port} {'reaches this host' if ok else 'fails'}", hint)
 
 

@@ -22,6 +22,7 @@ class FakeProbe:
                                       "last_run_at": 1.0, "last_step": ""})
         self.timer = kw.get("timer", True)
         self.backup = kw.get("backup", [])
+        self.foreign = kw.get("foreign", False)
         self.asked = []
 
     def interface_up(self, iface): return self.up
@@ -30,6 +31,7 @@ class FakeProbe:
     def watchdog_state(self): return self.state
     def watchdog_timer_active(self): return self.timer
     def backup_paths(self): return self.backup
+    def another_hosts_sshd(self, host, port): return self.foreign
 
     def port_answers(self, host, port, timeout=3):
         self.asked.append((host, port))
@@ -92,6 +94,14 @@ def test_end_to_end_failure_has_a_hint(tmp_path):
     code, lines = _run(tmp_path, HOMELAB, FakeProbe(ports={("bridge.example.org", 22): False}))
     assert code == 1
     assert "ssh -p 2222 bridge.example.org" in _line(lines, "end2end")
+
+
+def test_end_to_end_reaching_the_bridges_own_sshd_fails(tmp_path):
+    code, lines = _run(tmp_path, HOMELAB, FakeProbe(foreign=True))
+    assert code == 1
+    line = _line(lines, "end2end")
+    assert "bridge.example.org:22 reaches another host's sshd, not this one" in line
+    assert "/usr/lib/cgnat-bridge/hooks/up wg0" in line
 
 
 def test_watchdog_state_failing_and_not_running(tmp_path):

@@ -154,6 +154,29 @@ def test_outage_then_bridge_back_restarts_the_ladder():
     assert any("answers again" in line for line in lines)
 
 
+def test_the_bridges_own_sshd_answering_the_e2e_check_is_a_bridge_outage():
+    """The bridge lost its forwarding rules: port 22 reaches its own sshd. Not healthy, and
+    not the homelab's fault: no restart, no action, said loudly once."""
+    kinds, state, lines = run(CFG, every(10, 0, 900, lambda t: obs(t, e2e_ok=True, e2e_foreign=True,
+                                                                       bridge_ssh_ok=True)))
+    assert kinds == [[]] * 90
+    assert state.bridge_outage and state.last_e2e_ok is False
+    assert "answers with another host's ssh key: the bridge does not forward it" in state.reasons[0]
+    assert sum(line.startswith("BRIDGE OUTAGE: the bridge's own sshd answers on "
+                               "bridge.example.org:22") for line in lines) == 1
+    _, state, lines = decide(CFG, obs(900, e2e_ok=True), state)
+    assert state.failing_since is None and lines[0].startswith("recovered after")
+
+
+def test_the_bridges_own_sshd_answering_blocks_a_due_action():
+    state = State(failing_since=T0 - 1000, reasons=["x"], restarts_since_failing=1,
+                  last_restart_at=T0 - 500, last_run_at=T0 - 10)
+    steps, _, lines = decide(CFG, obs(0, e2e_ok=True, e2e_foreign=True, bridge_ssh_ok=True), state)
+    assert steps == []
+    assert "not taking the action 'reboot': BRIDGE OUTAGE (the bridge's own sshd answers on " \
+           "bridge.example.org:22)" in lines
+
+
 def test_unknown_bridge_state_blocks_the_action():
     kinds, _, lines = run(CFG, every(10, 0, 700, lambda t: broken(t, bridge_ssh_ok=None)))
     assert "action" not in {k for ks in kinds for k in ks}
@@ -344,3 +367,44 @@ def test_every_action_is_preceded_by_a_logged_reason(action):
     _, _, lines = run(c, every(10, 0, 400, broken))
     i = next(i for i, line in enumerate(lines) if line.startswith("action:"))
     assert "a tunnel restart did not help" in lines[i]
+
+
+@pytest.fixture
+def local_sshd(tmp_path):
+    """A real sshd on 127.0.0.1 with its own host key; (port, dir of its .pub key)."""
+    keys = tmp_path / "theirs"
+    keys.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "ssh_host_ed25519_key")],
+                   check=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "sshd_config"
+    config.write_text(f"HostKey {keys}/ssh_host_ed25519_key\nListenAddress 127.0.0.1\nPort {port}\n"
+                      "PidFile none\n")
+    wd.Path("/run/sshd").mkdir(exist_ok=True)
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = wd.time.monotonic() + 10
+        while not wd.touch("127.0.0.1", port, 1, refused_ok=False):
+            assert wd.time.monotonic() < deadline, "sshd did not start"
+            wd.time.sleep(0.05)
+        yield port, keys
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_another_hosts_sshd_is_told_by_its_host_key(tmp_path, local_sshd):
+    port, theirs = local_sshd
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ours / "ssh_host_ed25519_key")],
+                   check=True)
+    assert wd.another_hosts_sshd("127.0.0.1", port, ours)          # the bridge's own sshd
+    assert not wd.another_hosts_sshd("127.0.0.1", port, theirs)    # ours, through the bridge
+    assert not wd.another_hosts_sshd("127.0.0.1", port, tmp_path / "none")   # no keys: cannot tell
+    with socket.socket() as quiet:                                  # not an sshd: cannot tell
+        quiet.bind(("127.0.0.1", 0))
+        quiet.listen()
+        assert not wd.another_hosts_sshd("127.0.0.1", quiet.getsockname()[1], ours)
