@@ -42,9 +42,10 @@ def healthy(lab):
 
 
 def _print_timings():
-    print(f"\n{'fault':<34}{'detect(s)':>9}{'heal(s)':>9}")
+    print(f"\n{'fault':<38}{'detect(s)':>9}{'heal(s)':>9}")
     for name, detect, heal in TIMINGS:
-        print(f"{name:<34}{detect:>9.1f}{heal:>9.1f}")
+        seen = "-" if detect != detect else f"{detect:.1f}"     # nan: healed before it was seen
+        print(f"{name:<38}{seen:>9}{heal:>9.1f}")
 
 
 def _measure(lab, name, inject, detect_pattern, heal_timeout, address=BRIDGE_PUBLIC):
@@ -139,6 +140,31 @@ def test_bridge_entirely_down_never_takes_the_action(healthy):
     heal = wait_reachable(lab, 60)
     TIMINGS.append(("bridge down (heal from up)", detect, heal))
     assert time.monotonic() - t1 <= 30
+    assert actions(lab) == 0
+
+
+def test_bridge_answering_itself_is_an_outage_not_health(healthy):
+    """The bridge lost its forwarding jump (and no bridge watchdog runs): port 22 of its public
+    address now reaches its own sshd, which keeps 22 too. The homelab tells by the host key,
+    calls it a bridge outage and never takes the action."""
+    lab = healthy
+    jump = "PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-PREROUTING"
+    mark = lab.watchdog.mark()
+    t0 = time.monotonic()
+    lab.bridge.sh(f"iptables -t nat -D {jump}")
+    lab.watchdog.wait_line(rf"BRIDGE OUTAGE: the bridge's own sshd answers on {BRIDGE_NAME}:22", mark, 30)
+    detect = time.monotonic() - t0
+    due = FAST["action_after"] + FAST["restart_after"] + 4
+    wait_for(lambda: time.time() - (lab.watchdog.state().get("failing_since") or time.time()) >= due,
+             due + 30, "the bridge to answer itself long enough for the action to be due")
+    lines = lab.watchdog.lines(mark)
+    assert not any(": restart:" in line or ": action:" in line for line in lines), lines
+    assert "FAIL  end2end" in lab.homelab.run("cgnat-setup status", check=False).stdout
+    t1 = time.monotonic()
+    lab.bridge.sh("/usr/lib/cgnat-bridge/hooks/up wg0")
+    heal = wait_reachable(lab, 30)
+    TIMINGS.append(("bridge answers itself (heal from fix)", detect, heal))
+    lab.watchdog.wait_line(r"recovered after", mark, time.monotonic() - t1 + 15)
     assert actions(lab) == 0
 
 
