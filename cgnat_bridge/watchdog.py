@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer.watchdog import JsonState, log, run, run_step_command
+from installer.watchdog import JsonState, handshake_age, log, run, run_step_command
 from installer.watchdog import main as watchdog_main
 
 CGNAT_ETC = "/etc/cgnat"
@@ -135,13 +135,6 @@ def missing_rules(interface: str, rules_path: str) -> tuple[str, ...]:
         elif run(["iptables", "-w", "-t", table, "-S", chain]).stdout.count("\n") <= 1:
             missing.append(f"{table} {chain} is empty")
     return tuple(missing)
-
-
-def handshake_age(interface: str, now: float) -> float | None:
-    out = run(["wg", "show", interface, "latest-handshakes"]).stdout.split()
-    stamps = [int(x) for x in out[1::2] if x.isdigit()]
-    latest = max(stamps, default=0)
-    return now - latest if latest else None
 
 
 def observe(config: Config, now: float | None = None) -> Observation:

@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from installer import answers as answers_toml
 from installer.apply import host_path
 from installer.plan import ANSWERS_PATH
 from installer.validate import load_answers
-from installer.watchdog import STATE_PATH, run
+from installer.watchdog import STATE_PATH, handshake_age, run
 
 HANDSHAKE_STALE = 180          # WireGuard re-handshakes every 2 minutes while traffic flows
 BACKUP_TOOLS = ("cloudflared", "tailscaled")
@@ -52,10 +53,7 @@ class Probe:
         return self._run("ip", "link", "show", "dev", iface).returncode == 0
 
     def handshake_age(self, iface: str) -> float | None:
-        import time
-        out = self._run("wg", "show", iface, "latest-handshakes").stdout.split()
-        latest = max((int(x) for x in out[1::2] if x.isdigit()), default=0)
-        return time.time() - latest if latest else None
+        return handshake_age(iface, time.time())
 
     def missing_rules(self, iface: str) -> tuple[str, ...]:
         from cgnat_bridge.watchdog import missing_rules

@@ -48,6 +48,13 @@ def run_step_command(kind: str, command: str) -> int:
     return done.returncode
 
 
+def handshake_age(interface: str, now: float) -> float | None:
+    """Seconds since the interface's latest handshake with any peer; None if never."""
+    out = run(["wg", "show", interface, "latest-handshakes"]).stdout.split()
+    latest = max((int(x) for x in out[1::2] if x.isdigit()), default=0)
+    return now - latest if latest else None
+
+
 class JsonState:
     """A dataclass kept between runs as JSON; unknown keys (a newer version's) are ignored."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 
 from cgnat_bridge import watchdog as wd
+from installer import watchdog as common
 from cgnat_bridge.answers import BridgeAnswers
 from cgnat_bridge.watchdog import Config, Observation, State, decide
 
@@ -85,9 +86,9 @@ def test_missing_rules_asks_iptables_for_each_tagged_jump(tmp_path, monkeypatch)
 
 
 def test_handshake_age(monkeypatch):
-    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t1699999900\n", ""))
+    monkeypatch.setattr(common, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t1699999900\n", ""))
     assert wd.handshake_age("wg0", T0) == 100
-    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t0\n", ""))
+    monkeypatch.setattr(common, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t0\n", ""))
     assert wd.handshake_age("wg0", T0) is None
 
 
