@@ -48,6 +48,17 @@ def _print_timings():
         print(f"{name:<38}{seen:>9}{heal:>9.1f}")
 
 
+def _hold_while_the_action_is_due(lab, mark, what: str) -> None:
+    """Poll until the failure has lasted past restart_after + action_after (both steps were
+    due), then assert that the watchdog took neither."""
+    due = FAST["action_after"] + FAST["restart_after"] + 4
+    wait_for(lambda: time.time() - (lab.watchdog.state().get("failing_since") or time.time()) >= due,
+             due + 30, what)
+    lines = lab.watchdog.lines(mark)
+    assert not any(": restart:" in line or ": action:" in line for line in lines), lines
+    assert actions(lab) == 0
+
+
 def _measure(lab, name, inject, detect_pattern, heal_timeout, address=BRIDGE_PUBLIC):
     mark = lab.watchdog.mark()
     t0 = time.monotonic()
@@ -128,13 +139,8 @@ def test_bridge_entirely_down_never_takes_the_action(healthy):
     lab.bridge.sh("ip link set ens3 down")
     lab.watchdog.wait_line(r"BRIDGE OUTAGE", mark, 30)
     detect = time.monotonic() - t0
-    # Poll until the outage has lasted past action_after + restart_after: the action was due.
-    due = FAST["action_after"] + FAST["restart_after"] + 4
-    wait_for(lambda: (s := lab.watchdog.state()).get("bridge_outage")
-             and time.time() - s["failing_since"] >= due, due + 30, "a long bridge outage")
-    lines = lab.watchdog.lines(mark)
-    assert actions(lab) == 0, lines
-    assert not any(": restart:" in line or ": action:" in line for line in lines), lines
+    _hold_while_the_action_is_due(lab, mark, "a long bridge outage")
+    assert lab.watchdog.state()["bridge_outage"]
     t1 = time.monotonic()
     lab.bridge.sh("ip link set ens3 up; ip route replace default via 198.51.100.254")
     heal = wait_reachable(lab, 60)
@@ -154,11 +160,7 @@ def test_bridge_answering_itself_is_an_outage_not_health(healthy):
     lab.bridge.sh(f"iptables -t nat -D {jump}")
     lab.watchdog.wait_line(rf"BRIDGE OUTAGE: the bridge's own sshd answers on {BRIDGE_NAME}:22", mark, 30)
     detect = time.monotonic() - t0
-    due = FAST["action_after"] + FAST["restart_after"] + 4
-    wait_for(lambda: time.time() - (lab.watchdog.state().get("failing_since") or time.time()) >= due,
-             due + 30, "the bridge to answer itself long enough for the action to be due")
-    lines = lab.watchdog.lines(mark)
-    assert not any(": restart:" in line or ": action:" in line for line in lines), lines
+    _hold_while_the_action_is_due(lab, mark, "the bridge to answer itself long enough")
     assert "FAIL  end2end" in lab.homelab.run("cgnat-setup status", check=False).stdout
     t1 = time.monotonic()
     lab.bridge.sh("/usr/lib/cgnat-bridge/hooks/up wg0")
@@ -208,12 +210,7 @@ def test_boot_before_dns_works_waits_for_the_name(healthy):
     lab.homelab.sh("wg-quick down wg0 2>/dev/null")
     lab.watchdog.wait_line(rf"FAILING: interface wg0 is missing; {BRIDGE_NAME} does not resolve", mark, 30)
     detect = time.monotonic() - t0
-    # Poll until the outage has lasted past action_after + restart_after: both were due.
-    due = FAST["action_after"] + FAST["restart_after"] + 4
-    wait_for(lambda: time.time() - (lab.watchdog.state().get("failing_since") or time.time()) >= due,
-             due + 30, "DNS to be down long enough for the action to be due")
-    lines = lab.watchdog.lines(mark)
-    assert not any(": restart:" in line or ": action:" in line for line in lines), lines
+    _hold_while_the_action_is_due(lab, mark, "DNS to be down long enough")
     assert not lab.homelab.ok("ip link show dev wg0")
     t1 = time.monotonic()
     faultlab.set_dns(lab, BRIDGE_PUBLIC)
