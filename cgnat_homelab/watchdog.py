@@ -135,6 +135,7 @@ class State(JsonState):
     last_action_at: float | None = None
     reboots: list[float] = field(default_factory=list)   # times of the reboots we started
     last_step: str = ""                                  # "re-peer at ...", for status
+    action_blocked: str = ""                             # why the due action was last refused
 
     @property
     def summary(self) -> str:
@@ -213,7 +214,7 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
         elif state.last_run_at is None:
             log.append("healthy")
         new.failing_since, new.reasons, new.bridge_outage = None, [], False
-        new.restarts_since_failing = 0
+        new.restarts_since_failing, new.action_blocked = 0, ""
         return [], new, log
 
     # The bridge is down, or up but not forwarding: nothing the homelab does would help.
@@ -243,7 +244,11 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
             and restarted_ago >= config.restart_after):
         blocked = _action_blocked(config, obs, new)
         if blocked:
-            log.append(f"not taking the action {config.action!r}: {blocked}")
+            kind, why = blocked
+            # Said once per kind of refusal, not every run: the journal stays readable.
+            if kind != state.action_blocked:
+                log.append(f"not taking the action {config.action!r}: {why}")
+            new.action_blocked = kind
         else:
             steps.append(Step("action", f"failing for {failed_for:.0f} s; a tunnel restart did "
                                         f"not help; the bridge's ssh port answers",
@@ -280,7 +285,7 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
             new.last_restart_at = obs.now
             new.restarts_since_failing += 1
         else:
-            new.last_action_at = obs.now
+            new.last_action_at, new.action_blocked = obs.now, ""
             if config.action == "reboot":
                 new.reboots.append(obs.now)
         new.last_step = f"{step.kind} at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(obs.now))}"
@@ -288,24 +293,26 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
     return steps, new, log
 
 
-def _action_blocked(config: Config, obs: Observation, state: State) -> str | None:
-    """Why the action must not be taken now, or None."""
+def _action_blocked(config: Config, obs: Observation, state: State) -> tuple[str, str] | None:
+    """(kind, why) the action must not be taken now, or None."""
     if config.action == "none" or not config.action_command:
-        return "the configured action is none"
+        return "none", "the configured action is none"
     if obs.e2e_foreign:
-        return f"BRIDGE OUTAGE (the bridge's own sshd answers on {config.target_host}:{config.check_port})"
+        return "outage", (f"BRIDGE OUTAGE (the bridge's own sshd answers on "
+                          f"{config.target_host}:{config.check_port})")
     if obs.bridge_ssh_ok is False:
-        return (f"BRIDGE OUTAGE ({config.target_host}:{config.bridge_ssh_port} does not answer "
-                f"from outside either)")
+        return "outage", (f"BRIDGE OUTAGE ({config.target_host}:{config.bridge_ssh_port} does not "
+                          f"answer from outside either)")
     if obs.bridge_ssh_ok is None:
-        return f"cannot tell whether the bridge is up ({config.target_host} does not resolve?)"
+        return "unknown", f"cannot tell whether the bridge is up ({config.target_host} does not resolve?)"
     if obs.uptime < config.boot_grace:
-        return f"booted {obs.uptime:.0f} s ago (boot_grace {config.boot_grace} s)"
+        return "boot grace", f"booted {obs.uptime:.0f} s ago (boot_grace {config.boot_grace} s)"
     wait = config.action_interval - _since(state.last_action_at, obs.now)
     if wait > 0:
-        return f"rate limit: last action {obs.now - state.last_action_at:.0f} s ago, next in {wait:.0f} s"
+        return "rate limit", (f"rate limit: last action {obs.now - state.last_action_at:.0f} s ago, "
+                              f"next in {wait:.0f} s")
     if config.action == "reboot" and len(state.reboots) >= config.max_reboots_per_day:
-        return f"boot-loop guard: {len(state.reboots)} reboots in the last 24 hours"
+        return "boot-loop guard", f"boot-loop guard: {len(state.reboots)} reboots in the last 24 hours"
     return None
 
 

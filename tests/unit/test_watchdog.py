@@ -196,7 +196,9 @@ def test_rate_limit_one_action_per_interval():
     actions = [i * 10 for i, ks in enumerate(kinds) if "action" in ks]
     assert actions[0] == 120        # restart at 60, then restart_after (60) to let it work
     assert len(actions) == 3 and all(b - a >= 1800 for a, b in zip(actions, actions[1:]))
-    assert any("rate limit" in line for line in lines)
+    # each refusal said once after each action, not on each of the ~180 runs in between
+    refusals = [line for line in lines if line.startswith("not taking the action")]
+    assert len(refusals) == 3 and all("rate limit: last action" in line for line in refusals), refusals
 
 
 def test_boot_loop_guard_counts_reboots_of_the_last_day_across_runs():
