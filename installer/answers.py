@@ -15,6 +15,7 @@ except ModuleNotFoundError:  # Python 3.10 (Ubuntu 22.04)
     import tomli as tomllib
 
 TOMLError = tomllib.TOMLDecodeError
+ANSWERS_PATH = "/etc/cgnat/answers.toml"     # where setup saves them, the watchdogs read them
 
 
 @dataclass

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from installer import ROLES, __version__
 from installer import answers as answers_toml
+from installer.answers import ANSWERS_PATH
 from installer import keys
 from installer.apply import apply, host_path, log
 from installer.detect import HostFacts
 from installer.errors import InvalidAnswers, Problem, SetupError
 from installer.pairing import PairingToken, TokenError
-from installer.plan import ANSWERS_PATH, WATCHDOG_TIMER, make_plan, resolve_defaults
+from installer.plan import WATCHDOG_TIMER, make_plan, resolve_defaults
 from installer.validate import load_answers
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2

@@ -5,11 +5,11 @@ import copy
 from dataclasses import dataclass, field
 
 from installer import answers as answers_toml
+from installer.answers import ANSWERS_PATH
 from installer import render, sshd
 from installer.detect import HostFacts
 from installer.errors import SetupError
 
-ANSWERS_PATH = "/etc/cgnat/answers.toml"
 MANIFEST_PATH = "/var/lib/cgnat/manifest"
 WATCHDOG_TIMER = "cgnat-watchdog.timer"
 

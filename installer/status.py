@@ -19,7 +19,7 @@ from pathlib import Path
 
 from installer import answers as answers_toml
 from installer.apply import host_path
-from installer.plan import ANSWERS_PATH
+from installer.answers import ANSWERS_PATH
 from installer.validate import load_answers
 from installer.watchdog import STATE_PATH, handshake_age, run
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from installer.plan import ANSWERS_PATH
+from installer.answers import ANSWERS_PATH
 
 STATE_PATH = "/var/lib/cgnat/watchdog.json"
 PROGRAM = "cgnat-watchdog"

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from installer import ROLES
 from installer import answers as answers_toml
+from installer.answers import ANSWERS_PATH
 from installer import cli, keys, sshd
 from installer.apply import host_path
 from installer.detect import HostFacts, Socket, port_free
 from installer.errors import InvalidAnswers, Problem, SetupError
-from installer.plan import ANSWERS_PATH, Plan, make_plan, resolve_defaults
+from installer.plan import Plan, make_plan, resolve_defaults
 from installer.validate import answers_from_dict, load_answers
 
 
