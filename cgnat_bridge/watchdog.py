@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer.watchdog import JsonState, handshake_age, log, run, run_step_command
+from installer.watchdog import (JsonState, handshake_age, interface_exists, log, run,
+                                run_step_command, step_note)
 from installer.watchdog import main as watchdog_main
 
 CGNAT_ETC = "/etc/cgnat"
@@ -79,7 +80,7 @@ class Step:
 def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], State, list[str]]:
     """The steps to take, the state to save, the log lines. Pure."""
     new = dataclasses.replace(state, last_run_at=obs.now, problems=[])
-    log: list[str] = []
+    notes: list[str] = []
     steps: list[Step] = []
     if not obs.interface_up:
         new.problems.append(f"interface {config.interface} is missing")
@@ -93,17 +94,17 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
         age = "no handshake yet" if obs.handshake_age is None else f"last handshake {obs.handshake_age:.0f} s ago"
         new.problems.append(f"homelab silent ({age})")
         if not state.silent_reported:
-            log.append(f"HOMELAB SILENT: {age}; only the homelab can re-establish the tunnel "
+            notes.append(f"HOMELAB SILENT: {age}; only the homelab can re-establish the tunnel "
                        f"(is it up, is its watchdog running, is UDP open in the provider's firewall?)")
         new.silent_reported = True
     elif obs.interface_up:
         if state.silent_reported:
-            log.append(f"the homelab is back (handshake {obs.handshake_age:.0f} s ago)")
+            notes.append(f"the homelab is back (handshake {obs.handshake_age:.0f} s ago)")
         new.silent_reported = False
     for step in steps:
-        new.last_fix_at, new.last_fix = obs.now, f"{step.kind} at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(obs.now))}"
-        log.append(f"{step.kind}: {step.reason}")
-    return steps, new, log
+        new.last_fix_at, new.last_fix = obs.now, step_note(step.kind, obs.now)
+        notes.append(f"{step.kind}: {step.reason}")
+    return steps, new, notes
 
 
 # ----------------------------------------------------------------------------- I/O
@@ -139,7 +140,7 @@ def missing_rules(interface: str, rules_path: str) -> tuple[str, ...]:
 
 def observe(config: Config, now: float | None = None) -> Observation:
     now = time.time() if now is None else now
-    up = run(["ip", "link", "show", "dev", config.interface]).returncode == 0
+    up = interface_exists(config.interface)
     return Observation(now=now, interface_up=up,
                        handshake_age=handshake_age(config.interface, now) if up else None,
                        missing_rules=missing_rules(config.interface, config.rules_path) if up else ())

@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.watchdog import JsonState, log, run, run_step_command
+from installer.watchdog import JsonState, interface_exists, log, run, run_step_command, step_note
 from installer.watchdog import main as watchdog_main
 
 # Defaults of the optional [homelab.watchdog] keys (see cgnat_homelab/answers.py).
@@ -184,7 +184,7 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
     new = dataclasses.replace(state, reasons=list(state.reasons), reboots=list(state.reboots))
     new.last_run_at = obs.now
     new.reboots = [t for t in new.reboots if obs.now - t < DAY]
-    log: list[str] = []
+    notes: list[str] = []
     if obs.e2e_ok is not None:
         new.last_e2e_at, new.last_e2e_ok = obs.now, obs.e2e_ok and not obs.e2e_foreign
 
@@ -209,30 +209,30 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
 
     if not reasons:
         if state.failing_since is not None:
-            log.append(f"recovered after {obs.now - state.failing_since:.0f} s "
+            notes.append(f"recovered after {obs.now - state.failing_since:.0f} s "
                        f"(was: {'; '.join(state.reasons)})")
         elif state.last_run_at is None:
-            log.append("healthy")
+            notes.append("healthy")
         new.failing_since, new.reasons, new.bridge_outage = None, [], False
         new.restarts_since_failing, new.action_blocked = 0, ""
-        return [], new, log
+        return [], new, notes
 
     # The bridge is down, or up but not forwarding: nothing the homelab does would help.
     outage = obs.bridge_ssh_ok is False or obs.e2e_foreign
     if state.failing_since is None:
         new.failing_since = obs.now
-        log.append(f"FAILING: {'; '.join(reasons)}")
+        notes.append(f"FAILING: {'; '.join(reasons)}")
     elif reasons != state.reasons:
-        log.append(f"still failing: {'; '.join(reasons)}")
+        notes.append(f"still failing: {'; '.join(reasons)}")
     if outage and not state.bridge_outage:
         what = (f"the bridge's own sshd answers on {config.target_host}:{config.check_port}"
                 if obs.e2e_foreign else f"the bridge's own ssh port {config.target_host}:"
                                         f"{config.bridge_ssh_port} does not answer from outside either")
-        log.append(f"BRIDGE OUTAGE: {what}; the homelab is not at fault: no tunnel restart "
+        notes.append(f"BRIDGE OUTAGE: {what}; the homelab is not at fault: no tunnel restart "
                    f"and no action while this lasts")
     if state.bridge_outage and not outage and obs.bridge_ssh_ok is True:
         # The bridge is back: its return starts the ladder afresh (give re-peer and restart a go).
-        log.append("the bridge answers again; starting the recovery steps afresh")
+        notes.append("the bridge answers again; starting the recovery steps afresh")
         new.failing_since, new.restarts_since_failing = obs.now, 0
     new.reasons, new.bridge_outage = reasons, outage
     failed_for = obs.now - new.failing_since
@@ -247,7 +247,7 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
             kind, why = blocked
             # Said once per kind of refusal, not every run: the journal stays readable.
             if kind != state.action_blocked:
-                log.append(f"not taking the action {config.action!r}: {why}")
+                notes.append(f"not taking the action {config.action!r}: {why}")
             new.action_blocked = kind
         else:
             steps.append(Step("action", f"failing for {failed_for:.0f} s; a tunnel restart did "
@@ -265,7 +265,7 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
             steps.append(Step("restart", f"interface {config.interface} is missing",
                               config.restart_command))
         else:
-            log.append(f"waiting: interface missing, next restart allowed in {restart_wait:.0f} s")
+            notes.append(f"waiting: interface missing, next restart allowed in {restart_wait:.0f} s")
     elif failed_for >= config.restart_after and restart_wait <= 0 and not outage and not no_dns:
         steps.append(Step("restart", f"failing for {failed_for:.0f} s", config.restart_command))
     elif not obs.probe_ok and _since(state.last_repeer_at, obs.now) >= repeer_interval:
@@ -288,9 +288,9 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
             new.last_action_at, new.action_blocked = obs.now, ""
             if config.action == "reboot":
                 new.reboots.append(obs.now)
-        new.last_step = f"{step.kind} at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(obs.now))}"
-        log.append(f"{step.kind}: {step.reason}")
-    return steps, new, log
+        new.last_step = step_note(step.kind, obs.now)
+        notes.append(f"{step.kind}: {step.reason}")
+    return steps, new, notes
 
 
 def _action_blocked(config: Config, obs: Observation, state: State) -> tuple[str, str] | None:
@@ -381,7 +381,7 @@ def uptime() -> float:
 
 def observe(config: Config, state: State, now: float | None = None) -> tuple[Observation, Peer | None]:
     now = time.time() if now is None else now
-    interface_up = run(["ip", "link", "show", "dev", config.interface]).returncode == 0
+    interface_up = interface_exists(config.interface)
     peer = wg_peer(config.interface, now) if interface_up else None
     probe_ok = interface_up and touch(config.bridge_address, config.bridge_ssh_port,
                                       PROBE_TIMEOUT, refused_ok=True)

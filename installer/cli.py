@@ -18,6 +18,7 @@ from installer.errors import InvalidAnswers, Problem, SetupError
 from installer.pairing import PairingToken, TokenError
 from installer.plan import WATCHDOG_TIMER, make_plan, resolve_defaults
 from installer.validate import load_answers
+from installer.watchdog import interface_exists
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 
@@ -208,7 +209,7 @@ def teardown(root: Path) -> int:
             log(f"systemctl disable --now {unit}")
             subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True)
     steps = []
-    if subprocess.run(["ip", "link", "show", "dev", interface], capture_output=True).returncode == 0:
+    if interface_exists(interface):
         steps.append(["wg-quick", "down", interface])          # its PostDown runs the hook
     hook = Path(f"/usr/lib/cgnat-{role}/hooks/down")
     if role in ROLES and hook.exists():

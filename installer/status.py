@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from installer import answers as answers_toml
 from installer.apply import host_path
 from installer.answers import ANSWERS_PATH
 from installer.validate import load_answers
-from installer.watchdog import STATE_PATH, handshake_age, run
+from installer.watchdog import STATE_PATH, handshake_age, interface_exists, run
 
 HANDSHAKE_STALE = 180          # WireGuard re-handshakes every 2 minutes while traffic flows
 BACKUP_TOOLS = ("cloudflared", "tailscaled")
@@ -46,11 +45,8 @@ class Probe:
     def __init__(self, root: Path = Path("/")):
         self.root = root
 
-    def _run(self, *argv: str) -> subprocess.CompletedProcess:
-        return run(list(argv))
-
     def interface_up(self, iface: str) -> bool:
-        return self._run("ip", "link", "show", "dev", iface).returncode == 0
+        return interface_exists(iface)
 
     def handshake_age(self, iface: str) -> float | None:
         return handshake_age(iface, time.time())
@@ -76,7 +72,7 @@ class Probe:
     def watchdog_timer_active(self) -> bool | None:
         if shutil.which("systemctl") is None:
             return None
-        return self._run("systemctl", "is-active", "--quiet", "cgnat-watchdog.timer").returncode == 0
+        return run(["systemctl", "is-active", "--quiet", "cgnat-watchdog.timer"]).returncode == 0
 
     def backup_paths(self) -> list[str]:
         found = [tool for tool in BACKUP_TOOLS if shutil.which(tool)]

@@ -48,6 +48,15 @@ def run_step_command(kind: str, command: str) -> int:
     return done.returncode
 
 
+def interface_exists(interface: str) -> bool:
+    return run(["ip", "link", "show", "dev", interface]).returncode == 0
+
+
+def step_note(kind: str, now: float) -> str:
+    """The last step taken, for `cgnat-setup status`: "restart at 2026-11-25 06:00:00"."""
+    return f"{kind} at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(now))}"
+
+
 def handshake_age(interface: str, now: float) -> float | None:
     """Seconds since the interface's latest handshake with any peer; None if never."""
     out = run(["wg", "show", interface, "latest-handshakes"]).stdout.split()
