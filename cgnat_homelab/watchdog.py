@@ -385,19 +385,17 @@ def observe(config: Config, state: State, now: float | None = None) -> tuple[Obs
     peer = wg_peer(config.interface, now) if interface_up else None
     probe_ok = interface_up and touch(config.bridge_address, config.bridge_ssh_port,
                                       PROBE_TIMEOUT, refused_ok=True)
-    resolved = None
-    if config.endpoint:
-        host, port = split_endpoint(config.endpoint)
-        resolved = resolve(host, port)
     target = config.target_host
     e2e, foreign = None, False
     if probe_ok and target and e2e_due(config, state, now):
         e2e = touch(target, config.check_port, CHECK_TIMEOUT, refused_ok=False)
         foreign = e2e and another_hosts_sshd(target, config.check_port)
+    # What only a failing run needs (a DNS lookup, the bridge's own port), not every healthy one.
+    suspect = not (probe_ok and e2e is not False and not foreign and state.last_e2e_ok is not False)
+    resolved = resolve(*split_endpoint(config.endpoint)) if suspect and config.endpoint else None
     bridge_ssh = None
-    if target and not (probe_ok and e2e is not False and state.last_e2e_ok is not False):
-        if is_address(target) or resolve(target, config.bridge_ssh_port):
-            bridge_ssh = touch(target, config.bridge_ssh_port, CHECK_TIMEOUT, refused_ok=False)
+    if suspect and target and (is_address(target) or resolve(target, config.bridge_ssh_port)):
+        bridge_ssh = touch(target, config.bridge_ssh_port, CHECK_TIMEOUT, refused_ok=False)
     obs = Observation(now=now, uptime=uptime(), interface_up=interface_up, probe_ok=probe_ok,
                       e2e_ok=e2e, e2e_foreign=foreign, bridge_ssh_ok=bridge_ssh,
                       endpoint=peer.endpoint if peer else None, resolved_endpoint=resolved,
