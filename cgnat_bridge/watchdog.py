@@ -59,9 +59,13 @@ class Observation:
 class State(JsonState):
     last_run_at: float | None = None
     silent_reported: bool = False
-    last_fix_at: float | None = None
-    last_fix: str = ""
+    last_step_at: float | None = None
+    last_step: str = ""                   # "up-hook at ...", for status
     problems: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
 
     @property
     def summary(self) -> str:
@@ -102,7 +106,7 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
             notes.append(f"the homelab is back (handshake {obs.handshake_age:.0f} s ago)")
         new.silent_reported = False
     for step in steps:
-        new.last_fix_at, new.last_fix = obs.now, step_note(step.kind, obs.now)
+        new.last_step_at, new.last_step = obs.now, step_note(step.kind, obs.now)
         notes.append(f"{step.kind}: {step.reason}")
     return steps, new, notes
 

@@ -138,6 +138,10 @@ class State(JsonState):
     action_blocked: str = ""                             # why the due action was last refused
 
     @property
+    def healthy(self) -> bool:
+        return self.failing_since is None
+
+    @property
     def summary(self) -> str:
         """One line for `cgnat-setup status`."""
         if self.last_run_at is None:

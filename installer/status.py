@@ -110,7 +110,7 @@ def gather(answers, probe) -> list[Check]:
                             f"systemctl status ssh"))
     else:
         checks.append(_end_to_end(answers, probe))
-    checks.append(_watchdog(probe))
+    checks.append(_watchdog(probe, answers.role))
     if answers.role == "homelab":
         tools = probe.backup_paths()
         checks.append(Check("backup", None, ("second way in: " + ", ".join(tools)) if tools else
@@ -135,8 +135,9 @@ def _end_to_end(answers, probe) -> Check:
     return Check("end2end", ok, f"{host}:{port} {'reaches this host' if ok else 'fails'}", hint)
 
 
-def _watchdog(probe) -> Check:
-    from cgnat_homelab.watchdog import State
+def _watchdog(probe, role: str) -> Check:
+    from cgnat_bridge.watchdog import State as BridgeState
+    from cgnat_homelab.watchdog import State as HomelabState
     timer = probe.watchdog_timer_active()
     data = probe.watchdog_state()
     hint = "systemctl enable --now cgnat-watchdog.timer; journalctl -u cgnat-watchdog"
@@ -144,16 +145,9 @@ def _watchdog(probe) -> Check:
         return Check("watchdog", False, "timer not active", hint)
     if data is None:
         return Check("watchdog", False, "has not run yet", hint)
-    if "restarts_since_failing" in data:          # the homelab's state
-        names = set(State.__dataclass_fields__)
-        summary = State(**{k: v for k, v in data.items() if k in names}).summary
-        healthy = data.get("failing_since") is None
-    else:                                          # the bridge's state
-        problems = data.get("problems") or []
-        summary, healthy = ("; ".join(problems) or "healthy"), not problems
-    last = data.get("last_step") or data.get("last_fix")
-    step = f" (last step: {last})" if last else ""
-    return Check("watchdog", healthy, summary + step, "journalctl -u cgnat-watchdog")
+    state = (BridgeState if role == "bridge" else HomelabState).from_dict(data)
+    step = f" (last step: {state.last_step})" if state.last_step else ""
+    return Check("watchdog", state.healthy, state.summary + step, "journalctl -u cgnat-watchdog")
 
 
 def main(root: Path = Path("/"), probe=None, out=None) -> int:

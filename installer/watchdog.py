@@ -72,8 +72,12 @@ class JsonState:
 
     @classmethod
     def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: dict):
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in json.loads(text).items() if k in names})
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     @classmethod
     def load(cls, path: Path):

@@ -117,7 +117,7 @@ def test_watchdog_state_failing_and_not_running(tmp_path):
 
 
 def test_bridge_watchdog_state(tmp_path):
-    state = {"problems": ["homelab silent (no handshake yet)"], "last_run_at": 1.0, "last_fix": ""}
+    state = {"problems": ["homelab silent (no handshake yet)"], "last_run_at": 1.0, "last_step": ""}
     code, lines = _run(tmp_path, BRIDGE, FakeProbe(state=state))
     assert code == 1 and "homelab silent" in _line(lines, "watchdog")
 

@@ -20,7 +20,7 @@ def test_healthy_does_nothing():
 def test_missing_interface_restarts_the_tunnel():
     steps, state, log = decide(CFG, Observation(T0, False, None), State())
     assert [(s.kind, s.command) for s in steps] == [("restart", "RESTART")]
-    assert state.summary == "interface wg0 is missing" and state.last_fix.startswith("restart at")
+    assert state.summary == "interface wg0 is missing" and state.last_step.startswith("restart at")
     assert log == ["restart: interface wg0 is missing"]
 
 
