@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--root", metavar="DIR", help="write all files under DIR and start nothing")
     p.add_argument("--pair", metavar="TOKEN", help="fill the peer's key and addresses from its pairing token")
     p.add_argument("--role", choices=ROLES, help="the role when neither the answers nor the package say")
+    p.add_argument("--replace-existing", action="store_true",
+                   help="replace a WireGuard config of the same interface that cgnat-setup did not "
+                        "write (it is kept as IFACE.conf.before-cgnat; its key is not reused)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"cgnat-setup {__version__}")
     return p
@@ -80,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def can_ask(args) -> bool:
-    """A person is at a terminal and the run is not a dry one (--check, --plan)."""
+    """A person is at a terminal and the run is not a dry one (--check, --plan), nor one of
+    a package's maintainer scripts (dpkg sets DPKG_MAINTSCRIPT_NAME): those never prompt."""
     return (sys.stdin.isatty() and sys.stdout.isatty() and args.answers != "-"
-            and not (args.check or args.plan))
+            and not (args.check or args.plan) and "DPKG_MAINTSCRIPT_NAME" not in os.environ)
 
 
 def wizard(args, hybrid: bool) -> int:
@@ -128,8 +133,9 @@ def unattended(args) -> int:
         print(f"{args.answers}: ok ({answers.role})")
         return EXIT_OK
     answers = resolve_defaults(answers, facts)
-    private_key = private_key_for(answers, root)
-    plan = make_plan(answers, facts, private_key, start=args.root is None)
+    private_key = private_key_for(answers, root, facts)
+    plan = make_plan(answers, facts, private_key, start=args.root is None,
+                     replace_existing=args.replace_existing)
     if args.plan:
         print(plan.describe(), end="")
         return EXIT_OK
@@ -138,11 +144,13 @@ def unattended(args) -> int:
     return EXIT_OK
 
 
-def private_key_for(answers, root: Path) -> str:
-    """private_key_file, else the key of an earlier run (same identity), else a new one."""
+def private_key_for(answers, root: Path, facts: HostFacts) -> str:
+    """private_key_file, else the key of an earlier run (same identity), else a new one.
+    Never the key of a config setup did not write: that is another VPN's identity."""
     if answers.private_key_file:
         return keys.read_key_file(Path(answers.private_key_file))
-    existing = keys.key_in_config(host_path(root, f"/etc/wireguard/{answers.interface}.conf"))
+    conf = f"/etc/wireguard/{answers.interface}.conf"
+    existing = None if facts.foreign(conf) else keys.key_in_config(host_path(root, conf))
     return existing or keys.generate_private_key()
 
 

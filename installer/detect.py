@@ -16,6 +16,8 @@ from pathlib import Path
 from installer import ROLES
 
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/cgnat-bridge.conf"
+MANIFEST_PATH = "/var/lib/cgnat/manifest"     # every file an earlier setup wrote, one a line
+WIREGUARD_DIR = "/etc/wireguard"
 SSHD_PRIVSEP_DIR = Path("/run/sshd")
 # Docker names its default bridge docker0 and user-defined networks br-<12 hex digits>.
 DOCKER_BRIDGE = re.compile(r"^(docker0|br-[0-9a-f]{12})$")
@@ -117,6 +119,12 @@ class HostFacts:
     sshd_dropin: str | None = None            # our drop-in from an earlier run, if any
     sshd_error: str | None = None             # why `sshd -T` failed, when it did
     installed_role: str | None = None         # the role of the cgnat package installed
+    written_by_setup: frozenset[str] = frozenset()      # the manifest of the last setup
+    wireguard_configs: frozenset[str] = frozenset()     # /etc/wireguard/*.conf that exist
+
+    def foreign(self, path: str) -> bool:
+        """The file exists and no earlier setup wrote it (an admin's own VPN config)."""
+        return path in self.wireguard_configs and path not in self.written_by_setup
 
     def ipv4_address(self, interface: str) -> str | None:
         for address in self.interfaces.get(interface, []):
@@ -140,6 +148,9 @@ class HostFacts:
             sshd_dropin=_read(root / SSHD_DROPIN.lstrip("/")),
             sshd_error=sshd[1] if sshd else None,
             installed_role=installed_role(root),
+            written_by_setup=frozenset((_read(root / MANIFEST_PATH.lstrip("/")) or "").split()),
+            wireguard_configs=frozenset(f"{WIREGUARD_DIR}/{p.name}"
+                                        for p in (root / WIREGUARD_DIR.lstrip("/")).glob("*.conf")),
         )
 
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
 from installer import render, sshd
-from installer.detect import HostFacts
+from installer.detect import MANIFEST_PATH, WIREGUARD_DIR, HostFacts
 from installer.errors import SetupError
 
-MANIFEST_PATH = "/var/lib/cgnat/manifest"
+BACKUP_SUFFIX = ".before-cgnat"   # an admin's own config, kept when --replace-existing replaces it
 WATCHDOG_TIMER = "cgnat-watchdog.timer"
 
 
@@ -37,6 +37,14 @@ class Plan:
     hook_commands: list[str] = field(default_factory=list)    # what wg-quick's PostUp runs
     sshd_port: int | None = None  # bridge: the port to confirm before anything is forwarded
     sshd_dropin: str | None = None
+    retire: list[list[str]] = field(default_factory=list)   # stop an old interface, before the files
+    removals: list[str] = field(default_factory=list)       # an old interface's files
+    backups: list[str] = field(default_factory=list)        # foreign files kept before replacing them
+
+    @property
+    def units(self) -> list[str]:
+        """Every unit the commands change, for apply to put back on failure."""
+        return list(dict.fromkeys(c[-1] for c in self.retire + self.commands if c[0] == "systemctl"))
 
     @property
     def service(self) -> str:
@@ -44,6 +52,10 @@ class Plan:
 
     def describe(self) -> str:
         out = []
+        if self.retire or self.removals or self.backups:
+            out.append("=== first\n" + "".join(" ".join(c) + "\n" for c in self.retire)
+                       + "".join(f"remove {p}\n" for p in self.removals)
+                       + "".join(f"keep {p} as {p}{BACKUP_SUFFIX}\n" for p in self.backups))
         for f in self.files:
             out.append(f"=== {f.path} (mode {f.mode:04o})\n{f.shown()}")
         if self.sshd_port is not None:
@@ -67,9 +79,16 @@ def resolve_defaults(answers, facts: HostFacts):
     return resolved
 
 
-def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True) -> Plan:
+def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True,
+              replace_existing: bool = False) -> Plan:
     """Files and commands for valid, resolved answers; `start` False for --root."""
     iface = answers.interface
+    conf = f"{WIREGUARD_DIR}/{iface}.conf"
+    foreign = facts.foreign(conf)
+    if foreign and not replace_existing:
+        raise SetupError(f"{conf} exists and cgnat-setup did not write it (another VPN?); choose "
+                         f"another interface, or pass --replace-existing to replace it (it is "
+                         f"kept as {conf}{BACKUP_SUFFIX})")
     files = [
         FileWrite(f"/etc/wireguard/{iface}.conf", render.render_wg_conf(answers, private_key),
                   mode=0o600, secret=True),
@@ -90,6 +109,12 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
             files.append(FileWrite(sshd.DROPIN, dropin))
     manifest = "".join(sorted(f.path + "\n" for f in files))
     plan.files = files + [FileWrite(MANIFEST_PATH, manifest)]
+    plan.backups = [conf] if foreign else []
+    for old in retired_interfaces(iface, facts.written_by_setup):
+        if start:
+            plan.retire.append(["systemctl", "disable", "--now", f"wg-quick@{old}"])
+        plan.removals += [p for p in (f"{WIREGUARD_DIR}/{old}.conf", f"/etc/cgnat/{old}.rules",
+                                      f"/etc/cgnat/{old}.env") if p in facts.written_by_setup]
     if start:
         plan.commands = [
             ["systemctl", "enable", plan.service],
@@ -97,6 +122,13 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
             ["systemctl", "enable", "--now", WATCHDOG_TIMER],
         ]
     return plan
+
+
+def retired_interfaces(interface: str, written: frozenset[str]) -> list[str]:
+    """The interfaces an earlier setup configured that these answers no longer name."""
+    names = {p[len(WIREGUARD_DIR) + 1:-len(".conf")] for p in written
+             if p.startswith(WIREGUARD_DIR + "/") and p.endswith(".conf")}
+    return sorted(names - {interface})
 
 
 def _saved_answers(answers) -> str:

@@ -32,6 +32,7 @@ def run_wizard(args, hybrid: bool = False) -> Outcome | None:
     state = WizardState.from_data(facts, root, args.root is None,
                                   data.get("role", role), role_fixed, data, problems,
                                   source=args.answers)
+    state.replace_existing = args.replace_existing
     if args.pair and problems:
         state.drafts["pair"] = args.pair
     from installer.tui.app import SetupApp

@@ -519,8 +519,13 @@ class ReviewScreen(Step):
                 "These answers are not valid yet (Ctrl+N goes to the first one):\n" +
                 "\n".join(f"  {p.key}: {p.message}" for p in problems))
             return
+        try:
+            plan = self.state.make_plan()
+        except SetupError as error:
+            self.problems = [Problem("interface", str(error))]
+            self.query_one("#plan", Static).update(f"This setup cannot be applied: {error}")
+            return
         self.problems = []
-        plan = self.state.make_plan()
         where = ("" if self.state.start else
                  f"--root {self.state.root}: files go under it; nothing is started.\n\n")
         self.query_one("#plan", Static).update(where + plan.describe())
@@ -571,8 +576,8 @@ class ApplyScreen(Screen):
     def failed(self, message: str) -> None:
         self.finish()
         self.query_one("#result", Static).update(
-            f"Setup failed: {message}\nEvery file was put back as it was and nothing is "
-            f"forwarded. Escape: back to the review; Ctrl+Q: quit.")
+            f"Setup failed: {message}\nEvery file was put back as it was, and every service "
+            f"to the state it had before. Escape: back to the review; Ctrl+Q: quit.")
         self.query_one("#result").add_class("error")
 
     def succeeded(self, changed: list[str]) -> None:
@@ -592,7 +597,7 @@ class ApplyScreen(Screen):
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen("Apply", "Each line is a step carried out on the host. "
                                         "If one fails, every file written so far is restored "
-                                        "and nothing is forwarded."))
+                                        "and every service returns to its earlier state."))
 
 
 class DoneScreen(Screen):

@@ -101,6 +101,7 @@ class WizardState:
     source: str | None = None        # the answers file of a hybrid run
     private_key: str | None = None
     plan: Plan | None = None
+    replace_existing: bool = False   # --replace-existing: an admin's own wg config may go
 
     @classmethod
     def from_data(cls, facts, root, start, role, role_fixed, data: dict | None = None,
@@ -225,8 +226,9 @@ class WizardState:
         """The exact plan --answers would carry out for these answers (same key on re-runs)."""
         resolved = resolve_defaults(self.answers, self.facts)
         if self.private_key is None:
-            self.private_key = cli.private_key_for(resolved, self.root)
-        self.plan = make_plan(resolved, self.facts, self.private_key, start=self.start)
+            self.private_key = cli.private_key_for(resolved, self.root, self.facts)
+        self.plan = make_plan(resolved, self.facts, self.private_key, start=self.start,
+                              replace_existing=self.replace_existing)
         return self.plan
 
     def public_key(self) -> str:
