@@ -161,9 +161,17 @@ def _active(unit: str) -> bool:
 
 
 def _systemctl_ok(verb: str, unit: str) -> bool:
-    return subprocess.run(["systemctl", verb, "--quiet", unit], capture_output=True).returncode == 0
+    """`systemctl VERB --quiet UNIT` succeeded; False without systemd (a chroot)."""
+    try:
+        return subprocess.run(["systemctl", verb, "--quiet", unit], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
 
 
 def _run_quietly(argv: list[str]) -> None:
+    """Best effort, for putting things back: a failure here must not hide the first one."""
     log(" ".join(argv))
-    subprocess.run(argv, capture_output=True)
+    try:
+        subprocess.run(argv, capture_output=True)
+    except FileNotFoundError:
+        pass
