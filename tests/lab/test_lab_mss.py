@@ -11,7 +11,7 @@ from conftest import make_lab
 from netlab import BRIDGE_PUBLIC, PUBLISHED_PORT
 
 SIZE = 20_000_000
-CLAMP_JUMP = "-m comment --comment cgnat:wg0 -j CGNAT-FORWARD"
+CLAMP_JUMP = "-m comment --comment cgnat:wg0 -j CGNAT-wg0-FWD"
 
 
 @pytest.fixture(scope="module")
