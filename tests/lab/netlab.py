@@ -481,6 +481,12 @@ class Lab:
             check=False, timeout=timeout + 5)
         return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
 
+    def download(self, node: str, host: str, port: int, timeout: int) -> int:
+        """How many bytes a sending service gives within `timeout` seconds."""
+        out = self.nodes[node].run(f"timeout {timeout} socat -u TCP:{host}:{port} - | wc -c",
+                                   check=False, timeout=timeout + 10).stdout
+        return int(out.strip() or 0)
+
     def udp_ask(self, node: str, host: str, port: int, timeout: float = 3) -> str | None:
         done = self.nodes[node].run(f"echo hello | timeout {timeout + 1} socat -T{timeout} - UDP:{host}:{port}",
                                     check=False, timeout=timeout + 5)
