@@ -1,7 +1,8 @@
 """Our rules files (/etc/cgnat/IFACE.rules) and the names of their chains, for Python.
 
-The hooks read it the same way (their declared_chains and builtin_of): a line
-`*TABLE` starts a table, a line `:CGNAT-...` declares one of our chains in it.
+The shell side is installer/hooks/lib.sh (declared_chains, builtin_of); both read
+the file the same way: a line `*TABLE` starts a table, a line `:CGNAT-...` declares
+one of our chains in it.
 
 Each interface has its own chains, `CGNAT-<interface>-<ABBR>`, jumped to from the
 builtin chain ABBR stands for (PRE, FWD, POST, IN, OUT; see BUILTINS): with a
