@@ -99,7 +99,8 @@ chain_present() { # TABLE CHAIN
 # One iptables-restore --noflush loads (or, run again, empties and refills) our
 # chains, then adds the jumps still missing, each inserted first in its builtin
 # chain: a jump never points at a half-filled chain, and the cost does not grow
-# with the number of rules. Idempotent: a second run adds no second jump.
+# with the number of rules. Idempotent: a second run adds no second jump. (The
+# blank line: in case the rules file lacks its last newline.)
 add_rules() {
 	jumps="" shown=""
 	for pair in $(declared_chains); do
@@ -112,7 +113,7 @@ COMMIT
 		shown="$shown $table:$(builtin_of "$chain")->$chain"
 	done
 	echo "[#] iptables-restore -w --noflush < $RULES${shown:+ (+ jumps:$shown)}" >&2
-	{ cat "$RULES"; printf '%s' "$jumps"; } | iptables-restore -w --noflush
+	{ cat "$RULES"; echo; printf '%s' "$jumps"; } | iptables-restore -w --noflush
 }
 
 # "TABLE:CHAIN" for each of our chains: those the rules file declares, and those
