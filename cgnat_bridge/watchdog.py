@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer.rules_file import builtin_of, declared_chains
 from installer.watchdog import (JsonState, handshake_age, interface_exists, log, run,
                                 run_step_command, step_note)
 from installer.watchdog import main as watchdog_main
@@ -113,17 +114,6 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
 
 # ----------------------------------------------------------------------------- I/O
 
-def declared_chains(rules_text: str) -> list[tuple[str, str]]:
-    """(table, chain) of each CGNAT-* chain an iptables-restore file declares."""
-    table, chains = None, []
-    for line in rules_text.splitlines():
-        if line.startswith("*"):
-            table = line[1:].strip()
-        elif line.startswith(":CGNAT-") and table:
-            chains.append((table, line[1:].split()[0]))
-    return chains
-
-
 def missing_rules(interface: str, rules_path: str) -> tuple[str, ...]:
     """The jumps (and chains) of the rules file that are not in the kernel, per `iptables -C`."""
     try:
@@ -132,7 +122,7 @@ def missing_rules(interface: str, rules_path: str) -> tuple[str, ...]:
         return ()
     missing = []
     for table, chain in chains:
-        builtin = chain.removeprefix("CGNAT-")
+        builtin = builtin_of(chain)
         check = ["iptables", "-w", "-t", table, "-C", builtin, "-m", "comment",
                  "--comment", f"cgnat:{interface}", "-j", chain]
         if run(check).returncode != 0:

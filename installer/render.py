@@ -7,6 +7,7 @@ from pathlib import Path
 import jinja2
 
 from installer.grammar import PORT_SPEC
+from installer.rules_file import chain_name
 
 RULE_PREF = 1000  # ip rule priorities used by the homelab: fwmark at 1000, source at 1001
 
@@ -39,17 +40,19 @@ def render_wg_conf(answers, private_key: str) -> str:
 
 
 def render_rules(answers) -> str:
+    iface = answers.interface
+    chains = {"pre": chain_name(iface, "PREROUTING"), "fwd": chain_name(iface, "FORWARD")}
     if answers.role == "homelab":
         mark = f"{int(answers.homelab.fwmark, 0):#x}"
-        return render("homelab", "rules.j2", interface=answers.interface, fwmark=mark, fwmask=mark)
+        return render("homelab", "rules.j2", interface=iface, fwmark=mark, fwmask=mark, **chains)
     b = answers.bridge
     keep_local = [("udp", str(answers.listen_port)), ("tcp", str(b.ssh_port))]
     keep_local += [iptables_ports(spec) for spec in b.keep_local]
     forward = b.forward if b.forward == "all" else [
         ("icmp", "") if spec == "icmp" else iptables_ports(spec) for spec in b.forward]
-    return render("bridge", "rules.j2", interface=answers.interface,
+    return render("bridge", "rules.j2", interface=iface,
                   public_interface=b.public_interface, homelab_address=answers.homelab_address,
-                  keep_local=keep_local, forward=forward)
+                  keep_local=keep_local, forward=forward, **chains)
 
 
 def render_env(answers) -> str:
@@ -62,7 +65,7 @@ def render_env(answers) -> str:
 def hook_commands(answers) -> list[str]:
     """What the up hook runs, for --plan (the hooks themselves are the source of truth)."""
     iface, rules = answers.interface, f"/etc/cgnat/{answers.interface}.rules"
-    restore = f"iptables-restore --noflush < {rules}  (+ one tagged jump per CGNAT-* chain)"
+    restore = f"iptables-restore --noflush < {rules}  (+ one tagged jump per CGNAT-{iface}-* chain)"
     if answers.role == "bridge":
         return ["sysctl -w net.ipv4.ip_forward=1", restore]
     h = answers.homelab

@@ -92,13 +92,15 @@ def stage_packages(dest: Path) -> dict[str, Path]:
         target = dest / role
         target.mkdir(parents=True)
         subprocess.run(["dpkg-deb", "-x", debs[-1], str(target)], check=True)
-        for needed in (f"usr/lib/cgnat-{role}/hooks/up", f"usr/lib/cgnat-{role}/hooks/down", "usr/sbin/cgnat-setup"):
+        for needed in (f"usr/lib/cgnat-{role}/hooks/up", f"usr/lib/cgnat-{role}/hooks/down",
+                       f"usr/lib/cgnat-{role}/hooks/lib.sh", "usr/sbin/cgnat-setup"):
             if not (target / needed).exists():
                 raise LabError(f"{debs[-1]} has no /{needed}")
         if os.environ.get("CGNAT_LAB_FROM_TREE") == "1":
             lib = target / f"usr/lib/cgnat-{role}"
             for hook in ("up", "down"):
                 shutil.copy(REPO / f"cgnat_{role}" / "hooks" / hook, lib / "hooks" / hook)
+            shutil.copy(REPO / "installer" / "hooks" / "lib.sh", lib / "hooks" / "lib.sh")
             for package in ("installer", "cgnat_bridge", "cgnat_homelab"):
                 shutil.rmtree(lib / "python" / package, ignore_errors=True)
                 shutil.copytree(REPO / package, lib / "python" / package,
@@ -480,6 +482,12 @@ class Lab:
             f"timeout {timeout} socat -T{timeout} - TCP:{host}:{port},connect-timeout={timeout} </dev/null",
             check=False, timeout=timeout + 5)
         return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+    def download(self, node: str, host: str, port: int, timeout: int) -> int:
+        """How many bytes a sending service gives within `timeout` seconds."""
+        out = self.nodes[node].run(f"timeout {timeout} socat -u TCP:{host}:{port} - | wc -c",
+                                   check=False, timeout=timeout + 10).stdout
+        return int(out.strip() or 0)
 
     def udp_ask(self, node: str, host: str, port: int, timeout: float = 3) -> str | None:
         done = self.nodes[node].run(f"echo hello | timeout {timeout + 1} socat -T{timeout} - UDP:{host}:{port}",

@@ -154,7 +154,7 @@ def test_bridge_answering_itself_is_an_outage_not_health(healthy):
     address now reaches its own sshd, which keeps 22 too. The homelab tells by the host key,
     calls it a bridge outage and never takes the action."""
     lab = healthy
-    jump = "PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-PREROUTING"
+    jump = "PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE"
     mark = lab.watchdog.mark()
     t0 = time.monotonic()
     lab.bridge.sh(f"iptables -t nat -D {jump}")
@@ -179,13 +179,13 @@ def test_bridge_watchdog_restores_missing_rules(healthy):
     try:
         mark = bridge_dog.mark()
         t0 = time.monotonic()
-        lab.bridge.sh("iptables -t nat -D PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-PREROUTING")
+        lab.bridge.sh("iptables -t nat -D PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE")
         assert not reachable(lab)
-        bridge_dog.wait_line(r"up-hook: our rules are missing \(nat PREROUTING -> CGNAT-PREROUTING\)", mark, 20)
+        bridge_dog.wait_line(r"up-hook: our rules are missing \(nat PREROUTING -> CGNAT-wg0-PRE\)", mark, 20)
         detect = time.monotonic() - t0
         heal = wait_reachable(lab, 20)
         TIMINGS.append(("bridge rules deleted", detect, heal))
-        assert lab.bridge.ok("iptables -t nat -C PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-PREROUTING")
+        assert lab.bridge.ok("iptables -t nat -C PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE")
         # and a deleted bridge interface comes back too
         mark = bridge_dog.mark()
         t0 = time.monotonic()

@@ -51,7 +51,7 @@ def test_icmp_and_ssh_stay_on_the_bridge(lab):
 
 
 def test_rules_hold_only_the_listed_ports(lab):
-    nat = lab.bridge.sh("iptables -t nat -S CGNAT-PREROUTING")
+    nat = lab.bridge.sh("iptables -t nat -S CGNAT-wg0-PRE")
     dnat = [line for line in nat.splitlines() if "DNAT" in line]
     assert len(dnat) == 2, nat
     assert any("-p tcp" in l and "--dport 80 " in l for l in dnat)

@@ -101,7 +101,7 @@ def test_container_behind_second_nat_sees_real_client(lab):
 def test_container_fails_without_connection_mark_rules(lab):
     """Remove the homelab's CONNMARK jump: the container's replies leave through the
     CGNAT and the connection fails. Put back by the (idempotent) up hook."""
-    jump = "-m comment --comment cgnat:wg0 -j CGNAT-PREROUTING"
+    jump = "-m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE"
     lab.homelab.sh(f"iptables -t mangle -D PREROUTING {jump}")
     try:
         assert lab.tcp_ask("client", BRIDGE_PUBLIC, PUBLISHED_PORT, timeout=3) is None

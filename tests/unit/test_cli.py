@@ -162,7 +162,7 @@ def test_check_and_plan_write_nothing(tmp_path, bridge_answers):
     assert plan.returncode == 0
     assert not root.exists()
     assert "PrivateKey = (hidden)" in plan.stdout and BRIDGE_KEY not in plan.stdout
-    assert "-A CGNAT-PREROUTING -i lo -j DNAT --to-destination 10.0.0.2" in plan.stdout
+    assert "-A CGNAT-wg0-PRE -i lo -j DNAT --to-destination 10.0.0.2" in plan.stdout
     assert "=== /etc/cgnat/answers.toml (mode 0644)" in plan.stdout
 
 

@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from installer import render
+from installer import render, rules_file
 from installer.validate import load_answers
 
 from unitdata import PEER_PUBLIC
@@ -13,9 +13,13 @@ RECIPE_BRIDGE_NAT = [
     "-i ens3 -p tcp --dport 2222 -j RETURN",
     "-i ens3 -j DNAT --to-destination 10.0.0.2",
 ]
-RECIPE_BRIDGE_FORWARD = [
-    "-i wg0 -o ens3 -s 10.0.0.2 -j ACCEPT",
-    "-i ens3 -o wg0 -d 10.0.0.2 -j ACCEPT",
+# The recipe accepts by address; that let a neighbour routing 10.0.0.0/24 via the bridge
+# reach every homelab port. Only connections the bridge DNATed cross, the rest is dropped.
+BRIDGE_FORWARD = [
+    "-i ens3 -o wg0 -m conntrack --ctstate DNAT -j ACCEPT",
+    "-i wg0 -o ens3 -m conntrack --ctstate DNAT -j ACCEPT",
+    "-i ens3 -o wg0 -j DROP",
+    "-i wg0 -o ens3 -j DROP",
 ]
 
 
@@ -23,13 +27,13 @@ def answers(data):
     return load_answers(data, None, None)
 
 
-def bridge(**keys):
-    return answers({"role": "bridge", "peer_public_key": PEER_PUBLIC,
+def bridge(interface="wg0", **keys):
+    return answers({"role": "bridge", "interface": interface, "peer_public_key": PEER_PUBLIC,
                     "bridge": {"public_interface": "ens3", **keys}})
 
 
-def homelab(**keys):
-    return answers({"role": "homelab", "peer_public_key": PEER_PUBLIC,
+def homelab(interface="wg0", **keys):
+    return answers({"role": "homelab", "interface": interface, "peer_public_key": PEER_PUBLIC,
                     "homelab": {"endpoint": "213.32.19.229:51820", **keys}})
 
 
@@ -44,21 +48,21 @@ def chain(rules: str, table: str, name: str) -> list[str]:
     return out
 
 
-def test_bridge_rules_are_the_recipes_five_in_our_own_chains():
+def test_bridge_rules_are_the_recipes_in_our_own_chains():
     rules = render.render_rules(bridge())
-    assert chain(rules, "nat", "CGNAT-PREROUTING") == RECIPE_BRIDGE_NAT
-    assert sorted(chain(rules, "filter", "CGNAT-FORWARD")) == sorted(RECIPE_BRIDGE_FORWARD)
+    assert chain(rules, "nat", "CGNAT-wg0-PRE") == RECIPE_BRIDGE_NAT
+    assert chain(rules, "filter", "CGNAT-wg0-FWD") == BRIDGE_FORWARD
     assert "MASQUERADE" not in rules and "route_localnet" not in rules
 
 
 def test_bridge_clamps_mss_into_the_tunnel():
-    assert chain(render.render_rules(bridge()), "mangle", "CGNAT-FORWARD") == [
+    assert chain(render.render_rules(bridge()), "mangle", "CGNAT-wg0-FWD") == [
         "-o wg0 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"]
 
 
 def test_bridge_keep_local_and_allowlist():
     rules = render.render_rules(bridge(keep_local=["tcp/25"], forward=["tcp/80", "udp/51900-51910", "icmp"]))
-    assert chain(rules, "nat", "CGNAT-PREROUTING") == RECIPE_BRIDGE_NAT[:2] + [
+    assert chain(rules, "nat", "CGNAT-wg0-PRE") == RECIPE_BRIDGE_NAT[:2] + [
         "-i ens3 -p tcp --dport 25 -j RETURN",
         "-i ens3 -p tcp --dport 80 -j DNAT --to-destination 10.0.0.2",
         "-i ens3 -p udp --dport 51900:51910 -j DNAT --to-destination 10.0.0.2",
@@ -68,7 +72,7 @@ def test_bridge_keep_local_and_allowlist():
 
 def test_homelab_rules_are_the_recipes_connmark_lines_with_a_mask():
     rules = render.render_rules(homelab())
-    assert chain(rules, "mangle", "CGNAT-PREROUTING") == [
+    assert chain(rules, "mangle", "CGNAT-wg0-PRE") == [
         "-i wg0 -m conntrack --ctstate NEW -j CONNMARK --set-xmark 0x1000000/0x1000000",
         "-m conntrack --ctdir REPLY -j CONNMARK --restore-mark --nfmask 0x1000000 --ctmask 0x1000000",
     ]
@@ -77,12 +81,25 @@ def test_homelab_rules_are_the_recipes_connmark_lines_with_a_mask():
 
 @pytest.mark.parametrize("answers_of", [
     lambda: bridge(), lambda: bridge(forward=["tcp/80", "udp/1000-2000", "icmp"], keep_local=["udp/53"]),
-    lambda: homelab(), lambda: homelab(fwmark="0x80000000", table=4242)])
+    lambda: homelab(), lambda: homelab(fwmark="0x80000000", table=4242),
+    lambda: bridge(interface="a.b=c_d-e-12345"), lambda: homelab(interface="a.b=c_d-e-12345")])
 def test_rules_parse_in_iptables_restore(answers_of):
     # A fresh network namespace: --test parses against the kernel without touching the host.
     done = subprocess.run(["unshare", "--net", "iptables-restore", "--test", "--noflush"],
                           input=render.render_rules(answers_of()), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("role_answers", [bridge, homelab])
+def test_each_interface_has_its_own_chains(role_answers):
+    """Two tunnels on one host: no chain in common, each named for its interface."""
+    wg0 = rules_file.declared_chains(render.render_rules(role_answers()))
+    wg1 = rules_file.declared_chains(render.render_rules(role_answers(interface="wg-home.1")))
+    assert wg0 and len(wg0) == len(wg1)
+    assert {c for _, c in wg0} & {c for _, c in wg1} == set()
+    assert all(c.startswith("CGNAT-wg0-") for _, c in wg0)
+    assert all(c.startswith("CGNAT-wg-home.1-") for _, c in wg1)
+    assert [(t, rules_file.builtin_of(c)) for t, c in wg0] == [(t, rules_file.builtin_of(c)) for t, c in wg1]
 
 
 def test_homelab_env_for_the_hooks():

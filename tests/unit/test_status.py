@@ -83,8 +83,8 @@ def test_bridge_checks_its_sshd_port(tmp_path):
 
 
 def test_missing_rules_and_interface(tmp_path):
-    code, lines = _run(tmp_path, BRIDGE, FakeProbe(missing=("nat PREROUTING -> CGNAT-PREROUTING",)))
-    assert code == 1 and "missing: nat PREROUTING -> CGNAT-PREROUTING" in _line(lines, "rules")
+    code, lines = _run(tmp_path, BRIDGE, FakeProbe(missing=("nat PREROUTING -> CGNAT-wg0-PRE",)))
+    assert code == 1 and "missing: nat PREROUTING -> CGNAT-wg0-PRE" in _line(lines, "rules")
     assert "hooks/up wg0" in _line(lines, "rules")
     code, lines = _run(tmp_path / "b", BRIDGE, FakeProbe(up=False))
     assert code == 1 and _line(lines, "interface").startswith("FAIL  interface   wg0 is missing")

@@ -25,10 +25,10 @@ def test_missing_interface_restarts_the_tunnel():
 
 
 def test_missing_rules_rerun_the_up_hook():
-    obs = Observation(T0, True, 10.0, ("nat PREROUTING -> CGNAT-PREROUTING",))
+    obs = Observation(T0, True, 10.0, ("nat PREROUTING -> CGNAT-wg0-PRE",))
     steps, state, log = decide(CFG, obs, State())
     assert [(s.kind, s.command) for s in steps] == [("up-hook", "UP")]
-    assert "nat PREROUTING -> CGNAT-PREROUTING" in log[0]
+    assert "nat PREROUTING -> CGNAT-wg0-PRE" in log[0]
 
 
 def test_silent_homelab_is_reported_once_and_its_return_too():
@@ -63,25 +63,25 @@ def test_config_from_answers_defaults_and_overrides():
 
 
 def test_declared_chains():
-    rules = "*nat\n:CGNAT-PREROUTING - [0:0]\n-A X\nCOMMIT\n*filter\n:CGNAT-FORWARD - [0:0]\n:OTHER - [0:0]\nCOMMIT\n"
-    assert wd.declared_chains(rules) == [("nat", "CGNAT-PREROUTING"), ("filter", "CGNAT-FORWARD")]
+    rules = "*nat\n:CGNAT-wg0-PRE - [0:0]\n-A X\nCOMMIT\n*filter\n:CGNAT-wg0-FWD - [0:0]\n:OTHER - [0:0]\nCOMMIT\n"
+    assert wd.declared_chains(rules) == [("nat", "CGNAT-wg0-PRE"), ("filter", "CGNAT-wg0-FWD")]
 
 
 def test_missing_rules_asks_iptables_for_each_tagged_jump(tmp_path, monkeypatch):
     rules = tmp_path / "wg0.rules"
-    rules.write_text("*nat\n:CGNAT-PREROUTING - [0:0]\nCOMMIT\n*mangle\n:CGNAT-FORWARD - [0:0]\nCOMMIT\n")
+    rules.write_text("*nat\n:CGNAT-wg0-PRE - [0:0]\nCOMMIT\n*mangle\n:CGNAT-wg0-FWD - [0:0]\nCOMMIT\n")
     calls = []
 
     def fake(argv, timeout=10):
         calls.append(argv)
         if "-C" in argv:
             return subprocess.CompletedProcess(argv, 0 if argv[3] == "nat" else 1, "", "")
-        return subprocess.CompletedProcess(argv, 0, "-N CGNAT-PREROUTING\n-A CGNAT-PREROUTING -j RETURN\n", "")
+        return subprocess.CompletedProcess(argv, 0, "-N CGNAT-wg0-PRE\n-A CGNAT-wg0-PRE -j RETURN\n", "")
 
     monkeypatch.setattr(wd, "run", fake)
-    assert wd.missing_rules("wg0", str(rules)) == ("mangle FORWARD -> CGNAT-FORWARD",)
+    assert wd.missing_rules("wg0", str(rules)) == ("mangle FORWARD -> CGNAT-wg0-FWD",)
     assert ["iptables", "-w", "-t", "nat", "-C", "PREROUTING", "-m", "comment", "--comment",
-            "cgnat:wg0", "-j", "CGNAT-PREROUTING"] in calls
+            "cgnat:wg0", "-j", "CGNAT-wg0-PRE"] in calls
     assert wd.missing_rules("wg0", str(tmp_path / "absent")) == ()
 
 

@@ -1,0 +1,170 @@
+# shellcheck shell=sh
+# What the wg-quick hooks of both roles share; installed next to them as
+# /usr/lib/cgnat-<role>/hooks/lib.sh and sourced, never run:
+#
+#     . "$(dirname "$0")/lib.sh"
+#     hook_init bridge up "$@"
+#
+# The hooks keep only their role's own steps (ip_forward on the bridge, policy
+# routing on the homelab). Here: die/cmd/try; reading the rules file (the one awk
+# that does; installer/rules_file.py is its Python twin); our chains and their
+# tagged jumps, added by add_rules and removed by del_rules; rollback of a failed up.
+#
+# Our chains are named per interface, CGNAT-<IFACE>-<ABBR>, so that two tunnels
+# never share (or flush) each other's rules; ABBR, after the last "-", names the
+# builtin chain that jumps to it (see builtin_of). Every jump is tagged with the
+# comment "cgnat:IFACE", so removal never guesses (docs/ARCHITECTURE.md, "The hook
+# contract").
+
+CGNAT_ETC=${CGNAT_ETC:-/etc/cgnat}
+HOOKS_DIR=$(dirname "$0")
+FAILED=0
+
+die() {
+	echo "$PROGRAM: $*" >&2
+	exit 1
+}
+
+# Echo every command that changes the system before running it, like wg-quick,
+# so the journal of wg-quick@IFACE shows exactly what was done.
+cmd() {
+	echo "[#] $*" >&2
+	"$@"
+}
+
+# Run a removal; a failure is reported and remembered (exit status of down),
+# and the next step still runs.
+try() {
+	cmd "$@" || { echo "$PROGRAM: failed: $*" >&2; FAILED=1; }
+}
+
+# hook_init ROLE VERB ARGS...: the hook's one argument, the interface, named as
+# cgnat-setup allows (so it is safe in a path, a chain name and a comment), and
+# the names derived from it.
+hook_init() {
+	ROLE=$1 PROGRAM=cgnat-$1-$2
+	shift 2
+	[ $# -eq 1 ] || die "usage: $0 IFACE"
+	IFACE=$1
+	case $IFACE in
+	'' | all | default | [!A-Za-z0-9]* | *[!A-Za-z0-9_.=-]*)
+		die "invalid interface name '$IFACE'" ;;
+	esac
+	[ ${#IFACE} -le 15 ] || die "invalid interface name '$IFACE' (more than 15 characters)"
+	TAG=cgnat:$IFACE
+	RULES=$CGNAT_ETC/$IFACE.rules
+	ENV_FILE=$CGNAT_ETC/$IFACE.env
+}
+
+# load_config [VAR...]: read this role's IFACE.env; each VAR must be set in it.
+load_config() {
+	[ -r "$RULES" ] || die "cannot read $RULES (run cgnat-setup first)"
+	[ -r "$ENV_FILE" ] || die "cannot read $ENV_FILE (run cgnat-setup first)"
+	# shellcheck disable=SC1090
+	. "$ENV_FILE"
+	[ "${CGNAT_ROLE:-}" = "$ROLE" ] || die "$ENV_FILE: CGNAT_ROLE is '${CGNAT_ROLE:-}', expected '$ROLE'"
+	for var in "$@"; do
+		eval "[ -n \"\${$var:-}\" ]" || die "$ENV_FILE: $var is not set"
+	done
+}
+
+# "TABLE:CHAIN" for every CGNAT-* chain the rules file declares (none if it is gone).
+declared_chains() {
+	[ ! -r "$RULES" ] ||
+		awk '/^\*/ { table = substr($1, 2) } /^:CGNAT-/ { print table ":" substr($1, 2) }' "$RULES"
+}
+
+# The builtin chain that jumps to our CHAIN: CGNAT-wg0-PRE -> PREROUTING. A chain
+# without an abbreviation (CGNAT-PREROUTING, as rules files of older versions
+# declared) names its builtin in full.
+builtin_of() {
+	case ${1##*-} in
+	PRE) echo PREROUTING ;;
+	FWD) echo FORWARD ;;
+	POST) echo POSTROUTING ;;
+	IN) echo INPUT ;;
+	OUT) echo OUTPUT ;;
+	*) echo "${1##*-}" ;;
+	esac
+}
+
+jump_present() { # TABLE CHAIN
+	iptables -w -t "$1" -C "$(builtin_of "$2")" -m comment --comment "$TAG" -j "$2" 2>/dev/null
+}
+
+chain_present() { # TABLE CHAIN
+	iptables -w -t "$1" -S "$2" >/dev/null 2>&1
+}
+
+# One iptables-restore --noflush loads (or, run again, empties and refills) our
+# chains, then adds the jumps still missing, each inserted first in its builtin
+# chain: a jump never points at a half-filled chain, and the cost does not grow
+# with the number of rules. Idempotent: a second run adds no second jump. (The
+# blank line: in case the rules file lacks its last newline.)
+add_rules() {
+	jumps="" shown=""
+	for pair in $(declared_chains); do
+		table=${pair%%:*} chain=${pair#*:}
+		jump_present "$table" "$chain" && continue
+		jumps="$jumps*$table
+-I $(builtin_of "$chain") -m comment --comment \"$TAG\" -j $chain
+COMMIT
+"
+		shown="$shown $table:$(builtin_of "$chain")->$chain"
+	done
+	echo "[#] iptables-restore -w --noflush < $RULES${shown:+ (+ jumps:$shown)}" >&2
+	{ cat "$RULES"; echo; printf '%s' "$jumps"; } | iptables-restore -w --noflush
+}
+
+# "TABLE:CHAIN" for each of our chains: those the rules file declares, and those
+# our tagged jumps point at (so a deleted or edited rules file leaves nothing behind).
+our_chains() {
+	{
+		declared_chains
+		iptables-save 2>/dev/null | awk -v tag="$TAG" '
+			/^\*/ { table = substr($1, 2) }
+			/^-A / && (index($0, "--comment \"" tag "\" ") || index($0, "--comment " tag " ")) {
+				for (i = 1; i < NF; i++) if ($i == "-j" && $(i + 1) ~ /^CGNAT-/) print table ":" $(i + 1)
+			}'
+	} | sort -u
+}
+
+# The inverse of add_rules, forgiving: jumps first (so no packet ever meets a jump
+# to an emptied chain; in a loop, in case a hand added the same jump twice), then
+# the chains; whatever is already gone is skipped.
+del_rules() {
+	chains=$(our_chains)
+	for pair in $chains; do
+		table=${pair%%:*} chain=${pair#*:}
+		while jump_present "$table" "$chain"; do
+			cmd iptables -w -t "$table" -D "$(builtin_of "$chain")" \
+				-m comment --comment "$TAG" -j "$chain" || { FAILED=1; break; }
+		done
+	done
+	for pair in $chains; do
+		table=${pair%%:*} chain=${pair#*:}
+		chain_present "$table" "$chain" || continue
+		try iptables -w -t "$table" -F "$chain"
+		try iptables -w -t "$table" -X "$chain"
+	done
+}
+
+# Between begin_up and end_up, a failure (or INT, TERM) runs ./down, which removes
+# whatever up did so far, and exits non-zero: a failed wg-quick up leaves no
+# forwarding behind (wg-quick itself only deletes the interface).
+begin_up() {
+	trap rollback INT TERM EXIT
+}
+
+end_up() {
+	trap - INT TERM EXIT
+}
+
+rollback() {
+	status=$?
+	trap - INT TERM EXIT
+	[ "$status" -ne 0 ] || status=1
+	echo "$PROGRAM: failed, rolling back" >&2
+	"$HOOKS_DIR/down" "$IFACE" || true
+	exit "$status"
+}

@@ -1,0 +1,41 @@
+"""Our rules files (/etc/cgnat/IFACE.rules) and the names of their chains, for Python.
+
+The shell side is installer/hooks/lib.sh (declared_chains, builtin_of); both read
+the file the same way: a line `*TABLE` starts a table, a line `:CGNAT-...` declares
+one of our chains in it.
+
+Each interface has its own chains, `CGNAT-<interface>-<ABBR>`, jumped to from the
+builtin chain ABBR stands for (PRE, FWD, POST, IN, OUT; see BUILTINS): with a
+15-character interface name that is at most 26 characters, under iptables' 28. The
+builtin is read after the last "-" (interface names may contain "-"). A chain named
+`CGNAT-<BUILTIN>` (the shared chains of versions before 0.1.0-per-interface rules
+files) still maps to its builtin, so hooks and watchdog keep working on a rules file
+rendered by an older cgnat-setup.
+"""
+from __future__ import annotations
+
+PREFIX = "CGNAT-"
+BUILTINS = {"PRE": "PREROUTING", "FWD": "FORWARD", "POST": "POSTROUTING", "IN": "INPUT", "OUT": "OUTPUT"}
+_ABBREVIATIONS = {builtin: abbr for abbr, builtin in BUILTINS.items()}
+
+
+def chain_name(interface: str, builtin: str) -> str:
+    """Our chain of `interface` jumped to from `builtin`: chain_name("wg0", "FORWARD") == "CGNAT-wg0-FWD"."""
+    return f"{PREFIX}{interface}-{_ABBREVIATIONS[builtin]}"
+
+
+def builtin_of(chain: str) -> str:
+    """The builtin chain our `chain` is jumped to from: "CGNAT-wg0-PRE" -> "PREROUTING"."""
+    last = chain.rsplit("-", 1)[-1]
+    return BUILTINS.get(last, last)
+
+
+def declared_chains(rules_text: str) -> list[tuple[str, str]]:
+    """(table, chain) of each CGNAT-* chain an iptables-restore file declares."""
+    table, chains = None, []
+    for line in rules_text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+        elif line.startswith(":" + PREFIX) and table:
+            chains.append((table, line[1:].split()[0]))
+    return chains

@@ -1,0 +1,38 @@
+"""installer/hooks/lib.sh's add_rules and del_rules, in a throwaway network namespace
+(`unshare --net`: the host's firewall is never touched)."""
+import subprocess
+from pathlib import Path
+
+LIB = Path(__file__).resolve().parents[2] / "installer" / "hooks" / "lib.sh"
+# A rules file as a hand might leave it: no newline after the last COMMIT.
+RULES = ("*nat\n:CGNAT-wg-x.1-PRE - [0:0]\n-A CGNAT-wg-x.1-PRE -p tcp --dport 80 -j RETURN\nCOMMIT\n"
+         "*filter\n:CGNAT-wg-x.1-FWD - [0:0]\n-A CGNAT-wg-x.1-FWD -i wg-x.1 -j DROP\nCOMMIT")
+
+
+def in_netns(tmp_path, script: str) -> subprocess.CompletedProcess:
+    (tmp_path / "wg-x.1.rules").write_text(RULES)
+    return subprocess.run(["unshare", "--net", "sh", "-euc", f'. "{LIB}"; hook_init bridge up wg-x.1; {script}',
+                           str(tmp_path / "up")], capture_output=True, text=True,
+                          env={"CGNAT_ETC": str(tmp_path), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+
+
+def ours(save: str) -> list[str]:
+    return [line for line in save.splitlines() if "CGNAT-" in line and not line.startswith("#")]
+
+
+def test_add_rules_twice_leaves_one_jump_per_chain_and_del_rules_removes_all(tmp_path):
+    done = in_netns(tmp_path, "add_rules; add_rules; iptables-save; echo ===; del_rules; iptables-save")
+    assert done.returncode == 0, done.stderr
+    up, down = done.stdout.split("===\n")
+    assert ours(up) == [
+        ":CGNAT-wg-x.1-FWD - [0:0]",
+        '-A FORWARD -m comment --comment "cgnat:wg-x.1" -j CGNAT-wg-x.1-FWD',
+        "-A CGNAT-wg-x.1-FWD -i wg-x.1 -j DROP",
+        ":CGNAT-wg-x.1-PRE - [0:0]",
+        '-A PREROUTING -m comment --comment "cgnat:wg-x.1" -j CGNAT-wg-x.1-PRE',
+        "-A CGNAT-wg-x.1-PRE -p tcp -m tcp --dport 80 -j RETURN",
+    ], up
+    assert ours(down) == [], down
+    # The first run added the two jumps, the second none; every change was echoed.
+    assert done.stderr.count("(+ jumps:") == 1
+    assert "[#] iptables -w -t nat -D PREROUTING -m comment --comment cgnat:wg-x.1 -j CGNAT-wg-x.1-PRE" in done.stderr
