@@ -1,24 +1,16 @@
-"""cgnat-setup: the command line. Parses, then hands the answers to validate/plan/apply."""
+"""cgnat-setup: the command line. Parses arguments, runs installer.setup, prints, and turns
+the outcome into an exit code."""
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 import traceback
 from pathlib import Path
 
-from installer import ROLES, __version__
-from installer import answers as answers_toml
-from installer.answers import ANSWERS_PATH
-from installer import keys, pairing
-from installer.apply import apply, host_path, log
+from installer import ROLES, __version__, setup
 from installer.detect import HostFacts
-from installer.errors import InvalidAnswers, Problem, SetupError
-from installer.plan import WATCHDOG_TIMER, make_plan, resolve_defaults
-from installer.validate import load_answers
-from installer.watchdog import interface_exists
+from installer.errors import InvalidAnswers, SetupError
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 
@@ -48,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "teardown":
-            return teardown(Path(args.root or "/"))
+            return EXIT_OK if setup.teardown(Path(args.root or "/")) else EXIT_FAILURE
         if args.command == "status":
             from installer import status
             return status.main(Path(args.root or "/"))
@@ -102,102 +94,22 @@ def wizard(args, hybrid: bool) -> int:
     if outcome is None:
         print("cgnat-setup: quit; nothing was written", file=sys.stderr)
         return EXIT_FAILURE
-    report(outcome.answers, outcome.private_key, outcome.changed, Path(args.root or "/"))
+    print("\n".join(outcome.report.lines()))
     return EXIT_OK
-
-
-def read_answers_data(args, root: Path) -> dict:
-    """The answers as parsed TOML: from --answers, else (for --pair) the saved ones."""
-    if args.answers == "-":
-        raw = sys.stdin.buffer.read()
-    elif args.answers is not None:
-        raw = Path(args.answers).read_bytes()
-    else:
-        saved = host_path(root, ANSWERS_PATH)
-        raw = saved.read_bytes() if saved.exists() else b""
-    data = answers_toml.parse_toml(raw)
-    if args.role and "role" not in data:
-        data["role"] = args.role
-    return data
 
 
 def unattended(args) -> int:
     root = Path(args.root or "/")
     facts = HostFacts.detect(root)
-    default_role = args.role or facts.installed_role
-    data = read_answers_data(args, root)
-    if args.pair:
-        pairing.fill_answers(data, args.pair, default_role)
-    answers = load_answers(data, default_role, facts)
+    answers = setup.load(setup.read_source(args.answers, root), args.pair, args.role or facts.installed_role, facts)
     if args.check:
         print(f"{args.answers}: ok ({answers.role})")
         return EXIT_OK
-    answers = resolve_defaults(answers, facts)
-    private_key = private_key_for(answers, root, facts)
-    plan = make_plan(answers, facts, private_key, start=args.root is None,
-                     replace_existing=args.replace_existing)
+    plan, private_key = setup.plan(answers, facts, root, start=args.root is None,
+                                   replace_existing=args.replace_existing)
     if args.plan:
         print(plan.describe(), end="")
         return EXIT_OK
-    changed = apply(plan, root)
-    report(answers, private_key, changed, root)
+    changed = setup.apply(plan, root)
+    print("\n".join(setup.report(plan.answers, private_key, changed, root).lines()))
     return EXIT_OK
-
-
-def private_key_for(answers, root: Path, facts: HostFacts) -> str:
-    """private_key_file, else the key of an earlier run (same identity), else a new one.
-    Never the key of a config setup did not write: that is another VPN's identity."""
-    if answers.private_key_file:
-        return keys.read_key_file(Path(answers.private_key_file))
-    conf = f"/etc/wireguard/{answers.interface}.conf"
-    existing = None if facts.foreign(conf) else keys.key_in_config(host_path(root, conf))
-    return existing or keys.generate_private_key()
-
-
-def report(answers, private_key: str, changed: list[str], root: Path) -> None:
-    public = keys.public_key(private_key)
-    other = "homelab" if answers.role == "bridge" else "bridge"
-    token = pairing.token_for(answers, public)
-    state = f"{len(changed)} file(s) changed" if changed else "already up to date"
-    print(f"cgnat-setup: {answers.role} configured ({state}).")
-    print(f"Public key:    {public}")
-    print(f"Pairing token: {token}")
-    print(f"On the {other}, run:  sudo cgnat-setup --pair {token}")
-    print(f"Answers saved to {host_path(root, ANSWERS_PATH)} (replay: cgnat-setup --answers FILE)")
-    if answers.role == "bridge":
-        print(f"Open UDP {answers.listen_port} and TCP {answers.bridge.ssh_port} in your provider's "
-              f"firewall; from now on `ssh -p {answers.bridge.ssh_port}` reaches the bridge.")
-
-
-def teardown(root: Path) -> int:
-    """Stop what setup started (the prerm on remove): the watchdog timer and the tunnel, then
-    the down hook for what is left (an interface brought up by hand, or deleted before).
-    Forgiving: no saved answers, no systemd, units already stopped are fine; with --root
-    nothing was started, so nothing is stopped."""
-    saved = host_path(root, ANSWERS_PATH)
-    if not saved.exists():
-        log("no saved answers: nothing to tear down")
-        return EXIT_OK
-    if root != Path("/"):
-        log(f"--root {root}: nothing was started there, nothing to stop")
-        return EXIT_OK
-    data = answers_toml.parse_toml(saved.read_text())
-    interface, role = data.get("interface", "wg0"), data.get("role")
-    if shutil.which("systemctl") is not None:
-        for unit in (WATCHDOG_TIMER, f"wg-quick@{interface}"):
-            log(f"systemctl disable --now {unit}")
-            subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True)
-    steps = []
-    if interface_exists(interface):
-        steps.append(["wg-quick", "down", interface])          # its PostDown runs the hook
-    hook = Path(f"/usr/lib/cgnat-{role}/hooks/down")
-    if role in ROLES and hook.exists():
-        steps.append([str(hook), interface])                     # idempotent: removes leftovers
-    failed = False
-    for argv in steps:
-        log(" ".join(argv))
-        done = subprocess.run(argv, capture_output=True, text=True)
-        for line in done.stderr.splitlines():
-            print(f"    {line}", file=sys.stderr)
-        failed |= done.returncode != 0
-    return EXIT_FAILURE if failed else EXIT_OK

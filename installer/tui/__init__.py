@@ -2,13 +2,14 @@
 
 `run_wizard` builds the wizard's state from the same sources as the unattended path (the
 answers file or saved answers, `--pair`, `--role`, the installed package, the host's facts)
-and returns what `installer.cli.report` needs, or None when the user quit.
+and returns the Outcome (with the setup's report), or None when the user quit.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from installer import cli, pairing
+from installer import answers as answers_toml
+from installer import pairing, setup
 from installer.detect import HostFacts
 from installer.errors import InvalidAnswers, SetupError
 from installer.tui.state import Outcome, WizardState
@@ -21,7 +22,9 @@ def run_wizard(args, hybrid: bool = False) -> Outcome | None:
     role = args.role or installed
     data, problems = {}, []
     if hybrid:
-        data = cli.read_answers_data(args, root)
+        data = answers_toml.parse_toml(setup.read_source(args.answers, root))
+        if args.role and "role" not in data:
+            data["role"] = args.role
         if args.pair:
             try:
                 pairing.fill_answers(data, args.pair, role)

@@ -609,23 +609,15 @@ class DoneScreen(Screen):
         self.changed = changed
 
     def compose(self) -> ComposeResult:
-        state = self.app.state
-        a = state.plan.answers
-        other = "homelab" if a.role == "bridge" else "bridge"
+        report = self.report = self.app.state.report(self.changed)
         yield Header(icon="#")
         with VerticalScroll(id="body"):
-            count = f"{len(self.changed)} file(s) changed" if self.changed else "already up to date"
-            yield Static(f"Done: {a.role} configured ({count}).", classes="title", markup=False)
+            yield Static(f"Done: {report.summary}.", classes="title", markup=False)
             yield Static("Public key", classes="label")
-            yield Static(state.public_key(), id="public-key", classes="big", markup=False)
-            yield Static(f"Pairing token (paste it into the {other}'s wizard)", classes="label")
-            yield Static(state.token(), id="token", classes="big", markup=False)
-            lines = [f"Answers saved to {state.answers_path()}",
-                     "  replay unattended: cgnat-setup --answers FILE"]
-            if a.role == "bridge":
-                lines.append(f"Open UDP {a.listen_port} and TCP {a.bridge.ssh_port} in the "
-                             f"provider's firewall; `ssh -p {a.bridge.ssh_port}` reaches the bridge.")
-            lines.append("Both are printed again when the wizard closes.")
+            yield Static(report.public_key, id="public-key", classes="big", markup=False)
+            yield Static(f"Pairing token (paste it into the {report.other}'s wizard)", classes="label")
+            yield Static(report.token, id="token", classes="big", markup=False)
+            lines = report.notes + ["Both are printed again when the wizard closes."]
             yield Static("\n".join(lines), id="saved", markup=False)
         yield Footer()
 
@@ -633,12 +625,11 @@ class DoneScreen(Screen):
         self.app.sub_title = f"{self.app.state.role}: done"
 
     def action_copy(self) -> None:
-        self.app.copy_to_clipboard(self.app.state.token())
+        self.app.copy_to_clipboard(self.report.token)
         self.app.notify("Pairing token copied (terminals with OSC 52 clipboard support).")
 
     def action_finish(self) -> None:
-        state = self.app.state
-        self.app.exit(Outcome(state.plan.answers, state.private_key, self.changed))
+        self.app.exit(Outcome(self.report))
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen("Done", "Select the token with the mouse or press c to "

@@ -14,12 +14,10 @@ from pathlib import Path
 
 from installer import ROLES
 from installer import answers as answers_toml
-from installer.answers import ANSWERS_PATH
-from installer import cli, keys, pairing, sshd
-from installer.apply import host_path
+from installer import pairing, setup, sshd
 from installer.detect import HostFacts, Socket, port_free
 from installer.errors import InvalidAnswers, Problem, SetupError
-from installer.plan import Plan, make_plan, resolve_defaults
+from installer.plan import Plan
 from installer.validate import answers_from_dict, load_answers
 
 
@@ -82,10 +80,8 @@ def _nest(flat: dict) -> dict:
 
 @dataclass
 class Outcome:
-    """What a finished wizard hands back to the command line, for `cli.report`."""
-    answers: object
-    private_key: str
-    changed: list[str]
+    """What a finished wizard hands back to the command line: the setup's report."""
+    report: setup.Report
 
 
 @dataclass
@@ -224,21 +220,13 @@ class WizardState:
 
     def make_plan(self) -> Plan:
         """The exact plan --answers would carry out for these answers (same key on re-runs)."""
-        resolved = resolve_defaults(self.answers, self.facts)
-        if self.private_key is None:
-            self.private_key = cli.private_key_for(resolved, self.root, self.facts)
-        self.plan = make_plan(resolved, self.facts, self.private_key, start=self.start,
-                              replace_existing=self.replace_existing)
+        self.plan, self.private_key = setup.plan(self.answers, self.facts, self.root, start=self.start,
+                                                 replace_existing=self.replace_existing,
+                                                 private_key=self.private_key)
         return self.plan
 
-    def public_key(self) -> str:
-        return keys.public_key(self.private_key)
-
-    def token(self) -> str:
-        return pairing.token_for(self.plan.answers, self.public_key())
-
-    def answers_path(self) -> Path:
-        return host_path(self.root, ANSWERS_PATH)
+    def report(self, changed: list[str]) -> setup.Report:
+        return setup.report(self.plan.answers, self.private_key, changed, self.root)
 
 
 def _lookup(data: dict, key: str):

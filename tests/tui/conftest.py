@@ -55,6 +55,9 @@ def with_key(root: Path, interface: str = "wg0") -> Path:
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(f"[Interface]\nPrivateKey = {FIXED_KEY}\n")
     conf.chmod(0o600)
+    manifest = root / "var/lib/cgnat/manifest"     # setup wrote it: not an admin's own VPN
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(f"/etc/wireguard/{interface}.conf\n")
     return root
 
 

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 from conftest import FIXED_KEY, make_app, run, to_screen, until, with_key
-from installer import cli
+from installer import cli, keys
 from installer.detect import HostFacts
 from installer.pairing import PairingToken
 from installer.tui import screens
@@ -62,7 +62,7 @@ def test_bridge_flow_writes_what_the_answers_file_replays(tmp_path, facts, monke
             done = app.screen
             token = PairingToken.decode(str(done.query_one("#token").render()))
             assert token.endpoint == "198.51.100.1:51900" and token.role == "bridge"
-            assert str(done.query_one("#public-key").render()).strip() == app.state.public_key()
+            assert str(done.query_one("#public-key").render()).strip() == keys.public_key(app.state.private_key)
             assert str(root / "etc/cgnat/answers.toml") in str(done.query_one("#saved").render())
             await pilot.press("enter")
         return app.return_value
@@ -119,7 +119,8 @@ def test_homelab_flow_with_a_token_writes_what_the_answers_file_replays(tmp_path
 
 def test_apply_failure_rolls_back_and_says_so(tmp_path, facts):
     root = with_key(tmp_path / "wizard")
-    (root / "var/lib/cgnat/manifest").mkdir(parents=True)   # the last write fails
+    (root / "var/lib/cgnat/manifest").unlink()
+    (root / "var/lib/cgnat/manifest").mkdir()                # the last write fails
     app = make_app(facts, root, role="bridge")
 
     async def flow():

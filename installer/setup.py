@@ -1,0 +1,144 @@
+"""One setup path for every front end: load -> validate -> plan -> apply -> report.
+
+The command line (cli.py), the wizard (tui/), the package's postinst (a preseeded answers
+file, through the command line) and the prerm's teardown all go through these functions.
+Apart from the `[#]` line of each change (as wg-quick writes them), none of them prints:
+cli.py prints, the wizard shows.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer import ROLES, grammar, keys, pairing
+from installer import answers as answers_toml
+from installer.answers import ANSWERS_PATH
+from installer.apply import apply, host_path, log
+from installer.detect import HostFacts
+from installer.plan import WATCHDOG_TIMER, Plan, make_plan, resolve_defaults
+from installer.validate import load_answers
+from installer.watchdog import interface_exists
+
+
+def load(raw: bytes, token: str | None, default_role: str | None, facts: HostFacts | None):
+    """Valid answers from answers-file bytes and a pairing token; InvalidAnswers otherwise."""
+    data = answers_toml.parse_toml(raw)
+    if default_role and "role" not in data:
+        data["role"] = default_role
+    if token:
+        pairing.fill_answers(data, token, default_role)
+    return load_answers(data, default_role, facts)
+
+
+def read_source(source: str | None, root: Path) -> bytes:
+    """An answers file's bytes: a path, "-" for standard input, or None for the answers
+    saved by the last setup on this host (nothing when there are none)."""
+    if source == "-":
+        return sys.stdin.buffer.read()
+    if source is not None:
+        return Path(source).read_bytes()
+    saved = host_path(root, ANSWERS_PATH)
+    return saved.read_bytes() if saved.exists() else b""
+
+
+def plan(answers, facts: HostFacts, root: Path, *, start: bool, replace_existing: bool = False,
+         private_key: str | None = None) -> tuple[Plan, str]:
+    """The plan of valid answers with every default resolved, and the private key it uses."""
+    resolved = resolve_defaults(answers, facts)
+    private_key = private_key or private_key_for(resolved, root, facts)
+    return make_plan(resolved, facts, private_key, start=start,
+                     replace_existing=replace_existing), private_key
+
+
+def private_key_for(answers, root: Path, facts: HostFacts) -> str:
+    """private_key_file, else the key of an earlier run (same identity), else a new one.
+    Never the key of a config setup did not write: that is another VPN's identity."""
+    if answers.private_key_file:
+        return keys.read_key_file(Path(answers.private_key_file))
+    conf = f"/etc/wireguard/{answers.interface}.conf"
+    existing = None if facts.foreign(conf) else keys.key_in_config(host_path(root, conf))
+    return existing or keys.generate_private_key()
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a finished setup tells the administrator (the command line and the wizard alike)."""
+
+    role: str
+    public_key: str
+    token: str
+    changed: tuple[str, ...]
+    answers_path: Path
+    firewall: str | None      # bridge: what to open in the provider's firewall
+
+    @property
+    def other(self) -> str:
+        return "homelab" if self.role == "bridge" else "bridge"
+
+    @property
+    def summary(self) -> str:
+        state = f"{len(self.changed)} file(s) changed" if self.changed else "already up to date"
+        return f"{self.role} configured ({state})"
+
+    @property
+    def notes(self) -> list[str]:
+        lines = [f"Answers saved to {self.answers_path} (replay: cgnat-setup --answers FILE)"]
+        return lines + ([self.firewall] if self.firewall else [])
+
+    def lines(self) -> list[str]:
+        return [f"cgnat-setup: {self.summary}.",
+                f"Public key:    {self.public_key}",
+                f"Pairing token: {self.token}",
+                f"On the {self.other}, run:  sudo cgnat-setup --pair {self.token}",
+                *self.notes]
+
+
+def report(answers, private_key: str, changed: list[str], root: Path) -> Report:
+    public = keys.public_key(private_key)
+    firewall = None
+    if answers.role == "bridge":
+        firewall = (f"Open UDP {answers.listen_port} and TCP {answers.bridge.ssh_port} in your "
+                    f"provider's firewall; from now on `ssh -p {answers.bridge.ssh_port}` reaches the bridge.")
+    return Report(answers.role, public, pairing.token_for(answers, public), tuple(changed),
+                  host_path(root, ANSWERS_PATH), firewall)
+
+
+def teardown(root: Path) -> bool:
+    """Stop what setup started (the prerm on remove): the watchdog and the tunnel, then the
+    down hook for what is left (an interface brought up by hand, or deleted before).
+    Forgiving: no saved answers, no systemd, units already stopped are fine; with --root
+    nothing was started, so nothing is stopped. True when every step succeeded."""
+    raw = read_source(None, root)
+    if not raw:
+        log("no saved answers: nothing to tear down")
+        return True
+    if root != Path("/"):
+        log(f"--root {root}: nothing was started there, nothing to stop")
+        return True
+    data = answers_toml.parse_toml(raw)
+    interface, role = data.get("interface", "wg0"), data.get("role")
+    if not (isinstance(interface, str) and grammar.is_interface(interface)) or role not in ROLES:
+        log(f"{ANSWERS_PATH}: no valid interface and role in it; nothing to stop")
+        return False
+    if shutil.which("systemctl") is not None:
+        for unit in (WATCHDOG_TIMER, f"wg-quick@{interface}"):
+            log(f"systemctl disable --now {unit}")
+            subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True)
+    steps = []
+    if interface_exists(interface):
+        steps.append(["wg-quick", "down", interface])          # its PostDown runs the hook
+    hook = Path(f"/usr/lib/cgnat-{role}/hooks/down")
+    if hook.exists():
+        steps.append([str(hook), interface])                     # idempotent: removes leftovers
+    ok = True
+    for argv in steps:
+        log(" ".join(argv))
+        done = subprocess.run(argv, capture_output=True, text=True)
+        for line in done.stderr.splitlines():
+            print(f"    {line}", file=sys.stderr)
+        ok &= done.returncode == 0
+    return ok
+
