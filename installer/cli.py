@@ -16,7 +16,7 @@ from installer.apply import apply, host_path, log
 from installer.detect import HostFacts
 from installer.errors import InvalidAnswers, Problem, SetupError
 from installer.pairing import PairingToken, TokenError
-from installer.plan import WATCHDOG_TIMER, make_plan, resolve_defaults
+from installer.plan import WATCHDOG_UNIT, make_plan, resolve_defaults
 from installer.validate import load_answers
 from installer.watchdog import interface_exists
 
@@ -191,7 +191,7 @@ def report(answers, private_key: str, changed: list[str], root: Path) -> None:
 
 
 def teardown(root: Path) -> int:
-    """Stop what setup started (the prerm on remove): the watchdog timer and the tunnel, then
+    """Stop what setup started (the prerm on remove): the watchdog service and the tunnel, then
     the down hook for what is left (an interface brought up by hand, or deleted before).
     Forgiving: no saved answers, no systemd, units already stopped are fine; with --root
     nothing was started, so nothing is stopped."""
@@ -205,7 +205,7 @@ def teardown(root: Path) -> int:
     data = answers_toml.parse_toml(saved.read_text())
     interface, role = data.get("interface", "wg0"), data.get("role")
     if shutil.which("systemctl") is not None:
-        for unit in (WATCHDOG_TIMER, f"wg-quick@{interface}"):
+        for unit in (WATCHDOG_UNIT, f"wg-quick@{interface}"):
             log(f"systemctl disable --now {unit}")
             subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True)
     steps = []

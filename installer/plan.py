@@ -9,9 +9,9 @@ from installer.answers import ANSWERS_PATH
 from installer import render, sshd
 from installer.detect import HostFacts
 from installer.errors import SetupError
+from installer.watchdog import UNIT as WATCHDOG_UNIT
 
 MANIFEST_PATH = "/var/lib/cgnat/manifest"
-WATCHDOG_TIMER = "cgnat-watchdog.timer"
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         plan.commands = [
             ["systemctl", "enable", plan.service],
             ["systemctl", "restart", plan.service],
-            ["systemctl", "enable", "--now", WATCHDOG_TIMER],
+            ["systemctl", "enable", WATCHDOG_UNIT],
+            ["systemctl", "restart", WATCHDOG_UNIT],     # it reads the answers when it starts
         ]
     return plan
 

@@ -1,6 +1,6 @@
 """The namespace lab (netlab.Lab) set up for the watchdog: the homelab reaches the bridge by a
 DNS name (a hosts file in the homelab's own mount namespace), the watchdog runs in a loop
-(no systemd in the lab) with its restart and action commands replaced through the answers.
+(as cgnat-watchdog.service runs it; no systemd in the lab) with its restart and action commands replaced through the answers.
 Used by test_faults.py and bench/recovery.py."""
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class Watchdog:
                  answers: str = "/etc/cgnat/answers.toml", state: str = "/var/lib/cgnat/watchdog.json"):
         self.node = lab.nodes[role]
         self.state_path = state
-        self.command = f"/usr/lib/cgnat-{role}/watchdog --loop {every} --answers {answers} --state {state}"
+        self.command = f"/usr/lib/cgnat-{role}/watchdog --every {every} --answers {answers} --state {state}"
         self.log_path = lab.workdir / f"watchdog-{role}-{Path(state).stem}.log"
         self.log_path.touch()
         self.start()

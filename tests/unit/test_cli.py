@@ -168,7 +168,8 @@ def test_check_and_plan_write_nothing(tmp_path, bridge_answers):
 
 def test_plan_without_root_lists_the_services_it_starts(bridge_answers):
     plan = cgnat_setup("--answers", bridge_answers, "--plan")
-    assert "systemctl enable --now cgnat-watchdog.timer" in plan.stdout
+    assert "systemctl enable cgnat-watchdog.service\nsystemctl restart cgnat-watchdog.service" in plan.stdout
+    assert "timer" not in plan.stdout
     assert "systemctl restart wg-quick@wg0" in plan.stdout
 
 

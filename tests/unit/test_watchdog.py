@@ -1,15 +1,19 @@
-"""The homelab watchdog's decisions (pure) and its small I/O helpers."""
+"""The homelab watchdog's decisions (pure), its probes (small I/O helpers) and its runs."""
 from __future__ import annotations
 
 import dataclasses
 import socket
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
+from cgnat_homelab import decision, probe
 from cgnat_homelab import watchdog as wd
 from cgnat_homelab.answers import HomelabAnswers
-from cgnat_homelab.watchdog import Config, Observation, State, decide
+from cgnat_homelab.decision import Config, Observation, State, decide
+from cgnat_homelab.endtoend import EndToEnd
 
 T0 = 1_700_000_000.0
 CFG = Config(interface="wg0", endpoint="bridge.example.org:51820", peer_public_key="K" * 43 + "=",
@@ -55,11 +59,11 @@ def test_healthy_does_nothing_and_records_the_check():
 
 def test_e2e_is_due_every_check_interval_and_every_run_while_failing():
     state = State(last_e2e_at=T0, last_e2e_ok=True)
-    assert not wd.e2e_due(CFG, state, T0 + CFG.check_interval - 1)
-    assert wd.e2e_due(CFG, state, T0 + CFG.check_interval)
-    assert wd.e2e_due(CFG, State(), T0)
-    assert wd.e2e_due(CFG, dataclasses.replace(state, failing_since=T0), T0 + 1)
-    assert wd.e2e_due(CFG, dataclasses.replace(state, last_e2e_ok=False), T0 + 1)
+    assert not decision.e2e_due(CFG, state, T0 + CFG.check_interval - 1)
+    assert decision.e2e_due(CFG, state, T0 + CFG.check_interval)
+    assert decision.e2e_due(CFG, State(), T0)
+    assert decision.e2e_due(CFG, dataclasses.replace(state, failing_since=T0), T0 + 1)
+    assert decision.e2e_due(CFG, dataclasses.replace(state, last_e2e_ok=False), T0 + 1)
 
 
 def test_first_failed_probe_re_peers_at_once_to_force_a_handshake():
@@ -161,9 +165,9 @@ def test_the_bridges_own_sshd_answering_the_e2e_check_is_a_bridge_outage():
                                                                        bridge_ssh_ok=True)))
     assert kinds == [[]] * 90
     assert state.bridge_outage and state.last_e2e_ok is False
-    assert "answers with another host's ssh key: the bridge does not forward it" in state.reasons[0]
-    assert sum(line.startswith("BRIDGE OUTAGE: the bridge's own sshd answers on "
-                               "bridge.example.org:22") for line in lines) == 1
+    assert "is answered by the bridge itself (another host's ssh key)" in state.reasons[0]
+    assert sum(line.startswith("BRIDGE OUTAGE: the bridge answers bridge.example.org:22 itself")
+               for line in lines) == 1
     _, state, lines = decide(CFG, obs(900, e2e_ok=True), state)
     assert state.failing_since is None and lines[0].startswith("recovered after")
 
@@ -173,8 +177,8 @@ def test_the_bridges_own_sshd_answering_blocks_a_due_action():
                   last_restart_at=T0 - 500, last_run_at=T0 - 10)
     steps, _, lines = decide(CFG, obs(0, e2e_ok=True, e2e_foreign=True, bridge_ssh_ok=True), state)
     assert steps == []
-    assert "not taking the action 'reboot': BRIDGE OUTAGE (the bridge's own sshd answers on " \
-           "bridge.example.org:22)" in lines
+    assert "not taking the action 'reboot': BRIDGE OUTAGE (the bridge answers " \
+           "bridge.example.org:22 itself)" in lines
 
 
 def test_unknown_bridge_state_blocks_the_action():
@@ -298,8 +302,8 @@ def test_config_defaults_from_answers():
     c = Config.from_answers(_answers())
     assert c.restart_command == "systemctl restart wg-quick@wg0"
     assert c.action_command == "systemctl reboot"
-    assert c.target_host == "bridge.example.org" and c.check_port == 22 and c.bridge_ssh_port == 2222
-    assert c.bridge_address == "10.0.0.1" and c.boot_grace == wd.DEFAULTS["boot_grace"]
+    assert c.target_host == "bridge.example.org" and c.e2e == EndToEnd(22, "ssh") and c.bridge_ssh_port == 2222
+    assert c.bridge_address == "10.0.0.1" and c.boot_grace == decision.DEFAULTS["boot_grace"]
 
 
 def test_config_keys_override_defaults():
@@ -316,34 +320,34 @@ def test_touch_counts_a_refusal_only_for_the_probe():
         srv.bind(("127.0.0.1", 0))
         srv.listen()
         port = srv.getsockname()[1]
-        assert wd.touch("127.0.0.1", port, 1, refused_ok=False)
-    assert wd.touch("127.0.0.1", port, 1, refused_ok=True)       # closed now: refused = answered
-    assert not wd.touch("127.0.0.1", port, 1, refused_ok=False)
+        assert probe.touch("127.0.0.1", port, 1, refused_ok=False)
+    assert probe.touch("127.0.0.1", port, 1, refused_ok=True)       # closed now: refused = answered
+    assert not probe.touch("127.0.0.1", port, 1, refused_ok=False)
 
 
 def test_resolve_and_split():
-    assert wd.resolve("127.0.0.1", 51820) == "127.0.0.1:51820"
-    assert wd.resolve("no-such-name.invalid", 1) is None
-    assert wd.split_endpoint("[2001:db8::1]:51820") == ("2001:db8::1", 51820)
-    assert wd.is_address("203.0.113.7") and not wd.is_address("bridge.example.org")
+    assert probe.resolve("127.0.0.1", 51820) == "127.0.0.1:51820"
+    assert probe.resolve("no-such-name.invalid", 1) is None
+    assert decision.split_endpoint("[2001:db8::1]:51820") == ("2001:db8::1", 51820)
+    assert decision.is_address("203.0.113.7") and not decision.is_address("bridge.example.org")
 
 
 def test_wg_peer_parses_dump(monkeypatch):
     dump = ("PRIV\tPUB\t0\toff\n"
             "PEERKEY=\t(none)\t203.0.113.7:51820\t0.0.0.0/0\t1699999990\t10\t20\t25\n")
-    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, dump, ""))
-    peer = wd.wg_peer("wg0", T0)
-    assert peer == wd.Peer("PEERKEY=", "203.0.113.7:51820", "0.0.0.0/0", 10.0)
+    monkeypatch.setattr(probe, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, dump, ""))
+    peer = probe.wg_peer("wg0", T0)
+    assert peer == probe.Peer("PEERKEY=", "203.0.113.7:51820", "0.0.0.0/0", 10.0)
     dump_never = dump.replace("1699999990", "0").replace("203.0.113.7:51820", "(none)")
-    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, dump_never, ""))
-    peer = wd.wg_peer("wg0", T0)
+    monkeypatch.setattr(probe, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, dump_never, ""))
+    peer = probe.wg_peer("wg0", T0)
     assert peer.handshake_age is None and peer.endpoint is None
 
 
 def test_run_once_saves_state_before_acting(tmp_path, monkeypatch):
     order = []
     state_path = tmp_path / "s.json"
-    monkeypatch.setattr(wd, "observe", lambda c, s: (obs(0, interface_up=False, probe_ok=False), None))
+    monkeypatch.setattr(probe, "observe", lambda c, s: (obs(0, interface_up=False, probe_ok=False), None))
     monkeypatch.setattr(wd, "carry_out", lambda step, c, p: order.append(("act", state_path.exists())))
     wd.run_once(CFG, state_path)
     assert order == [("act", True)]
@@ -352,7 +356,7 @@ def test_run_once_saves_state_before_acting(tmp_path, monkeypatch):
 
 def test_carry_out_runs_the_configured_command_through_sh(tmp_path):
     marker = tmp_path / "ran"
-    wd.carry_out(wd.Step("action", "test", f"echo hi > {marker}"), CFG, None)
+    wd.carry_out(decision.Step("action", "test", f"echo hi > {marker}"), CFG, None)
     assert marker.read_text() == "hi\n"
 
 
@@ -384,13 +388,13 @@ def local_sshd(tmp_path):
     config = tmp_path / "sshd_config"
     config.write_text(f"HostKey {keys}/ssh_host_ed25519_key\nListenAddress 127.0.0.1\nPort {port}\n"
                       "PidFile none\n")
-    wd.Path("/run/sshd").mkdir(exist_ok=True)
+    Path("/run/sshd").mkdir(exist_ok=True)
     proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
     try:
-        deadline = wd.time.monotonic() + 10
-        while not wd.touch("127.0.0.1", port, 1, refused_ok=False):
-            assert wd.time.monotonic() < deadline, "sshd did not start"
-            wd.time.sleep(0.05)
+        deadline = time.monotonic() + 10
+        while not probe.touch("127.0.0.1", port, 1, refused_ok=False):
+            assert time.monotonic() < deadline, "sshd did not start"
+            time.sleep(0.05)
         yield port, keys
     finally:
         proc.terminate()
@@ -403,10 +407,10 @@ def test_another_hosts_sshd_is_told_by_its_host_key(tmp_path, local_sshd):
     ours.mkdir()
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ours / "ssh_host_ed25519_key")],
                    check=True)
-    assert wd.another_hosts_sshd("127.0.0.1", port, ours)          # the bridge's own sshd
-    assert not wd.another_hosts_sshd("127.0.0.1", port, theirs)    # ours, through the bridge
-    assert not wd.another_hosts_sshd("127.0.0.1", port, tmp_path / "none")   # no keys: cannot tell
+    assert probe.another_hosts_sshd("127.0.0.1", port, ours)          # the bridge's own sshd
+    assert not probe.another_hosts_sshd("127.0.0.1", port, theirs)    # ours, through the bridge
+    assert not probe.another_hosts_sshd("127.0.0.1", port, tmp_path / "none")   # no keys: cannot tell
     with socket.socket() as quiet:                                  # not an sshd: cannot tell
         quiet.bind(("127.0.0.1", 0))
         quiet.listen()
-        assert not wd.another_hosts_sshd("127.0.0.1", quiet.getsockname()[1], ours)
+        assert not probe.another_hosts_sshd("127.0.0.1", quiet.getsockname()[1], ours)

@@ -67,21 +67,29 @@ def test_declared_chains():
     assert wd.declared_chains(rules) == [("nat", "CGNAT-PREROUTING"), ("filter", "CGNAT-FORWARD")]
 
 
-def test_missing_rules_asks_iptables_for_each_tagged_jump(tmp_path, monkeypatch):
+def test_missing_rules_reads_one_iptables_save(tmp_path, monkeypatch):
     rules = tmp_path / "wg0.rules"
-    rules.write_text("*nat\n:CGNAT-PREROUTING - [0:0]\nCOMMIT\n*mangle\n:CGNAT-FORWARD - [0:0]\nCOMMIT\n")
+    rules.write_text("*nat\n:CGNAT-PREROUTING - [0:0]\nCOMMIT\n*mangle\n:CGNAT-FORWARD - [0:0]\nCOMMIT\n"
+                     "*filter\n:CGNAT-INPUT - [0:0]\nCOMMIT\n")
+    saved = ("*nat\n:CGNAT-PREROUTING - [0:0]\n"
+             '-A PREROUTING -m comment --comment "cgnat:wg0" -j CGNAT-PREROUTING\n'
+             "-A CGNAT-PREROUTING -j RETURN\nCOMMIT\n*mangle\n:CGNAT-FORWARD - [0:0]\n"
+             "-A CGNAT-FORWARD -j RETURN\nCOMMIT\n*filter\n"
+             '-A INPUT -m comment --comment "cgnat:wg0" -j CGNAT-INPUT\nCOMMIT\n')
     calls = []
 
     def fake(argv, timeout=10):
         calls.append(argv)
-        if "-C" in argv:
-            return subprocess.CompletedProcess(argv, 0 if argv[3] == "nat" else 1, "", "")
-        return subprocess.CompletedProcess(argv, 0, "-N CGNAT-PREROUTING\n-A CGNAT-PREROUTING -j RETURN\n", "")
+        return subprocess.CompletedProcess(argv, 0, saved, "")
 
     monkeypatch.setattr(wd, "run", fake)
-    assert wd.missing_rules("wg0", str(rules)) == ("mangle FORWARD -> CGNAT-FORWARD",)
-    assert ["iptables", "-w", "-t", "nat", "-C", "PREROUTING", "-m", "comment", "--comment",
-            "cgnat:wg0", "-j", "CGNAT-PREROUTING"] in calls
+    assert wd.missing_rules("wg0", str(rules)) == ("mangle FORWARD -> CGNAT-FORWARD", "filter CGNAT-INPUT is empty")
+    assert calls == [["iptables-save"]]           # one program for every table
+    assert wd.missing_rules("wg1", str(rules)) == ("nat PREROUTING -> CGNAT-PREROUTING",
+                                                   "mangle FORWARD -> CGNAT-FORWARD",
+                                                   "filter INPUT -> CGNAT-INPUT")
+    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 1, "", "no"))
+    assert len(wd.missing_rules("wg0", str(rules))) == 3        # cannot read the rules: all missing
     assert wd.missing_rules("wg0", str(tmp_path / "absent")) == ()
 
 
