@@ -414,3 +414,47 @@ def test_another_hosts_sshd_is_told_by_its_host_key(tmp_path, local_sshd):
         quiet.bind(("127.0.0.1", 0))
         quiet.listen()
         assert not probe.another_hosts_sshd("127.0.0.1", quiet.getsockname()[1], ours)
+
+
+def test_the_end_to_end_check_follows_what_the_bridge_forwards():
+    from cgnat_homelab.endtoend import choose
+    assert choose("all", 2222, None, True) == (EndToEnd(22, "ssh"), "")
+    assert choose(["tcp/80", "tcp/22"], 2222, None, True) == (EndToEnd(22, "ssh"), "")
+    assert choose(["udp/53", "tcp/443-444", "tcp/80"], 2222, None, True) == (EndToEnd(443, "connect"), "")
+    assert choose(["tcp/80", "tcp/22"], 2222, None, False) == (EndToEnd(80, "connect"), "")
+    assert choose("all", 2222, 8443, False) == (EndToEnd(8443, "connect"), "")   # the override wins
+    assert choose(["tcp/80"], 2222, 22, True) == (EndToEnd(22, "ssh"), "")
+    none, why = choose("all", 2222, None, False)
+    assert none is None and "install openssh-server, or set homelab.watchdog.check_port" in why
+    none, why = choose(["udp/53", "icmp"], 2222, None, True)
+    assert none is None and "the bridge forwards no TCP port" in why
+
+
+def test_listening_reads_the_kernels_socket_tables():
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        port = srv.getsockname()[1]
+        assert not probe.listening(port)
+        srv.listen()
+        assert probe.listening(port)
+
+
+def test_ipv4_asks_for_a_records_only(monkeypatch):
+    asked = []
+
+    def fake(host, port, family=0, *rest):
+        asked.append(family)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("203.0.113.7", 0))]
+
+    monkeypatch.setattr(probe.socket, "getaddrinfo", fake)
+    assert probe.ipv4("bridge.example.org") == "203.0.113.7" and asked == [socket.AF_INET]
+
+
+def test_connect_tells_a_refusal_from_no_answer():
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+        assert probe.connect("127.0.0.1", port, 1) == "ok"
+    assert probe.connect("127.0.0.1", port, 1) == "refused"
+    assert probe.connect("no-such-name.invalid", port, 1) == "failed"
