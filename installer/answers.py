@@ -9,12 +9,15 @@ import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 
+import tomli_w   # vendored: writes TOML with every string escaped as the format requires
+
+from installer.errors import InvalidAnswers, Problem
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10 (Ubuntu 22.04)
     import tomli as tomllib
 
-TOMLError = tomllib.TOMLDecodeError
 ANSWERS_PATH = "/etc/cgnat/answers.toml"     # where setup saves them, the watchdogs read them
 
 
@@ -41,8 +44,18 @@ class CommonAnswers:
         return ipaddress.ip_network(self.tunnel, strict=False).prefixlen
 
 
-def parse_toml(text: str) -> dict:
-    return tomllib.loads(text)
+def parse_toml(data: bytes | str) -> dict:
+    """Parsed answers; InvalidAnswers for anything that is not UTF-8 TOML of sane depth."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return tomllib.loads(text)
+    except UnicodeDecodeError as error:
+        problem = f"not UTF-8 text (byte {error.start}: {error.object[error.start:error.end]!r})"
+    except tomllib.TOMLDecodeError as error:
+        problem = str(error)
+    except RecursionError:
+        problem = "nested too deeply"
+    raise InvalidAnswers([Problem("(syntax)", problem)])
 
 
 def to_dict(answers) -> dict:
@@ -58,27 +71,4 @@ def to_dict(answers) -> dict:
 
 def to_toml(answers) -> str:
     """A TOML answers file that replays these answers (top-level keys, then tables)."""
-    return _toml_table(to_dict(answers), prefix="")
-
-
-def _toml_table(table: dict, prefix: str) -> str:
-    scalars = [f"{k} = {_toml_value(v)}\n" for k, v in table.items() if not isinstance(v, dict)]
-    out = "".join(scalars)
-    for key, sub in table.items():
-        if isinstance(sub, dict):
-            name = f"{prefix}{key}"
-            out += f"\n[{name}]\n" + _toml_table(sub, prefix=f"{name}.")
-    return out
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+    return tomli_w.dumps(to_dict(answers))

@@ -11,11 +11,10 @@ from pathlib import Path
 from installer import ROLES, __version__
 from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
-from installer import keys
+from installer import keys, pairing
 from installer.apply import apply, host_path, log
 from installer.detect import HostFacts
 from installer.errors import InvalidAnswers, Problem, SetupError
-from installer.pairing import PairingToken, TokenError
 from installer.plan import WATCHDOG_UNIT, make_plan, resolve_defaults
 from installer.validate import load_answers
 from installer.watchdog import interface_exists
@@ -105,37 +104,16 @@ def wizard(args, hybrid: bool) -> int:
 def read_answers_data(args, root: Path) -> dict:
     """The answers as parsed TOML: from --answers, else (for --pair) the saved ones."""
     if args.answers == "-":
-        text, source = sys.stdin.read(), "-"
+        raw = sys.stdin.buffer.read()
     elif args.answers is not None:
-        text, source = Path(args.answers).read_text(), args.answers
+        raw = Path(args.answers).read_bytes()
     else:
         saved = host_path(root, ANSWERS_PATH)
-        text, source = (saved.read_text(), str(saved)) if saved.exists() else ("", "")
-    try:
-        data = answers_toml.parse_toml(text)
-    except answers_toml.TOMLError as error:
-        raise InvalidAnswers([Problem("(syntax)", str(error))]) from None
+        raw = saved.read_bytes() if saved.exists() else b""
+    data = answers_toml.parse_toml(raw)
     if args.role and "role" not in data:
         data["role"] = args.role
     return data
-
-
-def fill_from_token(data: dict, token_text: str, default_role: str | None) -> None:
-    """Put the peer's public data from a pairing token into the answers."""
-    try:
-        token = PairingToken.decode(token_text)
-    except TokenError as error:
-        raise InvalidAnswers([Problem("pair", str(error))]) from None
-    role = data.get("role", default_role)
-    if token.role == role or token.role not in ROLES:
-        raise InvalidAnswers([Problem("pair", f"this token comes from a {token.role}; "
-                                              f"paste it on the other host, not on a {role}")])
-    data["role"] = "homelab" if token.role == "bridge" else "bridge"
-    data["peer_public_key"] = token.public_key
-    data["tunnel"] = token.tunnel
-    if token.role == "bridge":
-        data.setdefault("homelab", {})["endpoint"] = token.endpoint
-        data["listen_port"] = int(token.endpoint.rpartition(":")[2])
 
 
 def unattended(args) -> int:
@@ -144,7 +122,7 @@ def unattended(args) -> int:
     default_role = args.role or facts.installed_role
     data = read_answers_data(args, root)
     if args.pair:
-        fill_from_token(data, args.pair, default_role)
+        pairing.fill_answers(data, args.pair, default_role)
     answers = load_answers(data, default_role, facts)
     if args.check:
         print(f"{args.answers}: ok ({answers.role})")
@@ -168,17 +146,10 @@ def private_key_for(answers, root: Path) -> str:
     return existing or keys.generate_private_key()
 
 
-def pairing_token(answers, public_key: str) -> str:
-    endpoint = ""
-    if answers.role == "bridge":
-        endpoint = f"{answers.bridge.public_address}:{answers.listen_port}"
-    return PairingToken(answers.role, public_key, endpoint, answers.tunnel).encode()
-
-
 def report(answers, private_key: str, changed: list[str], root: Path) -> None:
     public = keys.public_key(private_key)
     other = "homelab" if answers.role == "bridge" else "bridge"
-    token = pairing_token(answers, public)
+    token = pairing.token_for(answers, public)
     state = f"{len(changed)} file(s) changed" if changed else "already up to date"
     print(f"cgnat-setup: {answers.role} configured ({state}).")
     print(f"Public key:    {public}")

@@ -1,25 +1,20 @@
 """WireGuard keys. The private key only ever goes from `wg genkey` into a 0600 file."""
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import subprocess
 from pathlib import Path
 
 from installer.errors import SetupError
+from installer.grammar import WIREGUARD_KEY
 
 PRIVATE_KEY_LINE = re.compile(r"^\s*PrivateKey\s*=\s*(\S+)\s*$", re.MULTILINE)
 
 
 def is_wireguard_key(text: str) -> bool:
-    """A WireGuard key is 32 bytes in standard base64 (44 characters ending in '=')."""
-    if len(text) != 44 or not text.endswith("="):
-        return False
-    try:
-        return len(base64.b64decode(text, validate=True)) == 32
-    except binascii.Error:
-        return False
+    """A WireGuard key is 32 bytes in standard base64: 43 characters (the last with its two
+    low bits zero) and "="."""
+    return WIREGUARD_KEY.fullmatch(text) is not None
 
 
 def generate_private_key() -> str:

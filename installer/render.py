@@ -6,7 +6,7 @@ from pathlib import Path
 
 import jinja2
 
-from installer.validate import PORT_SPEC
+from installer.grammar import PORT_SPEC
 
 RULE_PREF = 1000  # ip rule priorities used by the homelab: fwmark at 1000, source at 1001
 
@@ -29,7 +29,7 @@ def render(role: str, template: str, **context) -> str:
 
 def iptables_ports(spec: str) -> tuple[str, str]:
     """("tcp", "80") or ("udp", "51900:51910") of a "proto/port[-port]" answer."""
-    match = PORT_SPEC.match(spec)
+    match = PORT_SPEC.fullmatch(spec)
     low, high = match.group(2), match.group(3)
     return match.group(1), f"{low}:{high}" if high else low
 

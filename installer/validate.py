@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import re
 import types
 import typing
 from pathlib import Path
 
 from cgnat_bridge.answers import BridgeAnswers
 from cgnat_homelab.answers import HomelabAnswers
-from installer import ROLES
+from installer import ROLES, grammar
 from installer.detect import HostFacts
 from installer.errors import InvalidAnswers, Problem
 from installer.keys import is_wireguard_key
 
 ROLE_MODELS = {"bridge": BridgeAnswers, "homelab": HomelabAnswers}
-INTERFACE_NAME = re.compile(r"^[a-zA-Z0-9_=+.-]{1,15}$")  # what wg-quick accepts
-HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.?)+$")
-PORT_SPEC = re.compile(r"^(tcp|udp)/(\d+)(?:-(\d+))?$")
+INTERFACE_RULE = "must be 1-15 letters, digits and _.=- starting with a letter or digit, not all or default"
 WATCHDOG_ACTIONS = ("reboot", "restart-tunnel", "none")
 # Marks other tools on the same host use: clashing with them would misroute their traffic.
 FOREIGN_MARKS = {"Tailscale": 0xFF0000, "kube-proxy": 0xC000}
@@ -64,6 +61,8 @@ def _fill(target, data: dict, prefix: str) -> list[Problem]:
             else:
                 problems.append(Problem(path, "must be a table ([" + path + "])"))
         elif _matches(value, hints[key]):
+            if any(grammar.has_control(text) for text in _strings(value)):
+                problems.append(Problem(path, "holds a control character (a newline, tab, ...)"))
             setattr(target, key, value)
         else:
             problems.append(Problem(path, f"must be {_describe(hints[key])}, not {value!r}"))
@@ -79,6 +78,12 @@ def _matches(value, tp) -> bool:
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, tp)
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _describe(tp) -> str:
@@ -106,11 +111,13 @@ def _check_common(a, facts) -> list[Problem]:
     if installed is not None and a.role != installed:
         problems.append(Problem("role", f"is {a.role!r}, but this host has the cgnat-{installed} "
                                         f"package; a {a.role} needs cgnat-{a.role} (they conflict)"))
-    if not INTERFACE_NAME.match(a.interface):
-        problems.append(Problem("interface", "must be 1-15 characters of letters, digits and _=+.-"))
-    tunnel = _network(a.tunnel)
-    if tunnel is None or tunnel.version != 4:
+    if not grammar.is_interface(a.interface):
+        problems.append(Problem("interface", INTERFACE_RULE))
+    tunnel = grammar.ipv4_network(a.tunnel)
+    if tunnel is None:
         problems.append(Problem("tunnel", f"{a.tunnel!r} is not an IPv4 network like 10.0.0.0/24"))
+    elif (unusable := grammar.unusable(tunnel)) is not None:
+        problems.append(Problem("tunnel", f"{tunnel} overlaps {unusable}, which cannot carry a tunnel"))
     elif tunnel.prefixlen > 30:
         problems.append(Problem("tunnel", "must hold at least two hosts (a prefix of /30 or shorter)"))
     elif facts is not None:
@@ -119,7 +126,10 @@ def _check_common(a, facts) -> list[Problem]:
                 problems.append(Problem("tunnel", f"overlaps the route {dst} dev {dev} of this host"))
     problems += _check_port("listen_port", a.listen_port)
     if a.private_key_file is not None:
-        problems += _check_key_file(Path(a.private_key_file))
+        if grammar.ABSOLUTE_PATH.fullmatch(a.private_key_file) is None:
+            problems.append(Problem("private_key_file", "must be an absolute path like /root/wg.key"))
+        else:
+            problems += _check_key_file(Path(a.private_key_file))
     if a.peer_public_key is not None and not is_wireguard_key(a.peer_public_key):
         problems.append(Problem("peer_public_key", "is not a WireGuard key (44 characters of base64)"))
     return problems
@@ -129,19 +139,23 @@ def _check_bridge(a: BridgeAnswers, facts) -> list[Problem]:
     b = a.bridge
     problems = _check_port("bridge.ssh_port", b.ssh_port)
     if b.public_interface is not None:
-        if not INTERFACE_NAME.match(b.public_interface):
-            problems.append(Problem("bridge.public_interface", "is not a valid interface name"))
+        if not grammar.is_interface(b.public_interface):
+            problems.append(Problem("bridge.public_interface", INTERFACE_RULE))
         elif facts is not None and b.public_interface not in facts.interfaces:
             known = ", ".join(sorted(facts.interfaces)) or "none"
             problems.append(Problem("bridge.public_interface",
                                     f"{b.public_interface!r} does not exist here (interfaces: {known})"))
     elif facts is not None and facts.default_interface is None:
         problems.append(Problem("bridge.public_interface", "no default route to detect it from; set it"))
-    if b.public_address is not None and not _is_ipv4(b.public_address):
-        problems.append(Problem("bridge.public_address", f"{b.public_address!r} is not an IPv4 address"))
+    public = b.public_interface or (facts.default_interface if facts is not None else None)
+    if b.public_address is not None:
+        problems += _check_public_address(b.public_address)
+    elif public in (facts.interfaces if facts is not None else {}) and facts.ipv4_address(public) is None:
+        # Else the pairing token would carry no address for the homelab to dial.
+        problems.append(Problem("bridge.public_address", f"{public} has no IPv4 address to detect it from; set it"))
     kept = {("udp", a.listen_port): "listen_port", ("tcp", b.ssh_port): "bridge.ssh_port"}
     for i, spec in enumerate(b.keep_local):
-        if _port_range(spec) is None:
+        if grammar.port_range(spec) is None:
             problems.append(Problem(f"bridge.keep_local[{i}]", f"{spec!r} is not like \"tcp/25\" or \"udp/60000-60010\""))
     if isinstance(b.forward, str):
         if b.forward != "all":
@@ -152,7 +166,7 @@ def _check_bridge(a: BridgeAnswers, facts) -> list[Problem]:
         for i, spec in enumerate(b.forward):
             if spec == "icmp":
                 continue
-            span = _port_range(spec)
+            span = grammar.port_range(spec)
             if span is None:
                 problems.append(Problem(f"bridge.forward[{i}]", f"{spec!r} is not like \"tcp/443\", \"udp/51900-51910\" or \"icmp\""))
                 continue
@@ -168,13 +182,13 @@ def _check_homelab(a: HomelabAnswers) -> list[Problem]:
     problems = []
     if h.endpoint is None:
         problems.append(Problem("homelab.endpoint", "is required: the bridge's address and port, like \"203.0.113.7:51820\" (or use --pair)"))
-    elif (message := _endpoint_problem(h.endpoint)) is not None:
+    elif (message := grammar.endpoint_problem(h.endpoint)) is not None:
         problems.append(Problem("homelab.endpoint", message))
     if not 0 <= h.keepalive <= 65535:
         problems.append(Problem("homelab.keepalive", "must be 0 (off) to 65535 seconds"))
-    tunnel = _network(a.tunnel)
+    tunnel = grammar.ipv4_network(a.tunnel)
     for i, subnet in enumerate(h.docker_subnets or []):
-        network = _network(subnet)
+        network = grammar.ipv4_network(subnet)
         if network is None:
             problems.append(Problem(f"homelab.docker_subnets[{i}]", f"{subnet!r} is not a network like 172.19.0.0/16"))
         elif tunnel is not None and network.overlaps(tunnel):
@@ -185,7 +199,7 @@ def _check_homelab(a: HomelabAnswers) -> list[Problem]:
     w = h.watchdog
     if w.action not in WATCHDOG_ACTIONS:
         problems.append(Problem("homelab.watchdog.action", f"must be one of {', '.join(WATCHDOG_ACTIONS)}, not {w.action!r}"))
-    if w.check_host is not None and not (HOSTNAME.match(w.check_host) or _is_ipv4(w.check_host)):
+    if w.check_host is not None and not (grammar.is_hostname(w.check_host) or grammar.is_ipv4(w.check_host)):
         problems.append(Problem("homelab.watchdog.check_host", f"{w.check_host!r} is not a host name or address"))
     problems += _check_watchdog_keys("homelab.watchdog.", w)
     return problems
@@ -233,58 +247,19 @@ def _check_key_file(path: Path) -> list[Problem]:
 
 def _check_fwmark(text: str) -> list[Problem]:
     key = "homelab.fwmark"
-    try:
-        mark = int(text, 0)
-    except ValueError:
+    if grammar.FWMARK.fullmatch(text) is None:
         return [Problem(key, f"{text!r} is not a number like \"0x1000000\"")]
+    mark = int(text, 0)
     if not 0 < mark < 2**32 or mark & (mark - 1):
         return [Problem(key, "must be a single bit, like 0x1000000")]
     return [Problem(key, f"{text} clashes with the marks of {tool} ({bits:#x})")
             for tool, bits in FOREIGN_MARKS.items() if mark & bits]
 
 
-def _endpoint_problem(endpoint: str) -> str | None:
-    host, sep, port = endpoint.rpartition(":")
-    if not sep or not port.isdigit():
-        return f"{endpoint!r} has no port; write it like \"203.0.113.7:51820\""
-    if not 1 <= int(port) <= 65535:
-        return f"port {port} is out of range (1-65535)"
-    if host.startswith("[") and host.endswith("]"):
-        return None if _is_ip(host[1:-1]) else f"{host} is not an IPv6 address"
-    if _is_ipv4(host):
-        return None
-    if re.fullmatch(r"[\d.]+", host) or not HOSTNAME.match(host):
-        return f"{host!r} is not a host name or IPv4 address"
-    return None
-
-
-def _port_range(spec: str):
-    """("tcp", low, high) of "tcp/80" or "udp/51900-51910", or None."""
-    match = PORT_SPEC.match(spec)
-    if not match:
-        return None
-    low = int(match.group(2))
-    high = int(match.group(3) or low)
-    return (match.group(1), low, high) if 1 <= low <= high <= 65535 else None
-
-
-def _network(text: str):
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return None
-
-
-def _is_ipv4(text: str) -> bool:
-    try:
-        return ipaddress.ip_address(text).version == 4
-    except ValueError:
-        return False
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
+def _check_public_address(text: str) -> list[Problem]:
+    key = "bridge.public_address"
+    if not grammar.is_ipv4(text):
+        return [Problem(key, f"{text!r} is not an IPv4 address")]
+    if (unusable := grammar.unusable(text)) is not None:
+        return [Problem(key, f"{text} is in {unusable}, which is not a public address")]
+    return []

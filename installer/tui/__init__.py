@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from installer import cli
+from installer import cli, pairing
 from installer.detect import HostFacts
 from installer.errors import InvalidAnswers, SetupError
 from installer.tui.state import Outcome, WizardState
@@ -24,7 +24,7 @@ def run_wizard(args, hybrid: bool = False) -> Outcome | None:
         data = cli.read_answers_data(args, root)
         if args.pair:
             try:
-                cli.fill_from_token(data, args.pair, role)
+                pairing.fill_answers(data, args.pair, role)
             except InvalidAnswers as invalid:
                 problems = invalid.problems
                 data.setdefault("role", "homelab")

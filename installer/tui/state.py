@@ -15,7 +15,7 @@ from pathlib import Path
 from installer import ROLES
 from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
-from installer import cli, keys, sshd
+from installer import cli, keys, pairing, sshd
 from installer.apply import host_path
 from installer.detect import HostFacts, Socket, port_free
 from installer.errors import InvalidAnswers, Problem, SetupError
@@ -180,7 +180,7 @@ class WizardState:
         """Fill endpoint, peer key, tunnel and port from a pairing token, like --pair."""
         data = self.data()
         try:
-            cli.fill_from_token(data, token, self.role)
+            pairing.fill_answers(data, token, self.role)
         except InvalidAnswers as invalid:
             return invalid.problems
         answers, problems = evaluate(data, self.role, self.facts)
@@ -233,7 +233,7 @@ class WizardState:
         return keys.public_key(self.private_key)
 
     def token(self) -> str:
-        return cli.pairing_token(self.plan.answers, self.public_key())
+        return pairing.token_for(self.plan.answers, self.public_key())
 
     def answers_path(self) -> Path:
         return host_path(self.root, ANSWERS_PATH)

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from conftest import make_app, make_facts, on_screen, run, to_screen
-from installer import cli
+from installer import cli, pairing
 from installer.errors import InvalidAnswers
 from installer.tui import screens
 from installer.validate import load_answers
@@ -95,7 +95,7 @@ def test_a_bad_pairing_token_shows_the_decoders_message(tmp_path, facts):
     app = make_app(facts, tmp_path, role="homelab")
     data = {"role": "homelab"}
     with pytest.raises(InvalidAnswers) as raised:
-        cli.fill_from_token(data, "cgnat1-aaaa", "homelab")
+        pairing.fill_answers(data, "cgnat1-aaaa", "homelab")
     expected = raised.value.problems[0].message
 
     async def flow():

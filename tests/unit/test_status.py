@@ -7,7 +7,7 @@ import json
 from installer import cli, status
 from installer.status import Check, gather
 
-HOMELAB = ('role = "homelab"\npeer_public_key = "' + "K" * 43 + '="\n[homelab]\n'
+HOMELAB = ('role = "homelab"\npeer_public_key = "' + "K" * 42 + 'A="\n[homelab]\n'
            'endpoint = "bridge.example.org:51820"\n[homelab.watchdog]\ncheck_host = "bridge.example.org"\n')
 BRIDGE = 'role = "bridge"\n[bridge]\npublic_interface = "ens3"\nssh_port = 2222\n'
 

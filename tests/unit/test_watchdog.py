@@ -16,7 +16,7 @@ from cgnat_homelab.decision import Config, Observation, State, decide
 from cgnat_homelab.endtoend import EndToEnd
 
 T0 = 1_700_000_000.0
-CFG = Config(interface="wg0", endpoint="bridge.example.org:51820", peer_public_key="K" * 43 + "=",
+CFG = Config(interface="wg0", endpoint="bridge.example.org:51820", peer_public_key="K" * 42 + "A=",
              check_host="bridge.example.org", restart_command="RESTART", action_command="REBOOT")
 
 
@@ -292,7 +292,7 @@ def test_summary_lines():
 def _answers(**watchdog) -> HomelabAnswers:
     a = HomelabAnswers()
     a.homelab.endpoint = "bridge.example.org:51820"
-    a.peer_public_key = "K" * 43 + "="
+    a.peer_public_key = "K" * 42 + "A="
     for k, v in watchdog.items():
         setattr(a.homelab.watchdog, k, v)
     return a

@@ -1,0 +1,107 @@
+"""One strict grammar for each kind of value a user types or pastes.
+
+Answers files, pairing tokens and the wizard's fields all go through these, before a
+value reaches a file, a rule or a command line. Every pattern is matched whole
+(`re.fullmatch`; `$` would let a trailing newline through) over ASCII only (`[0-9]`,
+never `\\d`, which takes any Unicode digit), and no value may hold a control character.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_PORT = r"[1-9][0-9]{0,4}"   # no leading zero: iptables reads 010 as octal 8
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+
+IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
+IPV4_NETWORK = re.compile(rf"{IPV4.pattern}/(?:3[0-2]|[12]?[0-9])", re.ASCII)
+IPV6 = re.compile(r"[0-9A-Fa-f:.]{2,45}", re.ASCII)   # then ipaddress; no "%scope"
+HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\.?", re.ASCII)
+PORT = re.compile(_PORT, re.ASCII)
+PORT_SPEC = re.compile(rf"(tcp|udp)/({_PORT})(?:-({_PORT}))?", re.ASCII)
+# What the kernel, wg-quick and iptables all take as a plain name: no "+" (an iptables
+# wildcard), no leading "-" (an option), none of "/", ":", "%" or blanks.
+INTERFACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,14}", re.ASCII)
+RESERVED_INTERFACES = {"all", "default"}   # /proc/sys/net/*/conf/{all,default}
+FWMARK = re.compile(r"0[xX][0-9A-Fa-f]{1,8}|[1-9][0-9]{0,9}", re.ASCII)
+WIREGUARD_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=", re.ASCII)
+ABSOLUTE_PATH = re.compile(r"/[^\x00-\x1f\x7f-\x9f]*", re.ASCII)
+
+# Networks a tunnel or a public address must never be in (or overlap).
+UNUSABLE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8",        # "this network"
+    "127.0.0.0/8",      # loopback
+    "169.254.0.0/16",   # link-local
+    "224.0.0.0/4",      # multicast
+    "240.0.0.0/4",      # reserved, and the broadcast address
+))
+
+
+def has_control(text: str) -> bool:
+    return CONTROL.search(text) is not None
+
+
+def is_port(text: str) -> bool:
+    return PORT.fullmatch(text) is not None and int(text) <= 65535
+
+
+def is_ipv4(text: str) -> bool:
+    return IPV4.fullmatch(text) is not None
+
+
+def is_ipv6(text: str) -> bool:
+    if IPV6.fullmatch(text) is None:
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def is_hostname(text: str) -> bool:
+    """A DNS name; an all-numeric last label is a mistyped address, not a name."""
+    return HOSTNAME.fullmatch(text) is not None and not text.rstrip(".").rpartition(".")[2].isdigit()
+
+
+def is_interface(text: str) -> bool:
+    return INTERFACE.fullmatch(text) is not None and text not in RESERVED_INTERFACES
+
+
+def ipv4_network(text: str) -> ipaddress.IPv4Network | None:
+    """The network of "10.0.0.0/24" (host bits allowed), or None."""
+    if IPV4_NETWORK.fullmatch(text) is None:
+        return None
+    return ipaddress.IPv4Network(text, strict=False)
+
+
+def unusable(network) -> ipaddress.IPv4Network | None:
+    """The unusable network that `network` (or an address) overlaps, or None."""
+    network = ipaddress.ip_network(network)
+    return next((n for n in UNUSABLE_NETWORKS if n.overlaps(network)), None)
+
+
+def port_range(spec: str) -> tuple[str, int, int] | None:
+    """("tcp", low, high) of "tcp/80" or "udp/51900-51910", or None."""
+    match = PORT_SPEC.fullmatch(spec)
+    if not match:
+        return None
+    low, high = int(match.group(2)), int(match.group(3) or match.group(2))
+    return (match.group(1), low, high) if low <= high <= 65535 else None
+
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """What is wrong with a "host:port" endpoint, or None. IPv6 in brackets, no scope id."""
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or host.count(":") and not host.startswith("["):
+        return f"{endpoint!r} has no port; write it like \"203.0.113.7:51820\" or \"[2001:db8::7]:51820\""
+    if not is_port(port):
+        return f"port {port!r} is not a port number (1-65535, no leading zero)"
+    if host.startswith("[") and host.endswith("]"):
+        return None if is_ipv6(host[1:-1]) else f"{host!r} is not an IPv6 address (no scope id)"
+    if is_ipv4(host) or is_hostname(host):
+        return None
+    return f"{host!r} is not a host name or IPv4 address"

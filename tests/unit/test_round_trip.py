@@ -1,0 +1,171 @@
+"""Whatever validation accepts renders to files that read back to the same values.
+
+Answers are drawn from hostile alphabets (control characters, brackets, `%`, Unicode
+digits, quotes, `=`, `#`, newlines) mixed with plausible values; for each accepted one,
+wg0.conf read as wg-quick reads it, the .env sourced by sh, the .rules file loaded by
+iptables-restore --test in a throwaway network namespace, and the saved answers replayed
+must all say exactly what the answers say.
+"""
+import ipaddress
+import subprocess
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from installer import answers as answers_toml
+from installer.detect import HostFacts
+from installer.errors import InvalidAnswers
+from installer.plan import make_plan, resolve_defaults
+from installer.validate import load_answers
+
+from unitdata import BRIDGE_KEY, PEER_PUBLIC
+
+HOSTILE = "\n\r\t\x00\x1b\x7f\x85[]%'\"=#:/\\ +-_.٥٠0123456789abcfxyz"
+FACTS = HostFacts(interfaces={"ens3": ["198.51.100.1/24"]}, default_interface="ens3")
+
+
+def hostile_or(*plausible):
+    """A plausible value (some of them wrong) three times in four, else hostile text."""
+    choice = st.sampled_from(plausible)
+    return st.one_of(choice, choice, choice, st.text(alphabet=HOSTILE, max_size=24))
+
+
+common = {
+    "interface": hostile_or("wg0", "wg-home", "tun.1", "a=b", "wg+", "all", "-h"),
+    "tunnel": hostile_or("10.0.0.0/24", "10.9.0.0/30", "192.168.77.0/24", "127.0.0.0/24", "10.0.0.0/24\n"),
+    "peer_public_key": hostile_or(PEER_PUBLIC, PEER_PUBLIC + "\n", "A" * 43 + "=", "=" + PEER_PUBLIC[1:]),
+}
+bridge_keys = {
+    "public_interface": hostile_or("ens3", "ens3\n", "ens+"),
+    "public_address": hostile_or("203.0.113.7", "198.51.100.1", "0.0.0.0", "203.0.113.7\n"),
+    "keep_local": st.lists(hostile_or("tcp/25", "udp/60000-60010", "tcp/080", "tcp/٢٥"), max_size=3),
+    "forward": st.one_of(st.just("all"), st.lists(
+        hostile_or("tcp/80", "tcp/443", "udp/51900-51910", "icmp", "tcp/08", "udp/1-65535"), min_size=1, max_size=4)),
+}
+homelab_keys = {
+    "endpoint": hostile_or("203.0.113.7:51820", "bridge.example.org:51999", "[2001:db8::7]:51820",
+                           "[fe80::1%lo]:51820", "203.0.113.7:51820\n[Interface]\nPreUp = id"),
+    "docker_subnets": st.lists(hostile_or("172.19.0.0/16", "172.20.0.0/16\n"), max_size=3),
+    "fwmark": hostile_or("0x1000000", "0x2000000", "16777216", "0x1000000 "),
+}
+
+
+@st.composite
+def answers_data(draw):
+    role = draw(st.sampled_from(["bridge", "homelab"]))
+    data = {"role": role}
+    for key, strategy in common.items():
+        if draw(st.booleans()):
+            data[key] = draw(strategy)
+    section = bridge_keys if role == "bridge" else homelab_keys
+    data[role] = {key: draw(strategy) for key, strategy in section.items() if draw(st.booleans())}
+    if role == "homelab":
+        data["homelab"].setdefault("endpoint", "203.0.113.7:51820")
+    return data
+
+
+def accepted(data):
+    try:
+        return resolve_defaults(load_answers(data, None, None), FACTS)
+    except InvalidAnswers:
+        return None
+
+
+def wg_quick_sections(text: str) -> list[tuple[str, dict]]:
+    """[(section, {key: value})] as wg-quick's parse_options reads a config."""
+    sections = []
+    for line in text.split("\n"):
+        stripped = line.split("#", 1)[0].strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            sections.append((stripped, {}))
+        elif "=" in stripped:
+            key, _, value = stripped.partition("=")
+            assert sections, f"a key before any section: {line!r}"
+            sections[-1][1][key.strip()] = value.strip()
+        else:
+            assert stripped == "", f"a line wg-quick cannot read: {line!r}"
+    return sections
+
+
+def expected_conf(a) -> list[tuple[str, dict]]:
+    own, peer = (a.bridge_address, a.homelab_address) if a.role == "bridge" else (a.homelab_address, a.bridge_address)
+    interface = {"Address": f"{own}/{a.prefixlen}", "PrivateKey": BRIDGE_KEY,
+                 "PostUp": f"/usr/lib/cgnat-{a.role}/hooks/up %i",
+                 "PostDown": f"/usr/lib/cgnat-{a.role}/hooks/down %i"}
+    if a.role == "bridge":
+        interface["ListenPort"] = str(a.listen_port)
+        peer_keys = {"PublicKey": a.peer_public_key, "AllowedIPs": f"{peer}/32"}
+    else:
+        interface["Table"] = "off"
+        peer_keys = {"PublicKey": a.peer_public_key, "Endpoint": a.homelab.endpoint,
+                     "AllowedIPs": "0.0.0.0/0", "PersistentKeepalive": str(a.homelab.keepalive)}
+    sections = [("[Interface]", interface)]
+    return sections + [("[Peer]", peer_keys)] if a.peer_public_key else sections
+
+
+def plan_files(answers) -> dict[str, str]:
+    plan = make_plan(answers, FACTS, BRIDGE_KEY, start=False)
+    return {f.path: f.content for f in plan.files}
+
+
+@given(answers_data())
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_accepted_answers_render_a_wg_conf_that_reads_back_the_same(data):
+    answers = accepted(data)
+    if answers is None:
+        return
+    files = plan_files(answers)
+    sections = wg_quick_sections(files[f"/etc/wireguard/{answers.interface}.conf"])
+    assert [name for name, _ in sections] in (["[Interface]"], ["[Interface]", "[Peer]"])
+    assert sections == expected_conf(answers)
+    # The saved answers replay to exactly the same files.
+    replayed = load_answers(answers_toml.parse_toml(files["/etc/cgnat/answers.toml"]), None, None)
+    assert replayed == answers and plan_files(replayed) == files
+
+
+@given(answers_data())
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_accepted_answers_render_an_env_that_sh_reads_back_the_same(tmp_path_factory, data):
+    answers = accepted(data)
+    if answers is None:
+        return
+    env_file = tmp_path_factory.mktemp("env") / "wg.env"
+    env_file.write_text(plan_files(answers)[f"/etc/cgnat/{answers.interface}.env"])
+    done = subprocess.run(["env", "-i", "sh", "-c", 'set -a && . "$1" && env -0', "sh", str(env_file)],
+                          capture_output=True, text=True, check=True)
+    variables = dict(item.partition("=")[::2] for item in done.stdout.split("\0") if item)
+    ours = {k: v for k, v in variables.items() if k.startswith("CGNAT_")}
+    assert set(variables) - set(ours) <= {"PWD", "SHLVL", "_", "OLDPWD"}
+    assert ours["CGNAT_ROLE"] == answers.role and ours["CGNAT_INTERFACE"] == answers.interface
+    own = answers.bridge_address if answers.role == "bridge" else answers.homelab_address
+    assert ours["CGNAT_ADDRESS"] == own
+    if answers.role == "bridge":
+        assert ours["CGNAT_PUBLIC_INTERFACE"] == answers.bridge.public_interface
+    else:
+        assert ours["CGNAT_TABLE"] == str(answers.homelab.table)
+        mark = f"{int(answers.homelab.fwmark, 0):#x}"
+        assert ours["CGNAT_FWMARK"] == f"{mark}/{mark}"
+
+
+@given(answers_data())
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_accepted_answers_render_rules_iptables_restore_takes_that_touch_only_our_chains(data):
+    answers = accepted(data)
+    if answers is None:
+        return
+    rules = plan_files(answers)[f"/etc/cgnat/{answers.interface}.rules"]
+    declared, appended = set(), set()
+    for line in rules.splitlines():
+        if line.startswith(":"):
+            declared.add(line[1:].split()[0])
+        elif line.startswith("-"):
+            assert line.startswith("-A "), line
+            appended.add(line.split()[1])
+            for word in line.split():
+                if word.count(".") == 3 and "/" not in word:
+                    ipaddress.ip_address(word)       # every address is a plain address
+    assert declared and appended <= declared and all(c.startswith("CGNAT-") for c in declared)
+    # A throwaway network namespace: nothing of the host's firewall is read or changed.
+    done = subprocess.run(["unshare", "--net", "iptables-restore", "--test", "--noflush"],
+                          input=rules, capture_output=True, text=True)
+    assert done.returncode == 0, (rules, done.stderr)
