@@ -16,7 +16,7 @@ from installer.apply import apply, host_path, log
 from installer.detect import HostFacts
 from installer.errors import InvalidAnswers, Problem, SetupError
 from installer.plan import WATCHDOG_UNIT, make_plan, resolve_defaults
-from installer.validate import load_answers
+from installer.validate import load_answers, warnings
 from installer.watchdog import interface_exists
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
@@ -124,6 +124,7 @@ def unattended(args) -> int:
     if args.pair:
         pairing.fill_answers(data, args.pair, default_role)
     answers = load_answers(data, default_role, facts)
+    print_warnings(answers, args, root)
     if args.check:
         print(f"{args.answers}: ok ({answers.role})")
         return EXIT_OK
@@ -136,6 +137,14 @@ def unattended(args) -> int:
     changed = apply(plan, root)
     report(answers, private_key, changed, root)
     return EXIT_OK
+
+
+def print_warnings(answers, args, root: Path) -> None:
+    """`FILE: key: warning: ...` for what works but leaves the watchdog blind (exit stays 0)."""
+    from cgnat_homelab.probe import our_host_keys
+    source = "-" if args.answers == "-" else (args.answers or "--pair")
+    for warning in warnings(answers, bool(our_host_keys(host_path(root, "/etc/ssh")))):
+        print(warning.format(source), file=sys.stderr)
 
 
 def private_key_for(answers, root: Path) -> str:
