@@ -1,6 +1,6 @@
 """What the homelab watchdog looks at (I/O, read-only): one `observe()` per run.
 
-A healthy run costs one stat of /sys and one TCP touch through the tunnel; the end-to-end
+A healthy run costs one interface lookup and one TCP touch through the tunnel; the end-to-end
 check comes every check_interval, and the DNS lookup, the bridge's own port and `wg show`
 only while something fails.
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cgnat_homelab.decision import Config, Observation, State, e2e_due, is_address, split_endpoint
+from installer.watchdog import interface_exists as interface_up
 from installer.watchdog import run
 
 PROBE_TIMEOUT = 2.0        # seconds for the touch through the tunnel
@@ -126,11 +127,6 @@ def uptime() -> float:
         return float(Path("/proc/uptime").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 0.0
-
-
-def interface_up(interface: str) -> bool:
-    """Cheaper than `ip link show` on every run: the kernel's own list of interfaces."""
-    return Path("/sys/class/net", interface).exists()
 
 
 def observe(config: Config, state: State, now: float | None = None) -> tuple[Observation, Peer | None]:
