@@ -29,7 +29,7 @@ from installer.watchdog import main as watchdog_main
 
 CGNAT_ETC = "/etc/cgnat"
 SILENT_AFTER = 180          # WireGuard re-handshakes every 2 minutes while data flows
-EVERY = 10.0               # seconds between two runs (two small programs each: ~0.03% of a core)
+EVERY = 30.0               # seconds between two runs: two small programs a run (iptables-save, wg)
 
 
 @dataclass(frozen=True)
@@ -170,11 +170,12 @@ def observe(config: Config, now: float | None = None) -> Observation:
 
 def run_once(config: Config, state_path: Path, state: State | None = None) -> State:
     """One run; `state` is the previous run's (None: read it from state_path)."""
-    state = State.load(state_path) if state is None else state
+    first = state is None
+    state = State.load(state_path) if first else state
     steps, new, lines = decide(config, observe(config), state)
     for line in lines:
         log(line)
-    new.save_if_changed(state_path, state)
+    new.save_if_changed(state_path, None if first else state)
     for step in steps:
         run_step_command(step.kind, step.command)
     return new

@@ -97,7 +97,7 @@ class Config:
 @dataclass(frozen=True)
 class Observation:
     now: float                        # wall clock (time.time()), comparable across reboots
-    uptime: float                     # seconds since boot
+    uptime: float | None              # seconds since boot (None: not read, the run is healthy)
     interface_up: bool
     probe_ok: bool                    # the bridge answered through the tunnel
     e2e_ok: bool | None = None        # None: not checked in this run
@@ -322,7 +322,7 @@ def _action_blocked(config: Config, obs: Observation, state: State) -> tuple[str
                           f"answer from outside either)")
     if obs.bridge_ssh_ok is None:
         return "unknown", f"cannot tell whether the bridge is up ({config.target_host} does not resolve?)"
-    if obs.uptime < config.boot_grace:
+    if obs.uptime is not None and obs.uptime < config.boot_grace:
         return "boot grace", f"booted {obs.uptime:.0f} s ago (boot_grace {config.boot_grace} s)"
     wait = config.action_interval - _since(state.last_action_at, obs.now)
     if wait > 0:

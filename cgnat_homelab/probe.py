@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cgnat_homelab import sshkey
 from cgnat_homelab.decision import Config, Observation, State, e2e_due, is_address, split_endpoint
 from installer.watchdog import interface_exists as interface_up
 from installer.watchdog import run
@@ -58,22 +59,45 @@ def ipv4(host: str) -> str | None:
     return infos[0][4][0] if infos else None
 
 
-def our_host_keys(ssh_dir: Path = SSH_DIR) -> set[str]:
-    return {line.split()[1] for key in ssh_dir.glob("ssh_host_*_key.pub")
-            for line in key.read_text().splitlines() if len(line.split()) >= 2}
+def our_host_keys(ssh_dir: Path = SSH_DIR) -> dict[str, str]:
+    """This host's sshd host keys: {base64 blob: key type}."""
+    keys = {}
+    for pub in ssh_dir.glob("ssh_host_*_key.pub"):
+        for line in pub.read_text().splitlines():
+            cols = line.split()
+            if len(cols) >= 2:
+                keys[cols[1]] = cols[0]
+    return keys
+
+
+def _offer(keys: dict[str, str]) -> list[str]:
+    """The host key algorithms to offer: our key types, the strongest and cheapest first."""
+    algorithms = {"ssh-rsa": ["rsa-sha2-512", "rsa-sha2-256"]}
+    have = sorted(set(keys.values()), key=lambda t: (t != "ssh-ed25519", t.startswith("ssh-rsa"), t))
+    return [a for t in have for a in algorithms.get(t, [t])]
+
+
+def ssh_check(host: str, port: int, ssh_dir: Path = SSH_DIR) -> tuple[bool, bool]:
+    """One connection to the sshd at host:port: (it accepted, it showed a host key that is not
+    one of ours). The second is False when it cannot tell: not an sshd there, no key type in
+    common, no host keys of ours (cgnat_homelab/sshkey.py reads the key, in-process)."""
+    ours = our_host_keys(ssh_dir)
+    try:
+        sock = socket.create_connection((host, port), timeout=CHECK_TIMEOUT)
+    except OSError:
+        return False, False
+    with sock:
+        try:
+            theirs = sshkey.host_key(sock, _offer(ours)) if ours else None
+        except OSError:
+            theirs = None
+    return True, theirs is not None and theirs not in ours
 
 
 def another_hosts_sshd(host: str, port: int, ssh_dir: Path = SSH_DIR) -> bool:
     """Whether an sshd answers at host:port with none of this host's keys: the bridge's own
-    sshd (it keeps port 22 too) once its forwarding rules are gone. False when it cannot
-    tell: not an sshd there, no ssh-keyscan, no host keys of ours."""
-    ours = our_host_keys(ssh_dir)
-    if not ours:
-        return False
-    done = run(["ssh-keyscan", "-4", "-T", str(int(CHECK_TIMEOUT)), "-p", str(port), host])
-    theirs = {cols[2] for cols in (line.split() for line in done.stdout.splitlines())
-              if len(cols) >= 3 and not cols[0].startswith("#")}
-    return bool(theirs) and not theirs & ours
+    sshd (it keeps port 22 too) once its forwarding rules are gone."""
+    return ssh_check(host, port, ssh_dir)[1]
 
 
 def listening(port: int, proc_net: Path = Path("/proc/net")) -> bool:
@@ -95,9 +119,9 @@ def end_to_end(config: Config, ssh_dir: Path = SSH_DIR) -> tuple[bool, bool]:
     address = ipv4(config.target_host)
     if address is None:
         return False, False
-    result = connect(address, config.e2e.port, CHECK_TIMEOUT)
     if config.e2e.identity == "ssh":
-        return result == "ok", result == "ok" and another_hosts_sshd(address, config.e2e.port, ssh_dir)
+        return ssh_check(address, config.e2e.port, ssh_dir)
+    result = connect(address, config.e2e.port, CHECK_TIMEOUT)
     return result == "ok", result == "refused" and listening(config.e2e.port)
 
 
@@ -139,8 +163,8 @@ def observe(config: Config, state: State, now: float | None = None) -> tuple[Obs
         e2e, foreign = end_to_end(config)
     # What only a failing run needs (wg, a DNS lookup, the bridge's own port), not a healthy one.
     suspect = not (probe_ok and e2e is not False and not foreign and state.last_e2e_ok is not False)
-    if not suspect:
-        return Observation(now=now, uptime=uptime(), interface_up=up, probe_ok=True, e2e_ok=e2e), None
+    if not suspect:                   # (the uptime only matters to a due action)
+        return Observation(now=now, uptime=None, interface_up=up, probe_ok=True, e2e_ok=e2e), None
     peer = wg_peer(config.interface, now) if up else None
     resolved = resolve(*split_endpoint(config.endpoint)) if config.endpoint else None
     address = target if is_address(target) else ipv4(target) if target else None

@@ -48,12 +48,13 @@ def carry_out(step: Step, config: Config, peer: probe.Peer | None) -> None:
 
 def run_once(config: Config, state_path: Path, state: State | None = None) -> State:
     """One run; `state` is the previous run's (None: read it from state_path)."""
-    state = State.load(state_path) if state is None else state
+    first = state is None
+    state = State.load(state_path) if first else state
     obs, peer = probe.observe(config, state)
     steps, new, lines = decide(config, obs, state)
     for line in lines:
         log(line)
-    new.save_if_changed(state_path, state)   # before acting: a reboot must not lose the count
+    new.save_if_changed(state_path, None if first else state)   # before acting: a reboot must not lose the count
     for step in steps:
         carry_out(step, config, peer)
     return new

@@ -79,12 +79,16 @@ def notify(message: str) -> bool:
     if address.startswith("@"):
         address = "\0" + address[1:]          # abstract namespace
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.connect(address)
-            sock.sendall(message.encode())
+        if _NOTIFY.get("address") != address:   # one socket for the process's life
+            _NOTIFY["address"] = address
+            _NOTIFY["socket"] = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        _NOTIFY["socket"].sendto(message.encode(), address)
         return True
     except OSError:
         return False
+
+
+_NOTIFY: dict = {}
 
 
 def interface_exists(interface: str) -> bool:
@@ -136,13 +140,13 @@ class JsonState:
 
     def differs(self, other) -> bool:
         """Whether saving self over other would change what the state says (not just when)."""
-        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
-        return any(mine[k] != theirs[k] for k in mine if k not in VOLATILE)
+        theirs = vars(other)       # shallow: runs every few seconds, asdict() would deep-copy
+        return any(value != theirs.get(key) for key, value in vars(self).items() if key not in VOLATILE)
 
     def save_if_changed(self, path: Path, before) -> None:
-        """Save unless only the time of the run changed (and the file exists): no write,
-        no fsync on a healthy run."""
-        if self.differs(before) or not path.exists():
+        """Save unless only the time of the run changed: no write, no fsync on a healthy run.
+        `before` None: the first run of this process, which always saves."""
+        if before is None or self.differs(before):
             self.save(path)
 
     def save(self, path: Path) -> None:

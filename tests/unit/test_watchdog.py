@@ -458,3 +458,35 @@ def test_connect_tells_a_refusal_from_no_answer():
         assert probe.connect("127.0.0.1", port, 1) == "ok"
     assert probe.connect("127.0.0.1", port, 1) == "refused"
     assert probe.connect("no-such-name.invalid", port, 1) == "failed"
+
+
+def test_the_host_key_is_read_in_process_from_the_key_exchange(local_sshd):
+    from cgnat_homelab import sshkey
+    port, theirs = local_sshd
+    blob = (theirs / "ssh_host_ed25519_key.pub").read_text().split()[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        assert sshkey.host_key(sock, ["ssh-ed25519"]) == blob
+    assert probe.ssh_check("127.0.0.1", port, theirs) == (True, False)     # our own sshd
+    with socket.socket() as quiet:                                          # not an sshd
+        quiet.bind(("127.0.0.1", 0))
+        quiet.listen()
+        closed_port = quiet.getsockname()[1]
+        with socket.create_connection(quiet.getsockname(), timeout=5) as sock:
+            peer, _ = quiet.accept()
+            peer.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            peer.close()
+            with pytest.raises(OSError):                                    # closed: cannot tell
+                sshkey.host_key(sock, ["ssh-ed25519"])
+    assert probe.ssh_check("127.0.0.1", closed_port, theirs) == (False, False)       # refused
+
+
+def test_packets_are_padded_to_a_multiple_of_eight():
+    from cgnat_homelab import sshkey
+    for size in range(1, 40):
+        packet = sshkey._packet(b"x" * size)
+        assert len(packet) % 8 == 0 and packet[4] >= 4
+
+
+def test_the_offer_puts_ed25519_first_and_expands_rsa():
+    assert probe._offer({"a": "ssh-rsa", "b": "ecdsa-sha2-nistp256", "c": "ssh-ed25519"}) == \
+        ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]

@@ -58,8 +58,9 @@ class World:
         who = self.answerer(host, port)
         return {None: "failed", "closed": "refused"}.get(who, "ok")
 
-    def another_hosts_sshd(self, host, port, ssh_dir=None):
-        return self.answerer(host, port) == "bridge"
+    def ssh_check(self, host, port, ssh_dir=None):
+        who = self.answerer(host, port)
+        return who in ("bridge", "homelab"), who == "bridge"
 
     def getaddrinfo(self, host, port, family=0, *args):
         if host in (V4, TUNNEL):
@@ -97,7 +98,7 @@ def simulate(monkeypatch):
     """simulate(world, seconds, every) -> (steps taken as (second, kind), final state, lines)."""
     def run(world: World, seconds: int, every: int = 2, config: Config | None = None):
         monkeypatch.setattr(probe, "connect", world.connect)
-        monkeypatch.setattr(probe, "another_hosts_sshd", world.another_hosts_sshd)
+        monkeypatch.setattr(probe, "ssh_check", world.ssh_check)
         monkeypatch.setattr(probe.socket, "getaddrinfo", world.getaddrinfo)
         monkeypatch.setattr(probe, "listening", world.homelab_listens)
         monkeypatch.setattr(probe, "interface_up", lambda iface: True)
