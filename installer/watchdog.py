@@ -27,6 +27,7 @@ STATE_PATH = "/var/lib/cgnat/watchdog.json"
 UNIT = "cgnat-watchdog.service"     # shipped by each package, enabled and started by cgnat-setup
 PROGRAM = "cgnat-watchdog"
 COMMAND_TIMEOUT = 120      # seconds a restart or action command may take
+EXIT_BAD_ANSWERS = 2       # the unit's RestartPreventExitStatus=: restarting would not fix them
 # Fields that change on every run without changing what the state says: not worth a write.
 VOLATILE = ("last_run_at", "last_e2e_at")
 
@@ -186,7 +187,7 @@ def main(argv: list[str] | None, *, role: str, description: str, every: float,
         problems = getattr(error, "problems", None)
         detail = "; ".join(f"{q.key}: {q.message}" for q in problems) if problems else error
         log(f"cannot read {args.answers}: {detail}")
-        return 1
+        return EXIT_BAD_ANSWERS
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     state_path = Path(args.state)
     state = None

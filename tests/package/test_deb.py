@@ -182,7 +182,7 @@ def test_systemd_units_verify(debs, role, tmp_path):
     assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stdout + done.stderr
     service = ours[0].read_text().splitlines()
     for line in ("Type=notify", f"ExecStart=/usr/lib/cgnat-{role}/watchdog", "WatchdogSec=60s",
-                 "Restart=always", "ProtectSystem=strict", "NoNewPrivileges=yes",
+                 "Restart=always", "RestartPreventExitStatus=2", "ProtectSystem=strict", "NoNewPrivileges=yes",
                  "WantedBy=multi-user.target"):
         assert line in service, line
 

@@ -363,7 +363,7 @@ def test_carry_out_runs_the_configured_command_through_sh(tmp_path):
 def test_main_rejects_bad_answers(tmp_path, capsys):
     bad = tmp_path / "a.toml"
     bad.write_text('role = "homelab"\n[homelab]\nendpoint = "x:1"\n[homelab.watchdog]\nboot_grace = -1\n')
-    assert wd.main(["--answers", str(bad), "--state", str(tmp_path / "s")]) == 1
+    assert wd.main(["--answers", str(bad), "--state", str(tmp_path / "s")]) == 2       # RestartPreventExitStatus=2: no restart loop
     assert "boot_grace: must be 0 or more" in capsys.readouterr().err
 
 

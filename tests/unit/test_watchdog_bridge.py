@@ -112,6 +112,6 @@ def test_run_once_acts_after_saving(tmp_path, monkeypatch):
 def test_main_refuses_the_other_roles_answers(tmp_path, capsys):
     homelab = tmp_path / "answers.toml"
     homelab.write_text('role = "homelab"\n[homelab]\nendpoint = "bridge.example.org:51820"\n')
-    assert wd.main(["--answers", str(homelab), "--state", str(tmp_path / "s")]) == 1
+    assert wd.main(["--answers", str(homelab), "--state", str(tmp_path / "s")]) == 2
     assert "it is for a homelab, not a bridge" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
