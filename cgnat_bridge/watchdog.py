@@ -1,7 +1,8 @@
 """The bridge's watchdog: keep the tunnel interface and our rules in place, report a silent homelab.
 
-Run by cgnat-watchdog.timer as a oneshot (`python3 -m cgnat_bridge.watchdog`, or
-/usr/lib/cgnat-bridge/watchdog). Each run observes (I/O), decides (pure: `decide()`), acts:
+cgnat-watchdog.service runs it as one long-lived process (`/usr/lib/cgnat-bridge/watchdog`, or
+`python3 -m cgnat_bridge.watchdog`), a run every EVERY seconds; each run observes (I/O: the
+interface, one `iptables-save`, one `wg show`), decides (pure: `decide()`), acts:
 
     interface missing         restart the tunnel (watchdog_restart_command, default
                               `systemctl restart wg-quick@IFACE`), which also re-runs the up hook
@@ -10,7 +11,8 @@ Run by cgnat-watchdog.timer as a oneshot (`python3 -m cgnat_bridge.watchdog`, or
     homelab silent            (no handshake for watchdog_silent_after seconds) logged once per
                               silence: only the homelab can dial in, there is nothing to restart
 
-State between runs (what was already reported) is kept in /var/lib/cgnat/watchdog.json.
+State between runs (what was already reported) is kept in /var/lib/cgnat/watchdog.json, written
+when it changes. Silent while healthy: a journal line for each change and each step.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from installer.watchdog import main as watchdog_main
 
 CGNAT_ETC = "/etc/cgnat"
 SILENT_AFTER = 180          # WireGuard re-handshakes every 2 minutes while data flows
+EVERY = 30.0               # seconds between two runs: two small programs a run (iptables-save, wg)
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class Observation:
     now: float
     interface_up: bool
     handshake_age: float | None           # None: never (since the interface came up)
-    missing_rules: tuple[str, ...] = ()   # "nat PREROUTING -> CGNAT-PREROUTING", ...
+    missing_rules: tuple[str, ...] = ()   # "nat PREROUTING -> CGNAT-wg0-PRE", ...
 
 
 @dataclass
@@ -114,20 +117,35 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
 
 # ----------------------------------------------------------------------------- I/O
 
+def saved_rules() -> dict[str, set[str]] | None:
+    """Each table's rules ("-A CHAIN ...", quotes dropped) from one `iptables-save`; None if it fails."""
+    done = run(["iptables-save"])
+    if done.returncode != 0:
+        return None
+    tables: dict[str, set[str]] = {}
+    table = ""
+    for line in done.stdout.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+        elif line.startswith("-A "):
+            tables.setdefault(table, set()).add(line.replace('"', ""))
+    return tables
+
+
 def missing_rules(interface: str, rules_path: str) -> tuple[str, ...]:
-    """The jumps (and chains) of the rules file that are not in the kernel, per `iptables -C`."""
+    """The jumps (and chains) of the rules file that are not in the kernel, per `iptables-save`."""
     try:
         chains = declared_chains(Path(rules_path).read_text())
     except OSError:
         return ()
+    tables = saved_rules() if chains else {}
     missing = []
     for table, chain in chains:
         builtin = builtin_of(chain)
-        check = ["iptables", "-w", "-t", table, "-C", builtin, "-m", "comment",
-                 "--comment", f"cgnat:{interface}", "-j", chain]
-        if run(check).returncode != 0:
+        rules = (tables or {}).get(table, set())
+        if f"-A {builtin} -m comment --comment cgnat:{interface} -j {chain}" not in rules:
             missing.append(f"{table} {builtin} -> {chain}")
-        elif run(["iptables", "-w", "-t", table, "-S", chain]).stdout.count("\n") <= 1:
+        elif not any(rule.startswith(f"-A {chain} ") for rule in rules):
             missing.append(f"{table} {chain} is empty")
     return tuple(missing)
 
@@ -140,19 +158,21 @@ def observe(config: Config, now: float | None = None) -> Observation:
                        missing_rules=missing_rules(config.interface, config.rules_path) if up else ())
 
 
-def run_once(config: Config, state_path: Path) -> State:
-    state = State.load(state_path)
+def run_once(config: Config, state_path: Path, state: State | None = None) -> State:
+    """One run; `state` is the previous run's (None: read it from state_path)."""
+    first = state is None
+    state = State.load(state_path) if first else state
     steps, new, lines = decide(config, observe(config), state)
     for line in lines:
         log(line)
-    new.save(state_path)
+    new.save_if_changed(state_path, None if first else state)
     for step in steps:
         run_step_command(step.kind, step.command)
     return new
 
 
 def main(argv: list[str] | None = None) -> int:
-    return watchdog_main(argv, role="bridge", description=__doc__.splitlines()[0],
+    return watchdog_main(argv, role="bridge", description=__doc__.splitlines()[0], every=EVERY,
                          config_from_answers=lambda answers: Config.from_answers(
                              answers, os.environ.get("CGNAT_ETC", CGNAT_ETC)),
                          run_once=run_once)

@@ -11,9 +11,11 @@ class WatchdogSection:
     check_host: str | None = None   # public name that points at the bridge
     action: str = "reboot"          # or "restart-tunnel" or "none"
     # Added keys, read by cgnat_homelab.watchdog. None (unset, not saved) means the default
-    # in cgnat_homelab.watchdog.DEFAULTS, shown here after the key.
-    check_port: int | None = None          # 22: TCP check_host:check_port lands on our own sshd
+    # in cgnat_homelab.decision.DEFAULTS, shown here after the key.
+    check_port: int | None = None          # chosen from bridge_forward (cgnat_homelab/endtoend.py):
+                                           # 22 when forwarded and sshd runs here, else a forwarded port
     bridge_ssh_port: int | None = None     # 2222: the bridge's own sshd; answers = bridge is up
+    bridge_forward: str | list[str] | None = None  # "all": what the bridge forwards (its token says)
     check_interval: int | None = None      # 60 s between end-to-end checks while healthy
     restart_after: int | None = None       # 60 s of failure before the tunnel is restarted
     restart_interval: int | None = None    # 60 s: at most one tunnel restart per interval

@@ -102,6 +102,7 @@ def unattended(args) -> int:
     root = Path(args.root or "/")
     facts = HostFacts.detect(root)
     answers = setup.load(setup.read_source(args.answers, root), args.pair, args.role or facts.installed_role, facts)
+    print_warnings(answers, args, root)
     if args.check:
         print(f"{args.answers}: ok ({answers.role})")
         return EXIT_OK
@@ -113,3 +114,10 @@ def unattended(args) -> int:
     changed = setup.apply(plan, root)
     print("\n".join(setup.report(plan.answers, private_key, changed, root).lines()))
     return EXIT_OK
+
+
+def print_warnings(answers, args, root: Path) -> None:
+    """`FILE: key: warning: ...` for what works but leaves the watchdog blind (exit stays 0)."""
+    source = "-" if args.answers == "-" else (args.answers or "--pair")
+    for warning in setup.warnings(answers, root):
+        print(warning.format(source), file=sys.stderr)

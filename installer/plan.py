@@ -9,9 +9,9 @@ from installer.answers import ANSWERS_PATH
 from installer import render, sshd
 from installer.detect import MANIFEST_PATH, WIREGUARD_DIR, HostFacts
 from installer.errors import SetupError
+from installer.watchdog import UNIT as WATCHDOG_UNIT
 
 BACKUP_SUFFIX = ".before-cgnat"   # an admin's own config, kept when --replace-existing replaces it
-WATCHDOG_TIMER = "cgnat-watchdog.timer"
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         plan.commands = [
             ["systemctl", "enable", plan.service],
             ["systemctl", "restart", plan.service],
-            ["systemctl", "enable", "--now", WATCHDOG_TIMER],
+            ["systemctl", "enable", WATCHDOG_UNIT],
+            ["systemctl", "restart", WATCHDOG_UNIT],     # it reads the answers when it starts
         ]
     return plan
 

@@ -18,8 +18,9 @@ from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
 from installer.apply import apply, host_path, log
 from installer.detect import HostFacts
-from installer.plan import WATCHDOG_TIMER, Plan, make_plan, resolve_defaults
-from installer.validate import load_answers
+from installer.errors import Problem
+from installer.plan import WATCHDOG_UNIT, Plan, make_plan, resolve_defaults
+from installer import validate
 from installer.watchdog import interface_exists
 
 
@@ -30,7 +31,13 @@ def load(raw: bytes, token: str | None, default_role: str | None, facts: HostFac
         data["role"] = default_role
     if token:
         pairing.fill_answers(data, token, default_role)
-    return load_answers(data, default_role, facts)
+    return validate.load_answers(data, default_role, facts)
+
+
+def warnings(answers, root: Path) -> list[Problem]:
+    """What works but leaves the homelab's watchdog without an end-to-end check."""
+    from cgnat_homelab.probe import our_host_keys
+    return validate.warnings(answers, bool(our_host_keys(host_path(root, "/etc/ssh"))))
 
 
 def read_source(source: str | None, root: Path) -> bytes:
@@ -124,7 +131,7 @@ def teardown(root: Path) -> bool:
         log(f"{ANSWERS_PATH}: no valid interface and role in it; nothing to stop")
         return False
     if shutil.which("systemctl") is not None:
-        for unit in (WATCHDOG_TIMER, f"wg-quick@{interface}"):
+        for unit in (WATCHDOG_UNIT, f"wg-quick@{interface}"):
             log(f"systemctl disable --now {unit}")
             subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True)
     steps = []

@@ -20,7 +20,7 @@ from installer import answers as answers_toml
 from installer.apply import host_path
 from installer.answers import ANSWERS_PATH
 from installer.validate import load_answers
-from installer.watchdog import STATE_PATH, handshake_age, interface_exists, run
+from installer.watchdog import STATE_PATH, UNIT, handshake_age, interface_exists, run
 
 HANDSHAKE_STALE = 180          # WireGuard re-handshakes every 2 minutes while traffic flows
 BACKUP_TOOLS = ("cloudflared", "tailscaled")
@@ -56,12 +56,17 @@ class Probe:
         return missing_rules(iface, str(host_path(self.root, f"/etc/cgnat/{iface}.rules")))
 
     def port_answers(self, host: str, port: int, timeout: float = 3) -> bool:
-        from cgnat_homelab.watchdog import touch
+        from cgnat_homelab.probe import touch
         return touch(host, port, timeout, refused_ok=False)
 
-    def another_hosts_sshd(self, host: str, port: int) -> bool:
-        from cgnat_homelab.watchdog import another_hosts_sshd
-        return another_hosts_sshd(host, port, host_path(self.root, "/etc/ssh"))
+    def has_sshd(self) -> bool:
+        from cgnat_homelab.probe import our_host_keys
+        return bool(our_host_keys(host_path(self.root, "/etc/ssh")))
+
+    def end_to_end(self, config) -> tuple[bool, bool]:
+        """(reaches this host, answered by the bridge itself), as the watchdog checks it."""
+        from cgnat_homelab.probe import end_to_end
+        return end_to_end(config, host_path(self.root, "/etc/ssh"))
 
     def watchdog_state(self) -> dict | None:
         try:
@@ -69,10 +74,10 @@ class Probe:
         except (OSError, ValueError):
             return None
 
-    def watchdog_timer_active(self) -> bool | None:
+    def watchdog_active(self) -> bool | None:
         if shutil.which("systemctl") is None:
             return None
-        return run(["systemctl", "is-active", "--quiet", "cgnat-watchdog.timer"]).returncode == 0
+        return run(["systemctl", "is-active", "--quiet", UNIT]).returncode == 0
 
     def backup_paths(self) -> list[str]:
         found = [tool for tool in BACKUP_TOOLS if shutil.which(tool)]
@@ -120,34 +125,41 @@ def gather(answers, probe) -> list[Check]:
 
 
 def _end_to_end(answers, probe) -> Check:
-    from cgnat_homelab.watchdog import Config
-    config = Config.from_answers(answers)
-    host, port = config.target_host, config.check_port
-    if not host:
+    from cgnat_homelab.decision import Config
+    from cgnat_homelab.endtoend import choose
+    config = Config.from_answers(answers, homelab_sshd=probe.has_sshd())
+    if not config.target_host:
         return Check("end2end", False, "no check_host and no endpoint", "set homelab.watchdog.check_host")
-    ok = probe.port_answers(host, port)
-    hint = (f"out the home line to {host}:{port}, in through the bridge to this host's sshd: "
-            f"check the bridge (ssh -p {config.bridge_ssh_port} {host}) and that sshd listens on {port} here")
-    if ok and probe.another_hosts_sshd(host, port):
-        return Check("end2end", False, f"{host}:{port} reaches another host's sshd, not this one",
+    if config.e2e is None:
+        w = answers.homelab.watchdog
+        _, missing = choose(w.bridge_forward or "all", config.bridge_ssh_port, None, False)
+        return Check("end2end", None, f"no end-to-end check possible: {missing}")
+    target = config.check_target
+    ok, foreign = probe.end_to_end(config)
+    if foreign:
+        return Check("end2end", False, f"{target} is answered by the bridge itself, not this host",
                      f"the bridge answers itself instead of forwarding: on the bridge, run "
                      f"cgnat-setup status (rules) and /usr/lib/cgnat-bridge/hooks/up {answers.interface}")
-    return Check("end2end", ok, f"{host}:{port} {'reaches this host' if ok else 'fails'}", hint)
+    what = "sshd" if config.e2e.identity == "ssh" else "service"
+    hint = (f"out the home line to {target}, in through the bridge to this host's {what}: check "
+            f"the bridge (ssh -p {config.bridge_ssh_port} {config.target_host}) and that a {what} "
+            f"listens on {config.e2e.port} here")
+    return Check("end2end", ok, f"{target} {'reaches this host' if ok else 'fails'}", hint)
 
 
 def _watchdog(probe, role: str) -> Check:
     from cgnat_bridge.watchdog import State as BridgeState
-    from cgnat_homelab.watchdog import State as HomelabState
-    timer = probe.watchdog_timer_active()
+    from cgnat_homelab.decision import State as HomelabState
+    active = probe.watchdog_active()
     data = probe.watchdog_state()
-    hint = "systemctl enable --now cgnat-watchdog.timer; journalctl -u cgnat-watchdog"
-    if timer is False:
-        return Check("watchdog", False, "timer not active", hint)
+    hint = f"systemctl enable --now {UNIT}; journalctl -u {UNIT}"
+    if active is False:
+        return Check("watchdog", False, "service not active", hint)
     if data is None:
         return Check("watchdog", False, "has not run yet", hint)
     state = (BridgeState if role == "bridge" else HomelabState).from_dict(data)
     step = f" (last step: {state.last_step})" if state.last_step else ""
-    return Check("watchdog", state.healthy, state.summary + step, "journalctl -u cgnat-watchdog")
+    return Check("watchdog", state.healthy, state.summary + step, f"journalctl -u {UNIT}")
 
 
 def main(root: Path = Path("/"), probe=None, out=None) -> int:

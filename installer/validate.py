@@ -157,22 +157,12 @@ def _check_bridge(a: BridgeAnswers, facts) -> list[Problem]:
     for i, spec in enumerate(b.keep_local):
         if grammar.port_range(spec) is None:
             problems.append(Problem(f"bridge.keep_local[{i}]", f"{spec!r} is not like \"tcp/25\" or \"udp/60000-60010\""))
-    if isinstance(b.forward, str):
-        if b.forward != "all":
-            problems.append(Problem("bridge.forward", f"must be \"all\" or a list like [\"tcp/443\"], not {b.forward!r}"))
-    elif not b.forward:
-        problems.append(Problem("bridge.forward", "an empty list forwards nothing; list ports or use \"all\""))
-    else:
-        for i, spec in enumerate(b.forward):
-            if spec == "icmp":
-                continue
-            span = grammar.port_range(spec)
-            if span is None:
-                problems.append(Problem(f"bridge.forward[{i}]", f"{spec!r} is not like \"tcp/443\", \"udp/51900-51910\" or \"icmp\""))
-                continue
-            for (proto, port), owner in kept.items():
-                if span[0] == proto and span[1] <= port <= span[2]:
-                    problems.append(Problem(f"bridge.forward[{i}]", f"{spec} includes {proto}/{port}, which {owner} keeps on the bridge"))
+    problems += _forward_problems("bridge.forward", b.forward)
+    for i, spec in enumerate(b.forward if isinstance(b.forward, list) else []):
+        span = grammar.port_range(spec)
+        for (proto, port), owner in kept.items():
+            if span and span[0] == proto and span[1] <= port <= span[2]:
+                problems.append(Problem(f"bridge.forward[{i}]", f"{spec} includes {proto}/{port}, which {owner} keeps on the bridge"))
     problems += _check_watchdog_keys("bridge.", b)
     return problems
 
@@ -202,7 +192,19 @@ def _check_homelab(a: HomelabAnswers) -> list[Problem]:
     if w.check_host is not None and not (grammar.is_hostname(w.check_host) or grammar.is_ipv4(w.check_host)):
         problems.append(Problem("homelab.watchdog.check_host", f"{w.check_host!r} is not a host name or address"))
     problems += _check_watchdog_keys("homelab.watchdog.", w)
+    if w.bridge_forward is not None:
+        problems += _forward_problems("homelab.watchdog.bridge_forward", w.bridge_forward)
     return problems
+
+
+def _forward_problems(key: str, forward) -> list[Problem]:
+    """A forward setting: "all", or a non-empty list of "tcp/N", "udp/N-M" and "icmp"."""
+    if isinstance(forward, str):
+        return [] if forward == "all" else [Problem(key, f"must be \"all\" or a list like [\"tcp/443\"], not {forward!r}")]
+    if not forward:
+        return [Problem(key, "an empty list forwards nothing; list ports or use \"all\"")]
+    return [Problem(f"{key}[{i}]", f"{spec!r} is not like \"tcp/443\", \"udp/51900-51910\" or \"icmp\"")
+            for i, spec in enumerate(forward) if spec != "icmp" and grammar.port_range(spec) is None]
 
 
 # --- the watchdogs' added keys (cgnat_homelab.watchdog, cgnat_bridge.watchdog) ---
@@ -262,4 +264,38 @@ def _check_public_address(text: str) -> list[Problem]:
         return [Problem(key, f"{text!r} is not an IPv4 address")]
     if (unusable := grammar.unusable(text)) is not None:
         return [Problem(key, f"{text} is in {unusable}, which is not a public address")]
+    return []
+
+
+# --- warnings: setups that work, but where the homelab's watchdog cannot check everything ---
+
+def warnings(answers, homelab_sshd: bool) -> list[Problem]:
+    """What --check and a setup run say without failing (exit 0): the end-to-end check of the
+    homelab's watchdog (cgnat_homelab/endtoend.py) needs a TCP port the bridge forwards.
+    `homelab_sshd`: whether the homelab runs an sshd (host keys in /etc/ssh)."""
+    from cgnat_homelab.decision import DEFAULTS
+    from cgnat_homelab.endtoend import SSH_PORT, choose, forwards, tcp_ranges
+    if answers.role == "bridge":
+        b = answers.bridge
+        ranges = tcp_ranges(b.forward)
+        if ranges == []:
+            return [Problem("bridge.forward", "warning: forwards no TCP port, so the homelab's watchdog "
+                                              "cannot check the chain end to end; add one, e.g. \"tcp/22\" "
+                                              "for the homelab's sshd")]
+        if ranges and not forwards(b.forward, b.ssh_port, SSH_PORT):
+            return [Problem("bridge.forward", f"warning: leaves out tcp/{SSH_PORT}, the homelab's default "
+                                              f"end-to-end check (its sshd); it checks on tcp/{ranges[0][0]} "
+                                              f"instead, where a service must listen on the homelab")]
+        return []
+    w = answers.homelab.watchdog
+    forward = w.bridge_forward or "all"
+    ssh_port = w.bridge_ssh_port or DEFAULTS["bridge_ssh_port"]
+    check, missing = choose(forward, ssh_port, w.check_port, homelab_sshd)
+    if check is None:
+        return [Problem("homelab.watchdog", f"warning: no end-to-end check is possible: {missing}")]
+    if w.check_port is not None and not forwards(forward, ssh_port, w.check_port):
+        return [Problem("homelab.watchdog.check_port",
+                        f"warning: the bridge does not forward tcp/{w.check_port} "
+                        f"(bridge_forward {forward}): the check would reach the bridge itself; "
+                        f"add tcp/{w.check_port} to the bridge's forward list or choose a forwarded port")]
     return []

@@ -1,8 +1,10 @@
-"""What the bridge's and the homelab's watchdogs share: journal lines, commands, the state file
-and the entry point.
+"""What the bridge's and the homelab's watchdogs share: journal lines, commands, the state file,
+systemd's notification socket and the service loop.
 
-Each role's watchdog (cgnat_bridge.watchdog, cgnat_homelab.watchdog) observes (I/O), decides
-(pure), saves its state and only then acts; the parts here do not depend on the role.
+cgnat-watchdog.service runs one long-lived process per host (`Type=notify`, `WatchdogSec=`):
+every few seconds each role's watchdog (cgnat_bridge.watchdog, cgnat_homelab.watchdog) observes
+(I/O), decides (pure), saves its state when it changed and only then acts. It writes to the
+journal only when something changes, never on a healthy run.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,8 +24,12 @@ from typing import Callable
 from installer.answers import ANSWERS_PATH
 
 STATE_PATH = "/var/lib/cgnat/watchdog.json"
+UNIT = "cgnat-watchdog.service"     # shipped by each package, enabled and started by cgnat-setup
 PROGRAM = "cgnat-watchdog"
 COMMAND_TIMEOUT = 120      # seconds a restart or action command may take
+EXIT_BAD_ANSWERS = 2       # the unit's RestartPreventExitStatus=: restarting would not fix them
+# Fields that change on every run without changing what the state says: not worth a write.
+VOLATILE = ("last_run_at", "last_e2e_at")
 
 
 def log(message: str) -> None:
@@ -39,17 +46,59 @@ def run(argv: list[str], timeout: float = 10) -> subprocess.CompletedProcess:
 
 
 def run_step_command(kind: str, command: str) -> int:
-    """A configured restart/action command through sh, its output's tail logged."""
+    """A configured restart/action command through sh, its output's tail logged. systemd's
+    watchdog is kept fed while it runs (a tunnel restart may wait for DNS), up to COMMAND_TIMEOUT."""
     log(f"[#] {command}")
-    done = run(["sh", "-c", command], timeout=COMMAND_TIMEOUT)
-    for line in (done.stdout + done.stderr).strip().splitlines()[-10:]:
-        log(f"    {line}")
-    log(f"{kind} command exited {done.returncode}")
-    return done.returncode
+    with tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen(["sh", "-c", command], stdout=output, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True)
+        deadline = time.monotonic() + COMMAND_TIMEOUT
+        while True:
+            try:
+                code = proc.wait(timeout=min(5.0, max(0.1, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    proc.kill()
+                    code = proc.wait()
+                    log(f"{kind} command timed out after {COMMAND_TIMEOUT} s")
+                    break
+                notify("WATCHDOG=1")
+        output.seek(0)
+        for line in output.read().strip().splitlines()[-10:]:
+            log(f"    {line}")
+    log(f"{kind} command exited {code}")
+    return code
+
+
+def notify(message: str) -> bool:
+    """sd_notify(3): one datagram to $NOTIFY_SOCKET ("READY=1", "WATCHDOG=1", "STATUS=...").
+    False (and nothing sent) when not run by systemd with Type=notify."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address.startswith(("/", "@")):
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]          # abstract namespace
+    try:
+        if _NOTIFY.get("address") != address:   # one socket for the process's life
+            _NOTIFY["address"] = address
+            _NOTIFY["socket"] = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        _NOTIFY["socket"].sendto(message.encode(), address)
+        return True
+    except OSError:
+        return False
+
+
+_NOTIFY: dict = {}
 
 
 def interface_exists(interface: str) -> bool:
-    return run(["ip", "link", "show", "dev", interface]).returncode == 0
+    """In this process's network namespace; no program to start (/sys may be another netns's)."""
+    try:
+        socket.if_nametoindex(interface)
+        return True
+    except OSError:
+        return False
 
 
 def step_note(kind: str, now: float) -> str:
@@ -90,6 +139,17 @@ class JsonState:
             log(f"ignoring unreadable state {path}: {error}")
             return cls()
 
+    def differs(self, other) -> bool:
+        """Whether saving self over other would change what the state says (not just when)."""
+        theirs = vars(other)       # shallow: runs every few seconds, asdict() would deep-copy
+        return any(value != theirs.get(key) for key, value in vars(self).items() if key not in VOLATILE)
+
+    def save_if_changed(self, path: Path, before) -> None:
+        """Save unless only the time of the run changed: no write, no fsync on a healthy run.
+        `before` None: the first run of this process, which always saves."""
+        if before is None or self.differs(before):
+            self.save(path)
+
     def save(self, path: Path) -> None:
         """Atomically and durably: a reboot right after must not lose it (the reboot count)."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,14 +171,15 @@ def load_role_answers(path: Path, role: str):
     return answers
 
 
-def main(argv: list[str] | None, *, role: str, description: str,
+def main(argv: list[str] | None, *, role: str, description: str, every: float,
          config_from_answers: Callable, run_once: Callable) -> int:
-    """`watchdog [--answers F] [--state F] [--loop SECONDS]`: one run (the timer's) or a loop."""
+    """`watchdog [--answers F] [--state F] [--every SECONDS] [--once]`: the service's loop."""
     p = argparse.ArgumentParser(prog=PROGRAM, description=description)
     p.add_argument("--answers", default=ANSWERS_PATH, help=f"answers file (default {ANSWERS_PATH})")
     p.add_argument("--state", default=STATE_PATH, help=f"state file (default {STATE_PATH})")
-    p.add_argument("--loop", type=float, metavar="SECONDS",
-                   help="run every SECONDS until stopped (tests, benchmark); default: once")
+    p.add_argument("--every", type=float, default=every, metavar="SECONDS",
+                   help=f"seconds between two runs (default {every:g})")
+    p.add_argument("--once", action="store_true", help="one run, then exit")
     args = p.parse_args(argv)
     try:
         config = config_from_answers(load_role_answers(Path(args.answers), role))
@@ -126,11 +187,15 @@ def main(argv: list[str] | None, *, role: str, description: str,
         problems = getattr(error, "problems", None)
         detail = "; ".join(f"{q.key}: {q.message}" for q in problems) if problems else error
         log(f"cannot read {args.answers}: {detail}")
-        return 1
+        return EXIT_BAD_ANSWERS
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    state_path = Path(args.state)
+    state = None
+    notify("READY=1")
     while True:
         started = time.monotonic()
-        run_once(config, Path(args.state))
-        if args.loop is None:
+        state = run_once(config, state_path, state)
+        if args.once:
             return 0
-        time.sleep(max(0.0, args.loop - (time.monotonic() - started)))
+        notify("WATCHDOG=1")
+        time.sleep(max(0.0, args.every - (time.monotonic() - started)))

@@ -1,12 +1,13 @@
 """The namespace lab (netlab.Lab) set up for the watchdog: the homelab reaches the bridge by a
 DNS name (a hosts file in the homelab's own mount namespace), the watchdog runs in a loop
-(no systemd in the lab) with its restart and action commands replaced through the answers.
+(as cgnat-watchdog.service runs it; no systemd in the lab) with its restart and action commands replaced through the answers.
 Used by test_faults.py and bench/recovery.py."""
 from __future__ import annotations
 
 import json
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import netlab
@@ -22,10 +23,40 @@ FAST = {"check_interval": 5, "restart_after": 8, "restart_interval": 8, "action_
         "action_interval": 60, "boot_grace": 0, "max_reboots_per_day": 3}
 
 
+@dataclass(frozen=True)
+class Variant:
+    """How the bridge is set up, and what the homelab's answers know of it."""
+    name: str
+    forward: object = "all"
+    ssh_port: int = BRIDGE_SSH_PORT
+    check_port: int = 22                  # the end-to-end check the homelab should choose
+    homelab_keys: dict = field(default_factory=dict)   # [homelab.watchdog] keys about the bridge
+
+
+# forward "all", ssh_port 2222; the homelab told explicitly (check_port, bridge_ssh_port).
+DEFAULT = Variant("all", homelab_keys={"check_port": 22, "bridge_ssh_port": BRIDGE_SSH_PORT})
+# An allowlist without tcp/22 and the bridge's sshd on 2299, as a cgnat2- token tells it:
+# the homelab checks through the service it runs on a forwarded port.
+ALLOWLIST = Variant("allowlist-2299", forward=[f"tcp/{SERVICE_PORT}", "udp/5353"], ssh_port=2299,
+                    check_port=SERVICE_PORT,
+                    homelab_keys={"bridge_forward": [f"tcp/{SERVICE_PORT}", "udp/5353"],
+                                  "bridge_ssh_port": 2299})
+VARIANTS = (DEFAULT, ALLOWLIST)
+
+
+def variant(lab: netlab.Lab) -> Variant:
+    return getattr(lab, "variant", DEFAULT)
+
+
+def bridge_answers(lab: netlab.Lab) -> str:
+    """The lab's bridge answers (its forward came with the Lab) on the variant's ssh port."""
+    return lab.answers("bridge").replace(f"ssh_port = {BRIDGE_SSH_PORT}\n",
+                                         f"ssh_port = {variant(lab).ssh_port}\n")
+
+
 def homelab_answers(lab: netlab.Lab, keepalive: int = 25, watchdog: dict | None = None) -> str:
-    w = {"check_host": BRIDGE_NAME, "action": "reboot", "check_port": 22,
-         "bridge_ssh_port": BRIDGE_SSH_PORT, "restart_command": RESTART,
-         "action_command": f"echo action >> {ACTIONS}", **(watchdog or {})}
+    w = {"check_host": BRIDGE_NAME, "action": "reboot", **variant(lab).homelab_keys,
+         "restart_command": RESTART, "action_command": f"echo action >> {ACTIONS}", **(watchdog or {})}
     lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in w.items())
     return (f'role = "homelab"\ninterface = "wg0"\ntunnel = "10.0.0.0/24"\n'
             f'private_key_file = "/run/lab/wg.key"\npeer_public_key = "{lab.keys["bridge"]}"\n\n'
@@ -42,12 +73,16 @@ def set_dns(lab: netlab.Lab, address: str | None) -> None:
     lab.homelab.write("/etc/resolv.conf", "nameserver 127.0.0.1\n")
 
 
-def up(lab: netlab.Lab, keepalive: int = 25, watchdog: dict | None = None) -> None:
-    """Topology, packages, cgnat-setup (homelab by name), sshds, tunnel, a service on the homelab."""
+def up(lab: netlab.Lab, keepalive: int = 25, watchdog: dict | None = None,
+       setup: Variant = DEFAULT) -> None:
+    """Topology, packages, cgnat-setup (homelab by name), sshds, tunnel, a service on the homelab.
+    The lab must have been made with the variant's forward (netlab.Lab(forward=...))."""
+    assert lab.forward == setup.forward, (lab.forward, setup.forward)
+    lab.variant = setup
     lab.build()
     lab.install()
     lab.keypairs()
-    lab.bridge.write("/run/lab/answers.toml", lab.answers("bridge"))
+    lab.bridge.write("/run/lab/answers.toml", bridge_answers(lab))
     lab.bridge.sh("cgnat-setup --answers /run/lab/answers.toml --root /")
     set_dns(lab, BRIDGE_PUBLIC)
     lab.homelab.write("/run/lab/answers.toml", homelab_answers(lab, keepalive, watchdog))
@@ -55,7 +90,7 @@ def up(lab: netlab.Lab, keepalive: int = 25, watchdog: dict | None = None) -> No
     lab.start_sshd("bridge")
     lab.start_sshd("homelab")
     lab.tunnel_up()
-    lab.bridge.wait_listening("tcp", BRIDGE_SSH_PORT)
+    lab.bridge.wait_listening("tcp", setup.ssh_port)
     lab.homelab.wait_listening("tcp", 22)
     lab.serve_peer_tcp("homelab", SERVICE_PORT)
 
@@ -63,11 +98,13 @@ def up(lab: netlab.Lab, keepalive: int = 25, watchdog: dict | None = None) -> No
 class Watchdog:
     """The homelab (or bridge) watchdog running in a loop in its node, its log read from here."""
 
-    def __init__(self, lab: netlab.Lab, role: str = "homelab", every: float = 2,
+    def __init__(self, lab: netlab.Lab, role: str = "homelab", every: float | None = 2,
                  answers: str = "/etc/cgnat/answers.toml", state: str = "/var/lib/cgnat/watchdog.json"):
+        """`every` None: the service's own period."""
         self.node = lab.nodes[role]
         self.state_path = state
-        self.command = f"/usr/lib/cgnat-{role}/watchdog --loop {every} --answers {answers} --state {state}"
+        period = "" if every is None else f" --every {every}"
+        self.command = f"/usr/lib/cgnat-{role}/watchdog{period} --answers {answers} --state {state}"
         self.log_path = lab.workdir / f"watchdog-{role}-{Path(state).stem}.log"
         self.log_path.touch()
         self.start()

@@ -1,8 +1,11 @@
 """Faults of the chain and the homelab watchdog healing them (DESIGN.md section 5), in the lab.
 
-One lab for the module; each test starts from a working chain (asserted), injects one fault,
-measures the time to detect (the watchdog's first log line about it) and to heal (the client
-reaches the homelab's service through the bridge again), and leaves the chain working.
+One lab per bridge setup (faultlab.VARIANTS: forward "all" with ssh_port 2222, and an allowlist
+without tcp/22 with the bridge's sshd on 2299, which makes the homelab check end to end through
+a forwarded service instead of its sshd; the faults that depend on the setup run on both).
+Each test starts from a working chain (asserted), injects one fault, measures the time to
+detect (the watchdog's first log line about it) and to heal (the client reaches the homelab's
+service through the bridge again), and leaves the chain working.
 The watchdog runs in a loop every 2 s; its restart command is `wg-quick down wg0; wg-quick up
 wg0` and its action appends to a file: nothing here can reboot anything.
 """
@@ -19,12 +22,16 @@ from netlab import BRIDGE_PUBLIC, WG_PORT, wait_for
 
 MOVED = "198.51.100.2"
 TIMINGS: list[tuple[str, float, float]] = []
+# Which bridge setups a test runs on (the lab fixture's indirect parameter).
+BOTH = pytest.mark.parametrize("lab", faultlab.VARIANTS, indirect=True, ids=lambda v: v.name)
+DEFAULT_ONLY = pytest.mark.parametrize("lab", [faultlab.DEFAULT], indirect=True, ids=lambda v: v.name)
 
 
 @pytest.fixture(scope="module")
 def lab(request, packages):
-    lab = make_lab(request, packages)
-    faultlab.up(lab, watchdog=FAST)
+    setup = request.param
+    lab = make_lab(request, packages, forward=setup.forward)
+    faultlab.up(lab, watchdog=FAST, setup=setup)
     lab.watchdog = Watchdog(lab, "homelab", every=2)
     request.addfinalizer(lab.watchdog.stop)
     request.addfinalizer(_print_timings)
@@ -42,10 +49,11 @@ def healthy(lab):
 
 
 def _print_timings():
-    print(f"\n{'fault':<38}{'detect(s)':>9}{'heal(s)':>9}")
+    print(f"\n{'fault':<52}{'detect(s)':>9}{'heal(s)':>9}")
     for name, detect, heal in TIMINGS:
         seen = "-" if detect != detect else f"{detect:.1f}"     # nan: healed before it was seen
-        print(f"{name:<38}{seen:>9}{heal:>9.1f}")
+        print(f"{name:<52}{seen:>9}{heal:>9.1f}")
+    TIMINGS.clear()
 
 
 def _hold_while_the_action_is_due(lab, mark, what: str) -> None:
@@ -67,10 +75,15 @@ def _measure(lab, name, inject, detect_pattern, heal_timeout, address=BRIDGE_PUB
     detect = time.monotonic() - t0
     wait_reachable(lab, heal_timeout, address)
     heal = time.monotonic() - t0
-    TIMINGS.append((name, detect, heal))
+    _timing(lab, name, detect, heal)
     return detect, heal, mark
 
 
+def _timing(lab, name: str, detect: float, heal: float) -> None:
+    TIMINGS.append((f"{name} [{faultlab.variant(lab).name}]", detect, heal))
+
+
+@BOTH
 def test_bridge_restart_heals_by_a_fresh_handshake(healthy):
     lab = healthy
     detect, heal, mark = _measure(lab, "bridge restart", lambda: faultlab.restart_bridge_tunnel(lab),
@@ -81,6 +94,7 @@ def test_bridge_restart_heals_by_a_fresh_handshake(healthy):
     assert actions(lab) == 0
 
 
+@DEFAULT_ONLY
 def test_cgnat_changes_the_public_mapping(healthy):
     lab = healthy
 
@@ -98,11 +112,12 @@ def test_cgnat_changes_the_public_mapping(healthy):
     assert endpoint.startswith("192.0.2.3:"), endpoint
     lines = lab.watchdog.lines(mark)
     detect = next((time.monotonic() - t0 for line in lines if "FAILING" in line), float("nan"))
-    TIMINGS.append(("CGNAT mapping change", detect, heal))
+    _timing(lab, "CGNAT mapping change", detect, heal)
     assert heal <= 15
     assert actions(lab) == 0
 
 
+@DEFAULT_ONLY
 def test_bridge_moves_behind_an_unchanged_name(healthy):
     lab = healthy
 
@@ -122,6 +137,7 @@ def test_bridge_moves_behind_an_unchanged_name(healthy):
     assert actions(lab) == 0
 
 
+@DEFAULT_ONLY
 def test_homelab_interface_deleted(healthy):
     lab = healthy
     detect, heal, mark = _measure(lab, "homelab wg0 deleted", lambda: lab.homelab.sh("ip link del wg0"),
@@ -132,6 +148,7 @@ def test_homelab_interface_deleted(healthy):
     assert actions(lab) == 0
 
 
+@BOTH
 def test_bridge_entirely_down_never_takes_the_action(healthy):
     lab = healthy
     mark = lab.watchdog.mark()
@@ -144,35 +161,39 @@ def test_bridge_entirely_down_never_takes_the_action(healthy):
     t1 = time.monotonic()
     lab.bridge.sh("ip link set ens3 up; ip route replace default via 198.51.100.254")
     heal = wait_reachable(lab, 60)
-    TIMINGS.append(("bridge down (heal from up)", detect, heal))
+    _timing(lab, "bridge down (heal from up)", detect, heal)
     assert time.monotonic() - t1 <= 30
     assert actions(lab) == 0
 
 
+@BOTH
 def test_bridge_answering_itself_is_an_outage_not_health(healthy):
-    """The bridge lost its forwarding jump (and no bridge watchdog runs): port 22 of its public
-    address now reaches its own sshd, which keeps 22 too. The homelab tells by the host key,
-    calls it a bridge outage and never takes the action."""
+    """The bridge lost its forwarding jump (and no bridge watchdog runs): the checked port of its
+    public address now reaches the bridge itself. Port 22 ("all"): its own sshd, which keeps 22
+    too; the homelab tells by the host key. The allowlist's service port: a refusal, while the
+    homelab's service listens there. A bridge outage either way: never the action."""
     lab = healthy
     jump = "PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE"
     mark = lab.watchdog.mark()
     t0 = time.monotonic()
     lab.bridge.sh(f"iptables -t nat -D {jump}")
-    lab.watchdog.wait_line(rf"BRIDGE OUTAGE: the bridge's own sshd answers on {BRIDGE_NAME}:22", mark, 30)
+    port = faultlab.variant(lab).check_port
+    lab.watchdog.wait_line(rf"BRIDGE OUTAGE: the bridge answers {BRIDGE_NAME}:{port} itself", mark, 30)
     detect = time.monotonic() - t0
     _hold_while_the_action_is_due(lab, mark, "the bridge to answer itself long enough")
     assert "FAIL  end2end" in lab.homelab.run("cgnat-setup status", check=False).stdout
     t1 = time.monotonic()
     lab.bridge.sh("/usr/lib/cgnat-bridge/hooks/up wg0")
     heal = wait_reachable(lab, 30)
-    TIMINGS.append(("bridge answers itself (heal from fix)", detect, heal))
+    _timing(lab, "bridge answers itself (heal from fix)", detect, heal)
     lab.watchdog.wait_line(r"recovered after", mark, time.monotonic() - t1 + 15)
     assert actions(lab) == 0
 
 
+@BOTH
 def test_bridge_watchdog_restores_missing_rules(healthy):
     lab = healthy
-    lab.bridge.write("/run/lab/answers.toml", lab.answers("bridge") +
+    lab.bridge.write("/run/lab/answers.toml", faultlab.bridge_answers(lab) +
                      f'watchdog_restart_command = "{faultlab.RESTART}"\n')
     lab.bridge.sh("cgnat-setup --answers /run/lab/answers.toml --root /")
     bridge_dog = Watchdog(lab, "bridge", every=1)
@@ -184,7 +205,7 @@ def test_bridge_watchdog_restores_missing_rules(healthy):
         bridge_dog.wait_line(r"up-hook: our rules are missing \(nat PREROUTING -> CGNAT-wg0-PRE\)", mark, 20)
         detect = time.monotonic() - t0
         heal = wait_reachable(lab, 20)
-        TIMINGS.append(("bridge rules deleted", detect, heal))
+        _timing(lab, "bridge rules deleted", detect, heal)
         assert lab.bridge.ok("iptables -t nat -C PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE")
         # and a deleted bridge interface comes back too
         mark = bridge_dog.mark()
@@ -193,12 +214,13 @@ def test_bridge_watchdog_restores_missing_rules(healthy):
         bridge_dog.wait_line(r"restart: interface wg0 is missing", mark, 20)
         detect = time.monotonic() - t0
         heal = wait_reachable(lab, 30)
-        TIMINGS.append(("bridge wg0 deleted", detect, heal))
+        _timing(lab, "bridge wg0 deleted", detect, heal)
     finally:
         bridge_dog.stop()
     assert actions(lab) == 0
 
 
+@DEFAULT_ONLY
 def test_boot_before_dns_works_waits_for_the_name(healthy):
     """The homelab booted, DNS does not work yet and wg-quick could not bring the tunnel up:
     the watchdog waits for the name (no restart that could only fail, no action: it cannot
@@ -215,13 +237,14 @@ def test_boot_before_dns_works_waits_for_the_name(healthy):
     t1 = time.monotonic()
     faultlab.set_dns(lab, BRIDGE_PUBLIC)
     heal = wait_reachable(lab, 60)
-    TIMINGS.append(("boot before DNS (heal from DNS)", detect, heal))
+    _timing(lab, "boot before DNS (heal from DNS)", detect, heal)
     lines = lab.watchdog.lines(mark)
     assert any(line.startswith("cgnat-watchdog: restart: interface wg0 is missing") for line in lines)
     assert time.monotonic() - t1 <= 15
     assert actions(lab) == 0
 
 
+@DEFAULT_ONLY
 def test_repeated_failures_hold_the_rate_limit_and_the_boot_loop_guard(healthy):
     """The bridge drops the tunnel's packets (its own firewall) while its ssh port answers: the
     homelab is the suspect, so the action is due again and again; at most one per
@@ -249,4 +272,4 @@ def test_repeated_failures_hold_the_rate_limit_and_the_boot_loop_guard(healthy):
         dog.stop()
         lab.watchdog.start()
     heal = wait_reachable(lab, 60)
-    TIMINGS.append(("tunnel dropped (rate limit)", detect, heal))
+    _timing(lab, "tunnel dropped (rate limit)", detect, heal)

@@ -84,10 +84,11 @@ def test_file_list_and_modes(debs, role):
     for path in (f"{lib}/python/installer/cli.py", f"{lib}/python/installer/__main__.py",
                  f"{lib}/python/cgnat_{role}/__init__.py", f"{lib}/vendor/textual/__init__.py",
                  f"{lib}/vendor/rich/__init__.py",
-                 "/lib/systemd/system/cgnat-watchdog.service", "/lib/systemd/system/cgnat-watchdog.timer",
+                 "/lib/systemd/system/cgnat-watchdog.service",
                  "/usr/share/man/man8/cgnat-setup.8.gz", f"/usr/share/doc/cgnat-{role}/copyright"):
         assert path in files and stat.S_IMODE(files[path].mode) == 0o644, path
     assert any(p.startswith(f"{lib}/python/installer/tui/") for p in files), "the wizard is missing"
+    assert not any(p.endswith(".timer") for p in files), "the watchdog is a service, not a timer"
     assert any(p.startswith(f"{lib}/python/cgnat_{role}/templates/") for p in files)
     # Only this role's hooks: the other role's must not make this host look like it.
     other = f"/usr/lib/cgnat-{OTHER[role]}"
@@ -144,14 +145,16 @@ def test_maintainer_scripts(debs, role, tmp_path):
     assert "py3compile -p cgnat-" + role in scripts["postinst"].decode()
     assert "cgnat-setup teardown" in scripts["prerm"].decode()
     assert "/var/lib/cgnat/manifest" in scripts["postrm"].decode()
-    # The timer is not enabled by the package (cgnat-setup enables it): the only
-    # enable is debhelper's "keep it enabled on upgrade if it was".
+    # An upgrade from the timer of versions up to 0.1.0 enables the service instead.
+    assert "deb-systemd-helper purge cgnat-watchdog.timer" in scripts["postinst"].decode()
+    # The service is not enabled by the package (cgnat-setup enables it): the only
+    # enables are debhelper's "keep it enabled on upgrade if it was" and the timer's successor.
     lines = [l.strip() for l in scripts["postinst"].decode().splitlines()
              if l.strip() and not l.strip().startswith("#")]
     enables = [i for i, l in enumerate(lines) if l.startswith("deb-systemd-helper enable")]
     assert enables, "no debhelper systemd snippet in postinst"
     for i in enables:
-        assert "was-enabled" in lines[i - 1], lines[i - 1]
+        assert "was-enabled" in lines[i - 1] or "purge cgnat-watchdog.timer" in lines[i - 1], lines[i - 1]
 
 def test_lintian_clean(debs):
     """No errors and no warnings; overrides only with a reason (debian/*.lintian-overrides)."""
@@ -172,16 +175,21 @@ def test_systemd_units_verify(debs, role, tmp_path):
     root = tmp_path / "root"
     subprocess.run(["dpkg-deb", "-x", str(debs[role]), str(root)], check=True)
     units = root / "lib/systemd/system"
-    ours = [units / "cgnat-watchdog.timer", units / "cgnat-watchdog.service"]
+    ours = [units / "cgnat-watchdog.service"]
     subprocess.run(["cp", "-rn", "/lib/systemd/system/.", str(units)], check=True)
     done = subprocess.run(["systemd-analyze", "verify", "--man=no", f"--root={root}", *map(str, ours)],
                           capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stdout + done.stderr
-    service = ours[1].read_text()
-    assert "Type=oneshot" in service and f"ExecStart=/usr/lib/cgnat-{role}/watchdog" in service
-    assert "[Install]" not in service  # only the timer is enabled, by cgnat-setup
-    timer = ours[0].read_text()
-    assert "WantedBy=timers.target" in timer and "OnUnitActiveSec=" in timer
+    service = ours[0].read_text().splitlines()
+    for line in ("Type=notify", f"ExecStart=/usr/lib/cgnat-{role}/watchdog", "WatchdogSec=180s",
+                 "Restart=always", "RestartPreventExitStatus=2", "ProtectSystem=strict", "NoNewPrivileges=yes",
+                 "WantedBy=multi-user.target"):
+        assert line in service, line
+    # The sandbox's score as the README gives it (2.2 bridge, 2.0 homelab: "OK"), pinned.
+    threshold = {"bridge": 22, "homelab": 20}[role]
+    done = subprocess.run(["systemd-analyze", "security", "--offline=true", f"--threshold={threshold}",
+                           str(ours[0])], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-400:] + done.stderr
 
 
 def test_units_verify_would_catch_errors(debs, tmp_path):
@@ -190,8 +198,8 @@ def test_units_verify_would_catch_errors(debs, tmp_path):
     subprocess.run(["dpkg-deb", "-x", str(debs["bridge"]), str(root)], check=True)
     units = root / "lib/systemd/system"
     subprocess.run(["cp", "-rn", "/lib/systemd/system/.", str(units)], check=True)
-    timer = units / "cgnat-watchdog.timer"
-    timer.write_text(timer.read_text().replace("OnBootSec=", "OnBootSecs="))
-    done = subprocess.run(["systemd-analyze", "verify", "--man=no", f"--root={root}", str(timer)],
+    service = units / "cgnat-watchdog.service"
+    service.write_text(service.read_text().replace("WatchdogSec=", "WatchdogSecs="))
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no", f"--root={root}", str(service)],
                           capture_output=True, text=True)
-    assert "Unknown key 'OnBootSecs'" in done.stderr
+    assert "Unknown key 'WatchdogSecs'" in done.stderr

@@ -58,7 +58,7 @@ def test_bridge_writes_the_files_of_the_design_with_the_recipes_values(tmp_path,
     assert not conf.has_section("Peer")  # no peer key yet
     assert BRIDGE_KEY not in (root / "etc/cgnat/answers.toml").read_text()
     assert BRIDGE_KEY not in done.stdout + done.stderr
-    assert "Pairing token: cgnat1-" in done.stdout
+    assert "Pairing token: cgnat2-" in done.stdout
 
 
 def test_second_run_changes_nothing(tmp_path):
@@ -168,7 +168,8 @@ def test_check_and_plan_write_nothing(tmp_path, bridge_answers):
 
 def test_plan_without_root_lists_the_services_it_starts(bridge_answers):
     plan = cgnat_setup("--answers", bridge_answers, "--plan")
-    assert "systemctl enable --now cgnat-watchdog.timer" in plan.stdout
+    assert "systemctl enable cgnat-watchdog.service\nsystemctl restart cgnat-watchdog.service" in plan.stdout
+    assert "timer" not in plan.stdout
     assert "systemctl restart wg-quick@wg0" in plan.stdout
 
 

@@ -4,50 +4,111 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from installer.pairing import PairingToken, TokenError
+import base64
+import zlib
+
+from installer.errors import InvalidAnswers
+from installer.pairing import PairingToken, TokenError, fill_answers
 
 from unitdata import PEER_PUBLIC
 
-TOKEN = PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24")
+TOKEN = PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2299", "tcp/80,tcp/443,icmp")
+
+
+def version1(*fields: str) -> str:
+    """A token as version 1 printed it: four fields."""
+    payload = "|".join(fields).encode()
+    raw = payload + zlib.crc32(payload).to_bytes(4, "big")
+    return "cgnat1-" + base64.b32encode(raw).decode().rstrip("=").lower()
 
 
 def test_round_trip():
     text = TOKEN.encode()
-    assert text.startswith("cgnat1-")
+    assert text.startswith("cgnat2-")
     assert PairingToken.decode(text) == TOKEN
+
+
+def test_version_1_tokens_are_still_accepted():
+    old = PairingToken.decode(version1("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24"))
+    assert old == PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24")
+    assert old.ssh_port == "" and old.forward == ""
+
+
+def test_a_version_needs_its_own_number_of_fields():
+    six = version1("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2222", "all")
+    with pytest.raises(TokenError, match="wrong number of fields"):
+        PairingToken.decode(six)
+    four = "cgnat2-" + version1("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24")[7:]
+    with pytest.raises(TokenError, match="wrong number of fields"):
+        PairingToken.decode(four)
 
 
 def test_token_survives_folding_and_case():
     text = TOKEN.encode()
-    assert PairingToken.decode(text[:30] + "\n  " + text[30:].upper().replace("CGNAT1-", "cgnat1-")) == TOKEN
+    assert PairingToken.decode(text[:30] + "\n  " + text[30:].upper().replace("CGNAT2-", "cgnat2-")) == TOKEN
 
 
 def test_token_carries_no_private_data():
-    assert set(PairingToken.decode(TOKEN.encode()).__dict__) == {"role", "public_key", "endpoint", "tunnel"}
+    assert set(PairingToken.decode(TOKEN.encode()).__dict__) == {"role", "public_key", "endpoint", "tunnel",
+                                                                 "ssh_port", "forward"}
 
 
-@given(st.integers(min_value=len("cgnat1-"), max_value=200), st.sampled_from("abcdefghijklmnopqrstuvwxyz234567"))
+def test_a_bridge_token_tells_the_homelab_its_ssh_port_and_forward():
+    data = {"role": "homelab"}
+    fill_answers(data, TOKEN.encode(), None)
+    assert data["homelab"]["watchdog"] == {"bridge_ssh_port": 2299, "bridge_forward": ["tcp/80", "tcp/443", "icmp"]}
+    everything = PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2222", "all")
+    data = {"role": "homelab", "homelab": {"watchdog": {"bridge_ssh_port": 2200}}}   # the answers win
+    fill_answers(data, everything.encode(), None)
+    assert data["homelab"]["watchdog"] == {"bridge_ssh_port": 2200, "bridge_forward": "all"}
+    data = {"role": "homelab"}
+    fill_answers(data, version1("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24"), None)
+    assert "watchdog" not in data["homelab"]                       # version 1: the defaults
+
+
+def test_a_homelab_token_tells_the_bridge_nothing_more():
+    data = {"role": "bridge"}
+    fill_answers(data, PairingToken("homelab", PEER_PUBLIC, "", "10.0.0.0/24").encode(), None)
+    assert set(data) == {"role", "peer_public_key", "tunnel"}
+
+
+@pytest.mark.parametrize("ssh_port, forward, key", [
+    ("22x", "all", "homelab.watchdog.bridge_ssh_port"), ("0", "all", "homelab.watchdog.bridge_ssh_port"),
+    ("٢٢", "all", "homelab.watchdog.bridge_ssh_port"), ("2222", "tcp/080", "homelab.watchdog.bridge_forward[0]"),
+    ("2222", "tcp/80\n", "homelab.watchdog.bridge_forward[0]"), ("2222", "everything", "homelab.watchdog.bridge_forward[0]")])
+def test_a_tokens_bridge_fields_pass_the_same_validation(ssh_port, forward, key):
+    from installer.validate import load_answers
+    token = PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", ssh_port, forward)
+    data = {"role": "homelab"}
+    fill_answers(data, token.encode(), None)
+    with pytest.raises(InvalidAnswers) as raised:
+        load_answers(data, None, None)
+    assert key in [p.key for p in raised.value.problems]
+    assert {p.key.split("[")[0] for p in raised.value.problems} == {key.split("[")[0]}
+
+
+@given(st.integers(min_value=len("cgnat2-"), max_value=200), st.sampled_from("abcdefghijklmnopqrstuvwxyz234567"))
 def test_every_single_mistyped_character_is_caught(position, replacement):
     text = TOKEN.encode()
     position = position % len(text)
-    if position < len("cgnat1-") or text[position] == replacement:
+    if position < len("cgnat2-") or text[position] == replacement:
         return
     damaged = text[:position] + replacement + text[position + 1:]
     with pytest.raises(TokenError, match="damaged"):
         PairingToken.decode(damaged)
 
 
-@given(st.text(alphabet=string.printable, max_size=80))
-def test_garbage_is_rejected_with_a_token_error(text):
+@given(st.sampled_from(["cgnat1-", "cgnat2-"]), st.text(alphabet=string.printable, max_size=80))
+def test_garbage_is_rejected_with_a_token_error(prefix, text):
     # Random text passes a CRC-32 about once in 4 billion tries: it must be refused.
     with pytest.raises(TokenError):
-        PairingToken.decode("cgnat1-" + text)
+        PairingToken.decode(prefix + text)
 
 
 @given(st.sampled_from(["bridge", "homelab"]), st.from_regex(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=", fullmatch=True),
        st.from_regex(r"(203\.0\.113\.[0-9]{1,2}:[0-9]{2,5})?", fullmatch=True))
 def test_tokens_round_trip(role, key, endpoint):
-    token = PairingToken(role, key, endpoint, "10.0.0.0/24")
+    token = PairingToken(role, key, endpoint, "10.0.0.0/24", "2222" if endpoint else "", "all" if endpoint else "")
     assert PairingToken.decode(token.encode()) == token
 
 

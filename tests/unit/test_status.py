@@ -20,7 +20,8 @@ class FakeProbe:
         self.ports = kw.get("ports", {})          # (host, port) -> bool, default True
         self.state = kw.get("state", {"failing_since": None, "restarts_since_failing": 0,
                                       "last_run_at": 1.0, "last_step": ""})
-        self.timer = kw.get("timer", True)
+        self.active = kw.get("active", True)
+        self.sshd = kw.get("sshd", True)
         self.backup = kw.get("backup", [])
         self.foreign = kw.get("foreign", False)
         self.asked = []
@@ -29,13 +30,18 @@ class FakeProbe:
     def handshake_age(self, iface): return self.age
     def missing_rules(self, iface): return self.missing
     def watchdog_state(self): return self.state
-    def watchdog_timer_active(self): return self.timer
+    def watchdog_active(self): return self.active
+    def has_sshd(self): return self.sshd
     def backup_paths(self): return self.backup
     def another_hosts_sshd(self, host, port): return self.foreign
 
     def port_answers(self, host, port, timeout=3):
         self.asked.append((host, port))
         return self.ports.get((host, port), True)
+
+    def end_to_end(self, config):
+        ok = self.port_answers(config.target_host, config.e2e.port)
+        return ok, ok and self.foreign
 
 
 def _run(tmp_path, answers, probe):
@@ -96,11 +102,33 @@ def test_end_to_end_failure_has_a_hint(tmp_path):
     assert "ssh -p 2222 bridge.example.org" in _line(lines, "end2end")
 
 
+def test_end_to_end_uses_a_port_the_bridge_forwards(tmp_path):
+    allowlist = HOMELAB + 'bridge_forward = ["udp/5353", "tcp/443", "tcp/80"]\n'
+    probe = FakeProbe(ports={("bridge.example.org", 443): False})
+    code, lines = _run(tmp_path, allowlist, probe)
+    assert code == 1 and probe.asked == [("bridge.example.org", 443)]
+    line = _line(lines, "end2end")
+    assert "bridge.example.org:443 fails" in line and "a service listens on 443 here" in line
+    # with tcp/22 listed and an sshd here, the check is ssh on 22
+    probe = FakeProbe()
+    code, lines = _run(tmp_path / "b", HOMELAB + 'bridge_forward = ["tcp/443", "tcp/22"]\n', probe)
+    assert code == 0 and probe.asked == [("bridge.example.org", 22)]
+
+
+def test_no_end_to_end_check_possible_says_what_to_add(tmp_path):
+    code, lines = _run(tmp_path, HOMELAB, FakeProbe(sshd=False))
+    line = _line(lines, "end2end")
+    assert code == 0 and line.startswith("info  end2end     no end-to-end check possible: ")
+    assert "set homelab.watchdog.check_port" in line
+    code, lines = _run(tmp_path / "b", HOMELAB + 'bridge_forward = ["udp/5353"]\n', FakeProbe())
+    assert "the bridge forwards no TCP port: add one to its forward list" in _line(lines, "end2end")
+
+
 def test_end_to_end_reaching_the_bridges_own_sshd_fails(tmp_path):
     code, lines = _run(tmp_path, HOMELAB, FakeProbe(foreign=True))
     assert code == 1
     line = _line(lines, "end2end")
-    assert "bridge.example.org:22 reaches another host's sshd, not this one" in line
+    assert "bridge.example.org:22 is answered by the bridge itself, not this host" in line
     assert "/usr/lib/cgnat-bridge/hooks/up wg0" in line
 
 
@@ -110,9 +138,10 @@ def test_watchdog_state_failing_and_not_running(tmp_path):
     code, lines = _run(tmp_path, HOMELAB, FakeProbe(state=state))
     assert code == 1
     assert "bridge outage: x broke (last step: re-peer at t)" in _line(lines, "watchdog")
-    code, lines = _run(tmp_path / "b", HOMELAB, FakeProbe(timer=False))
-    assert code == 1 and "timer not active" in _line(lines, "watchdog")
-    code, lines = _run(tmp_path / "c", HOMELAB, FakeProbe(state=None, timer=None))
+    code, lines = _run(tmp_path / "b", HOMELAB, FakeProbe(active=False))
+    line = _line(lines, "watchdog")
+    assert code == 1 and "service not active" in line and "systemctl enable --now cgnat-watchdog.service" in line
+    code, lines = _run(tmp_path / "c", HOMELAB, FakeProbe(state=None, active=None))
     assert code == 1 and "has not run yet" in _line(lines, "watchdog")
 
 

@@ -1,15 +1,19 @@
-"""The homelab watchdog's decisions (pure) and its small I/O helpers."""
+"""The homelab watchdog's decisions (pure), its probes (small I/O helpers) and its runs."""
 from __future__ import annotations
 
 import dataclasses
 import socket
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
+from cgnat_homelab import decision, probe
 from cgnat_homelab import watchdog as wd
 from cgnat_homelab.answers import HomelabAnswers
-from cgnat_homelab.watchdog import Config, Observation, State, decide
+from cgnat_homelab.decision import Config, Observation, State, decide
+from cgnat_homelab.endtoend import EndToEnd
 
 T0 = 1_700_000_000.0
 CFG = Config(interface="wg0", endpoint="bridge.example.org:51820", peer_public_key="K" * 42 + "A=",
@@ -55,11 +59,11 @@ def test_healthy_does_nothing_and_records_the_check():
 
 def test_e2e_is_due_every_check_interval_and_every_run_while_failing():
     state = State(last_e2e_at=T0, last_e2e_ok=True)
-    assert not wd.e2e_due(CFG, state, T0 + CFG.check_interval - 1)
-    assert wd.e2e_due(CFG, state, T0 + CFG.check_interval)
-    assert wd.e2e_due(CFG, State(), T0)
-    assert wd.e2e_due(CFG, dataclasses.replace(state, failing_since=T0), T0 + 1)
-    assert wd.e2e_due(CFG, dataclasses.replace(state, last_e2e_ok=False), T0 + 1)
+    assert not decision.e2e_due(CFG, state, T0 + CFG.check_interval - 1)
+    assert decision.e2e_due(CFG, state, T0 + CFG.check_interval)
+    assert decision.e2e_due(CFG, State(), T0)
+    assert decision.e2e_due(CFG, dataclasses.replace(state, failing_since=T0), T0 + 1)
+    assert decision.e2e_due(CFG, dataclasses.replace(state, last_e2e_ok=False), T0 + 1)
 
 
 def test_first_failed_probe_re_peers_at_once_to_force_a_handshake():
@@ -161,9 +165,9 @@ def test_the_bridges_own_sshd_answering_the_e2e_check_is_a_bridge_outage():
                                                                        bridge_ssh_ok=True)))
     assert kinds == [[]] * 90
     assert state.bridge_outage and state.last_e2e_ok is False
-    assert "answers with another host's ssh key: the bridge does not forward it" in state.reasons[0]
-    assert sum(line.startswith("BRIDGE OUTAGE: the bridge's own sshd answers on "
-                               "bridge.example.org:22") for line in lines) == 1
+    assert "is answered by the bridge itself (another host's ssh key)" in state.reasons[0]
+    assert sum(line.startswith("BRIDGE OUTAGE: the bridge answers bridge.example.org:22 itself")
+               for line in lines) == 1
     _, state, lines = decide(CFG, obs(900, e2e_ok=True), state)
     assert state.failing_since is None and lines[0].startswith("recovered after")
 
@@ -173,8 +177,8 @@ def test_the_bridges_own_sshd_answering_blocks_a_due_action():
                   last_restart_at=T0 - 500, last_run_at=T0 - 10)
     steps, _, lines = decide(CFG, obs(0, e2e_ok=True, e2e_foreign=True, bridge_ssh_ok=True), state)
     assert steps == []
-    assert "not taking the action 'reboot': BRIDGE OUTAGE (the bridge's own sshd answers on " \
-           "bridge.example.org:22)" in lines
+    assert "not taking the action 'reboot': BRIDGE OUTAGE (the bridge answers " \
+           "bridge.example.org:22 itself)" in lines
 
 
 def test_unknown_bridge_state_blocks_the_action():
@@ -298,8 +302,8 @@ def test_config_defaults_from_answers():
     c = Config.from_answers(_answers())
     assert c.restart_command == "systemctl restart wg-quick@wg0"
     assert c.action_command == "systemctl reboot"
-    assert c.target_host == "bridge.example.org" and c.check_port == 22 and c.bridge_ssh_port == 2222
-    assert c.bridge_address == "10.0.0.1" and c.boot_grace == wd.DEFAULTS["boot_grace"]
+    assert c.target_host == "bridge.example.org" and c.e2e == EndToEnd(22, "ssh") and c.bridge_ssh_port == 2222
+    assert c.bridge_address == "10.0.0.1" and c.boot_grace == decision.DEFAULTS["boot_grace"]
 
 
 def test_config_keys_override_defaults():
@@ -316,34 +320,34 @@ def test_touch_counts_a_refusal_only_for_the_probe():
         srv.bind(("127.0.0.1", 0))
         srv.listen()
         port = srv.getsockname()[1]
-        assert wd.touch("127.0.0.1", port, 1, refused_ok=False)
-    assert wd.touch("127.0.0.1", port, 1, refused_ok=True)       # closed now: refused = answered
-    assert not wd.touch("127.0.0.1", port, 1, refused_ok=False)
+        assert probe.touch("127.0.0.1", port, 1, refused_ok=False)
+    assert probe.touch("127.0.0.1", port, 1, refused_ok=True)       # closed now: refused = answered
+    assert not probe.touch("127.0.0.1", port, 1, refused_ok=False)
 
 
 def test_resolve_and_split():
-    assert wd.resolve("127.0.0.1", 51820) == "127.0.0.1:51820"
-    assert wd.resolve("no-such-name.invalid", 1) is None
-    assert wd.split_endpoint("[2001:db8::1]:51820") == ("2001:db8::1", 51820)
-    assert wd.is_address("203.0.113.7") and not wd.is_address("bridge.example.org")
+    assert probe.resolve("127.0.0.1", 51820) == "127.0.0.1:51820"
+    assert probe.resolve("no-such-name.invalid", 1) is None
+    assert decision.split_endpoint("[2001:db8::1]:51820") == ("2001:db8::1", 51820)
+    assert decision.is_address("203.0.113.7") and not decision.is_address("bridge.example.org")
 
 
 def test_wg_peer_parses_dump(monkeypatch):
     dump = ("PRIV\tPUB\t0\toff\n"
             "PEERKEY=\t(none)\t203.0.113.7:51820\t0.0.0.0/0\t1699999990\t10\t20\t25\n")
-    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, dump, ""))
-    peer = wd.wg_peer("wg0", T0)
-    assert peer == wd.Peer("PEERKEY=", "203.0.113.7:51820", "0.0.0.0/0", 10.0)
+    monkeypatch.setattr(probe, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, dump, ""))
+    peer = probe.wg_peer("wg0", T0)
+    assert peer == probe.Peer("PEERKEY=", "203.0.113.7:51820", "0.0.0.0/0", 10.0)
     dump_never = dump.replace("1699999990", "0").replace("203.0.113.7:51820", "(none)")
-    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, dump_never, ""))
-    peer = wd.wg_peer("wg0", T0)
+    monkeypatch.setattr(probe, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, dump_never, ""))
+    peer = probe.wg_peer("wg0", T0)
     assert peer.handshake_age is None and peer.endpoint is None
 
 
 def test_run_once_saves_state_before_acting(tmp_path, monkeypatch):
     order = []
     state_path = tmp_path / "s.json"
-    monkeypatch.setattr(wd, "observe", lambda c, s: (obs(0, interface_up=False, probe_ok=False), None))
+    monkeypatch.setattr(probe, "observe", lambda c, s: (obs(0, interface_up=False, probe_ok=False), None))
     monkeypatch.setattr(wd, "carry_out", lambda step, c, p: order.append(("act", state_path.exists())))
     wd.run_once(CFG, state_path)
     assert order == [("act", True)]
@@ -352,14 +356,14 @@ def test_run_once_saves_state_before_acting(tmp_path, monkeypatch):
 
 def test_carry_out_runs_the_configured_command_through_sh(tmp_path):
     marker = tmp_path / "ran"
-    wd.carry_out(wd.Step("action", "test", f"echo hi > {marker}"), CFG, None)
+    wd.carry_out(decision.Step("action", "test", f"echo hi > {marker}"), CFG, None)
     assert marker.read_text() == "hi\n"
 
 
 def test_main_rejects_bad_answers(tmp_path, capsys):
     bad = tmp_path / "a.toml"
     bad.write_text('role = "homelab"\n[homelab]\nendpoint = "x:1"\n[homelab.watchdog]\nboot_grace = -1\n')
-    assert wd.main(["--answers", str(bad), "--state", str(tmp_path / "s")]) == 1
+    assert wd.main(["--answers", str(bad), "--state", str(tmp_path / "s")]) == 2       # RestartPreventExitStatus=2: no restart loop
     assert "boot_grace: must be 0 or more" in capsys.readouterr().err
 
 
@@ -384,13 +388,13 @@ def local_sshd(tmp_path):
     config = tmp_path / "sshd_config"
     config.write_text(f"HostKey {keys}/ssh_host_ed25519_key\nListenAddress 127.0.0.1\nPort {port}\n"
                       "PidFile none\n")
-    wd.Path("/run/sshd").mkdir(exist_ok=True)
+    Path("/run/sshd").mkdir(exist_ok=True)
     proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
     try:
-        deadline = wd.time.monotonic() + 10
-        while not wd.touch("127.0.0.1", port, 1, refused_ok=False):
-            assert wd.time.monotonic() < deadline, "sshd did not start"
-            wd.time.sleep(0.05)
+        deadline = time.monotonic() + 10
+        while not probe.touch("127.0.0.1", port, 1, refused_ok=False):
+            assert time.monotonic() < deadline, "sshd did not start"
+            time.sleep(0.05)
         yield port, keys
     finally:
         proc.terminate()
@@ -403,10 +407,86 @@ def test_another_hosts_sshd_is_told_by_its_host_key(tmp_path, local_sshd):
     ours.mkdir()
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ours / "ssh_host_ed25519_key")],
                    check=True)
-    assert wd.another_hosts_sshd("127.0.0.1", port, ours)          # the bridge's own sshd
-    assert not wd.another_hosts_sshd("127.0.0.1", port, theirs)    # ours, through the bridge
-    assert not wd.another_hosts_sshd("127.0.0.1", port, tmp_path / "none")   # no keys: cannot tell
+    assert probe.another_hosts_sshd("127.0.0.1", port, ours)          # the bridge's own sshd
+    assert not probe.another_hosts_sshd("127.0.0.1", port, theirs)    # ours, through the bridge
+    assert not probe.another_hosts_sshd("127.0.0.1", port, tmp_path / "none")   # no keys: cannot tell
     with socket.socket() as quiet:                                  # not an sshd: cannot tell
         quiet.bind(("127.0.0.1", 0))
         quiet.listen()
-        assert not wd.another_hosts_sshd("127.0.0.1", quiet.getsockname()[1], ours)
+        assert not probe.another_hosts_sshd("127.0.0.1", quiet.getsockname()[1], ours)
+
+
+def test_the_end_to_end_check_follows_what_the_bridge_forwards():
+    from cgnat_homelab.endtoend import choose
+    assert choose("all", 2222, None, True) == (EndToEnd(22, "ssh"), "")
+    assert choose(["tcp/80", "tcp/22"], 2222, None, True) == (EndToEnd(22, "ssh"), "")
+    assert choose(["udp/53", "tcp/443-444", "tcp/80"], 2222, None, True) == (EndToEnd(443, "connect"), "")
+    assert choose(["tcp/80", "tcp/22"], 2222, None, False) == (EndToEnd(80, "connect"), "")
+    assert choose("all", 2222, 8443, False) == (EndToEnd(8443, "connect"), "")   # the override wins
+    assert choose(["tcp/80"], 2222, 22, True) == (EndToEnd(22, "ssh"), "")
+    none, why = choose("all", 2222, None, False)
+    assert none is None and "install openssh-server, or set homelab.watchdog.check_port" in why
+    none, why = choose(["udp/53", "icmp"], 2222, None, True)
+    assert none is None and "the bridge forwards no TCP port" in why
+
+
+def test_listening_reads_the_kernels_socket_tables():
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        port = srv.getsockname()[1]
+        assert not probe.listening(port)
+        srv.listen()
+        assert probe.listening(port)
+
+
+def test_ipv4_asks_for_a_records_only(monkeypatch):
+    asked = []
+
+    def fake(host, port, family=0, *rest):
+        asked.append(family)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("203.0.113.7", 0))]
+
+    monkeypatch.setattr(probe.socket, "getaddrinfo", fake)
+    assert probe.ipv4("bridge.example.org") == "203.0.113.7" and asked == [socket.AF_INET]
+
+
+def test_connect_tells_a_refusal_from_no_answer():
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+        assert probe.connect("127.0.0.1", port, 1) == "ok"
+    assert probe.connect("127.0.0.1", port, 1) == "refused"
+    assert probe.connect("no-such-name.invalid", port, 1) == "failed"
+
+
+def test_the_host_key_is_read_in_process_from_the_key_exchange(local_sshd):
+    from cgnat_homelab import sshkey
+    port, theirs = local_sshd
+    blob = (theirs / "ssh_host_ed25519_key.pub").read_text().split()[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        assert sshkey.host_key(sock, ["ssh-ed25519"]) == blob
+    assert probe.ssh_check("127.0.0.1", port, theirs) == (True, False)     # our own sshd
+    with socket.socket() as quiet:                                          # not an sshd
+        quiet.bind(("127.0.0.1", 0))
+        quiet.listen()
+        closed_port = quiet.getsockname()[1]
+        with socket.create_connection(quiet.getsockname(), timeout=5) as sock:
+            peer, _ = quiet.accept()
+            peer.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            peer.close()
+            with pytest.raises(OSError):                                    # closed: cannot tell
+                sshkey.host_key(sock, ["ssh-ed25519"])
+    assert probe.ssh_check("127.0.0.1", closed_port, theirs) == (False, False)       # refused
+
+
+def test_packets_are_padded_to_a_multiple_of_eight():
+    from cgnat_homelab import sshkey
+    for size in range(1, 40):
+        packet = sshkey._packet(b"x" * size)
+        assert len(packet) % 8 == 0 and packet[4] >= 4
+
+
+def test_the_offer_puts_ed25519_first_and_expands_rsa():
+    assert probe._offer({"a": "ssh-rsa", "b": "ecdsa-sha2-nistp256", "c": "ssh-ed25519"}) == \
+        ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]

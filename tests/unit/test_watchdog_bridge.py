@@ -67,21 +67,29 @@ def test_declared_chains():
     assert wd.declared_chains(rules) == [("nat", "CGNAT-wg0-PRE"), ("filter", "CGNAT-wg0-FWD")]
 
 
-def test_missing_rules_asks_iptables_for_each_tagged_jump(tmp_path, monkeypatch):
+def test_missing_rules_reads_one_iptables_save(tmp_path, monkeypatch):
     rules = tmp_path / "wg0.rules"
-    rules.write_text("*nat\n:CGNAT-wg0-PRE - [0:0]\nCOMMIT\n*mangle\n:CGNAT-wg0-FWD - [0:0]\nCOMMIT\n")
+    rules.write_text("*nat\n:CGNAT-wg0-PRE - [0:0]\nCOMMIT\n*mangle\n:CGNAT-wg0-FWD - [0:0]\nCOMMIT\n"
+                     "*filter\n:CGNAT-wg0-IN - [0:0]\nCOMMIT\n")
+    saved = ("*nat\n:CGNAT-wg0-PRE - [0:0]\n"
+             '-A PREROUTING -m comment --comment "cgnat:wg0" -j CGNAT-wg0-PRE\n'
+             "-A CGNAT-wg0-PRE -j RETURN\nCOMMIT\n*mangle\n:CGNAT-wg0-FWD - [0:0]\n"
+             "-A CGNAT-wg0-FWD -j RETURN\nCOMMIT\n*filter\n"
+             '-A INPUT -m comment --comment "cgnat:wg0" -j CGNAT-wg0-IN\nCOMMIT\n')
     calls = []
 
     def fake(argv, timeout=10):
         calls.append(argv)
-        if "-C" in argv:
-            return subprocess.CompletedProcess(argv, 0 if argv[3] == "nat" else 1, "", "")
-        return subprocess.CompletedProcess(argv, 0, "-N CGNAT-wg0-PRE\n-A CGNAT-wg0-PRE -j RETURN\n", "")
+        return subprocess.CompletedProcess(argv, 0, saved, "")
 
     monkeypatch.setattr(wd, "run", fake)
-    assert wd.missing_rules("wg0", str(rules)) == ("mangle FORWARD -> CGNAT-wg0-FWD",)
-    assert ["iptables", "-w", "-t", "nat", "-C", "PREROUTING", "-m", "comment", "--comment",
-            "cgnat:wg0", "-j", "CGNAT-wg0-PRE"] in calls
+    assert wd.missing_rules("wg0", str(rules)) == ("mangle FORWARD -> CGNAT-wg0-FWD", "filter CGNAT-wg0-IN is empty")
+    assert calls == [["iptables-save"]]           # one program for every table
+    assert wd.missing_rules("wg1", str(rules)) == ("nat PREROUTING -> CGNAT-wg0-PRE",
+                                                   "mangle FORWARD -> CGNAT-wg0-FWD",
+                                                   "filter INPUT -> CGNAT-wg0-IN")
+    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 1, "", "no"))
+    assert len(wd.missing_rules("wg0", str(rules))) == 3        # cannot read the rules: all missing
     assert wd.missing_rules("wg0", str(tmp_path / "absent")) == ()
 
 
@@ -104,6 +112,6 @@ def test_run_once_acts_after_saving(tmp_path, monkeypatch):
 def test_main_refuses_the_other_roles_answers(tmp_path, capsys):
     homelab = tmp_path / "answers.toml"
     homelab.write_text('role = "homelab"\n[homelab]\nendpoint = "bridge.example.org:51820"\n')
-    assert wd.main(["--answers", str(homelab), "--state", str(tmp_path / "s")]) == 1
+    assert wd.main(["--answers", str(homelab), "--state", str(tmp_path / "s")]) == 2
     assert "it is for a homelab, not a bridge" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()

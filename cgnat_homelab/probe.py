@@ -1,0 +1,176 @@
+"""What the homelab watchdog looks at (I/O, read-only): one `observe()` per run.
+
+A healthy run costs one interface lookup and one TCP touch through the tunnel; the end-to-end
+check comes every check_interval, and the DNS lookup, the bridge's own port and `wg show`
+only while something fails.
+
+    probe     a TCP touch of the bridge's tunnel address (a refusal is an answer); real data
+              through the tunnel, so WireGuard re-handshakes at once after the bridge
+              restarted, where keepalives alone wait ~2 minutes
+    e2e       out the home line to check_host (its IPv4 address: the bridge forwards IPv4) on
+              the chosen port, in through the bridge; identity per cgnat_homelab/endtoend.py
+    bridge    while failing, whether the bridge's own ssh port answers from outside
+"""
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cgnat_homelab import sshkey
+from cgnat_homelab.decision import Config, Observation, State, e2e_due, is_address, split_endpoint
+from installer.watchdog import interface_exists as interface_up
+from installer.watchdog import run
+
+PROBE_TIMEOUT = 2.0        # seconds for the touch through the tunnel
+CHECK_TIMEOUT = 3.0        # seconds for each connection from outside (end to end, bridge ssh)
+SSH_DIR = Path("/etc/ssh")
+
+
+def touch(host: str, port: int, timeout: float, refused_ok: bool) -> bool:
+    """A TCP connection to host:port; a refusal counts when refused_ok (the host did answer)."""
+    return connect(host, port, timeout) in (("ok", "refused") if refused_ok else ("ok",))
+
+
+def connect(host: str, port: int, timeout: float) -> str:
+    """"ok", "refused" or "failed": a TCP connection to host:port (an IPv4 address or name)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return "ok"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError as error:
+        return "refused" if error.errno == errno.ECONNREFUSED else "failed"
+
+
+def resolve(host: str, port: int) -> str | None:
+    """host:port with host's first IPv4 address (A record only), None when it does not resolve."""
+    address = ipv4(host)
+    return f"{address}:{port}" if address else None
+
+
+def ipv4(host: str) -> str | None:
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return None
+    return infos[0][4][0] if infos else None
+
+
+def our_host_keys(ssh_dir: Path = SSH_DIR) -> dict[str, str]:
+    """This host's sshd host keys: {base64 blob: key type}."""
+    keys = {}
+    for pub in ssh_dir.glob("ssh_host_*_key.pub"):
+        for line in pub.read_text().splitlines():
+            cols = line.split()
+            if len(cols) >= 2:
+                keys[cols[1]] = cols[0]
+    return keys
+
+
+def _offer(keys: dict[str, str]) -> list[str]:
+    """The host key algorithms to offer: our key types, the strongest and cheapest first."""
+    algorithms = {"ssh-rsa": ["rsa-sha2-512", "rsa-sha2-256"]}
+    have = sorted(set(keys.values()), key=lambda t: (t != "ssh-ed25519", t.startswith("ssh-rsa"), t))
+    return [a for t in have for a in algorithms.get(t, [t])]
+
+
+def ssh_check(host: str, port: int, ssh_dir: Path = SSH_DIR) -> tuple[bool, bool]:
+    """One connection to the sshd at host:port: (it accepted, it showed a host key that is not
+    one of ours). The second is False when it cannot tell: not an sshd there, no key type in
+    common, no host keys of ours (cgnat_homelab/sshkey.py reads the key, in-process)."""
+    ours = our_host_keys(ssh_dir)
+    try:
+        sock = socket.create_connection((host, port), timeout=CHECK_TIMEOUT)
+    except OSError:
+        return False, False
+    with sock:
+        try:
+            theirs = sshkey.host_key(sock, _offer(ours)) if ours else None
+        except OSError:
+            theirs = None
+    return True, theirs is not None and theirs not in ours
+
+
+def another_hosts_sshd(host: str, port: int, ssh_dir: Path = SSH_DIR) -> bool:
+    """Whether an sshd answers at host:port with none of this host's keys: the bridge's own
+    sshd (it keeps port 22 too) once its forwarding rules are gone."""
+    return ssh_check(host, port, ssh_dir)[1]
+
+
+def listening(port: int, proc_net: Path = Path("/proc/net")) -> bool:
+    """Whether a TCP socket of this host listens on `port` (any address, IPv4 or IPv6)."""
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = (proc_net / name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) > 3 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def end_to_end(config: Config, ssh_dir: Path = SSH_DIR) -> tuple[bool, bool]:
+    """(ok, foreign): whether the check reached this host, whether the bridge answered it itself."""
+    address = ipv4(config.target_host)
+    if address is None:
+        return False, False
+    if config.e2e.identity == "ssh":
+        return ssh_check(address, config.e2e.port, ssh_dir)
+    result = connect(address, config.e2e.port, CHECK_TIMEOUT)
+    return result == "ok", result == "refused" and listening(config.e2e.port)
+
+
+@dataclass(frozen=True)
+class Peer:
+    public_key: str
+    endpoint: str | None
+    allowed_ips: str
+    handshake_age: float | None
+
+
+def wg_peer(interface: str, now: float) -> Peer | None:
+    """The (only) peer of the interface from `wg show IFACE dump`."""
+    done = run(["wg", "show", interface, "dump"])
+    lines = done.stdout.splitlines()[1:] if done.returncode == 0 else []
+    for line in lines:
+        cols = line.split("\t")
+        if len(cols) >= 8:
+            handshake = int(cols[4])
+            return Peer(cols[0], None if cols[2] == "(none)" else cols[2], cols[3],
+                        now - handshake if handshake else None)
+    return None
+
+
+def uptime() -> float:
+    try:
+        return float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def observe(config: Config, state: State, now: float | None = None) -> tuple[Observation, Peer | None]:
+    now = time.time() if now is None else now
+    up = interface_up(config.interface)
+    probe_ok = up and touch(config.bridge_address, config.bridge_ssh_port, PROBE_TIMEOUT, refused_ok=True)
+    target = config.target_host
+    e2e, foreign = None, False
+    if probe_ok and target and e2e_due(config, state, now):
+        e2e, foreign = end_to_end(config)
+    # What only a failing run needs (wg, a DNS lookup, the bridge's own port), not a healthy one.
+    suspect = not (probe_ok and e2e is not False and not foreign and state.last_e2e_ok is not False)
+    if not suspect:                   # (the uptime only matters to a due action)
+        return Observation(now=now, uptime=None, interface_up=up, probe_ok=True, e2e_ok=e2e), None
+    peer = wg_peer(config.interface, now) if up else None
+    resolved = resolve(*split_endpoint(config.endpoint)) if config.endpoint else None
+    address = target if is_address(target) else ipv4(target) if target else None
+    bridge_ssh = touch(address, config.bridge_ssh_port, CHECK_TIMEOUT, refused_ok=False) if address else None
+    obs = Observation(now=now, uptime=uptime(), interface_up=up, probe_ok=probe_ok,
+                      e2e_ok=e2e, e2e_foreign=foreign, bridge_ssh_ok=bridge_ssh,
+                      endpoint=peer.endpoint if peer else None, resolved_endpoint=resolved,
+                      handshake_age=peer.handshake_age if peer else None)
+    return obs, peer

@@ -1,0 +1,180 @@
+"""The homelab watchdog in every configuration the answers allow, against a simulated network.
+
+The real probe (cgnat_homelab/probe.py) and the real decision run; only the network below them
+is simulated: a bridge at 203.0.113.7 (and 2001:db8::7 when its name has an AAAA record) whose
+own sshd listens on its ssh_port and on 22 (its drop-in keeps 22), which forwards IPv4 only,
+"all" (but its ssh port) or an allowlist, through a tunnel to a homelab that serves the
+forwarded ports and, or not, runs an sshd on 22. The watchdog's configuration comes from the
+answers as the pairing token fills them (bridge_forward, bridge_ssh_port).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import socket
+
+import pytest
+
+from cgnat_homelab import probe
+from cgnat_homelab.answers import HomelabAnswers
+from cgnat_homelab.decision import Config, State, decide
+from cgnat_homelab.endtoend import EndToEnd, forwards
+
+T0 = 1_700_000_000.0
+NAME = "bridge.example.org"
+V4, V6, TUNNEL = "203.0.113.7", "2001:db8::7", "10.0.0.1"
+FORWARDS = {"all": "all", "allowlist with tcp/22": ["tcp/80", "tcp/443", "tcp/22", "udp/5353"],
+            "allowlist without tcp/22": ["tcp/443", "tcp/80", "udp/5353"]}
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    forward: object
+    ssh_port: int
+    aaaa: bool
+    homelab_sshd: bool
+    tunnel_ok: bool = True
+    bridge_up: bool = True
+    bridge_rules: bool = True
+
+    def homelab_listens(self, port: int) -> bool:
+        return (port == 22 and self.homelab_sshd) or port in (80, 443)
+
+    def answerer(self, host: str, port: int) -> str | None:
+        """Who accepts a TCP connection from the homelab: "bridge", "homelab", "closed" (a
+        refusal) or None (no answer)."""
+        if not self.bridge_up:
+            return None
+        if host == TUNNEL:
+            return "closed" if self.tunnel_ok else None
+        if host == V4 and self.bridge_rules and port != self.ssh_port and forwards(self.forward, self.ssh_port, port):
+            if not self.tunnel_ok:
+                return None
+            return "homelab" if self.homelab_listens(port) else "closed"
+        return "bridge" if port in (22, self.ssh_port) else "closed"
+
+    # -- what the probe's primitives see
+    def connect(self, host, port, timeout):
+        who = self.answerer(host, port)
+        return {None: "failed", "closed": "refused"}.get(who, "ok")
+
+    def ssh_check(self, host, port, ssh_dir=None):
+        who = self.answerer(host, port)
+        return who in ("bridge", "homelab"), who == "bridge"
+
+    def getaddrinfo(self, host, port, family=0, *args):
+        if host in (V4, TUNNEL):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (host, 0))]
+        if host != NAME:
+            raise socket.gaierror(socket.EAI_NONAME, "unknown")
+        records = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (V6, 0, 0, 0))] if self.aaaa else []
+        records.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (V4, 0)))
+        return [r for r in records if family in (0, r[0])]
+
+
+CONFIGS = [World(FORWARDS[f], port, aaaa, sshd)
+           for f, port, aaaa, sshd in itertools.product(FORWARDS, (2222, 2299), (False, True), (True, False))]
+
+
+def ids(world: World) -> str:
+    forward = next(k for k, v in FORWARDS.items() if v == world.forward)
+    return (f"{forward}, ssh_port {world.ssh_port}, {'AAAA' if world.aaaa else 'A only'}, "
+            f"{'sshd' if world.homelab_sshd else 'no sshd'}")
+
+
+def config_for(world: World) -> Config:
+    """The watchdog's configuration from answers filled by the bridge's pairing token."""
+    a = HomelabAnswers()
+    a.homelab.endpoint = f"{NAME}:51820"
+    a.peer_public_key = "K" * 43 + "="
+    a.homelab.watchdog.bridge_forward = world.forward
+    a.homelab.watchdog.bridge_ssh_port = world.ssh_port
+    c = Config.from_answers(a, homelab_sshd=world.homelab_sshd)
+    return dataclasses.replace(c, restart_command="RESTART", action_command="REBOOT")
+
+
+@pytest.fixture
+def simulate(monkeypatch):
+    """simulate(world, seconds, every) -> (steps taken as (second, kind), final state, lines)."""
+    def run(world: World, seconds: int, every: int = 2, config: Config | None = None):
+        monkeypatch.setattr(probe, "connect", world.connect)
+        monkeypatch.setattr(probe, "ssh_check", world.ssh_check)
+        monkeypatch.setattr(probe.socket, "getaddrinfo", world.getaddrinfo)
+        monkeypatch.setattr(probe, "listening", world.homelab_listens)
+        monkeypatch.setattr(probe, "interface_up", lambda iface: True)
+        monkeypatch.setattr(probe, "uptime", lambda: 86400.0)
+        monkeypatch.setattr(probe, "wg_peer", lambda iface, now: probe.Peer("P=", f"{V4}:51820", "0.0.0.0/0", 5.0))
+        config = config or config_for(world)
+        state = State()
+        taken, lines = [], []
+        for t in range(0, seconds, every):
+            obs, _ = probe.observe(config, state, now=T0 + t)
+            steps, state, notes = decide(config, obs, state)
+            taken += [(t, s.kind) for s in steps]
+            lines += notes
+        return taken, state, lines
+    return run
+
+
+@pytest.mark.parametrize("world", CONFIGS, ids=ids)
+def test_a_healthy_day_takes_no_step_and_stays_healthy(world, simulate):
+    taken, state, lines = simulate(world, 24 * 3600, every=10)
+    assert taken == [] and state.reboots == [] and state.last_restart_at is None
+    assert state.healthy and state.summary == "healthy"
+    assert lines == ["healthy"]
+
+
+@pytest.mark.parametrize("world", CONFIGS, ids=ids)
+def test_the_check_reaches_the_homelab_whenever_one_is_possible(world):
+    config = config_for(world)
+    if config.e2e is None:
+        assert world.forward == "all" and not world.homelab_sshd     # nothing to check against
+        return
+    assert world.answerer(V4, config.e2e.port) == "homelab"
+    assert config.e2e.identity == ("ssh" if config.e2e.port == 22 else "connect")
+
+
+@pytest.mark.parametrize("world", CONFIGS, ids=ids)
+def test_a_broken_tunnel_climbs_the_ladder_on_time(world, simulate):
+    taken, state, lines = simulate(dataclasses.replace(world, tunnel_ok=False), 400)
+    repeers = [t for t, kind in taken if kind == "re-peer"]
+    restarts = [t for t, kind in taken if kind == "restart"]
+    actions = [t for t, kind in taken if kind == "action"]
+    assert repeers[:6] == [0, 10, 20, 30, 40, 50]       # a fresh handshake every 10 s at first
+    assert restarts[:4] == [60, 120, 180, 240]          # restart_after, then restart_interval
+    assert all(b - a >= 60 for a, b in zip(restarts, restarts[1:]))
+    assert actions == [300]                             # action_after; the rate limit holds after
+    assert state.reboots == [T0 + 300] and not state.bridge_outage
+    assert lines[0].startswith("FAILING: the bridge 10.0.0.1 does not answer through the tunnel")
+
+
+@pytest.mark.parametrize("world", CONFIGS, ids=ids)
+def test_a_bridge_outage_takes_no_action(world, simulate):
+    taken, state, lines = simulate(dataclasses.replace(world, bridge_up=False), 3600)
+    assert {kind for _, kind in taken} == {"re-peer"}
+    assert state.bridge_outage and state.summary.startswith("bridge outage")
+    assert sum(line.startswith("BRIDGE OUTAGE") for line in lines) == 1
+
+
+@pytest.mark.parametrize("world", CONFIGS, ids=ids)
+def test_a_bridge_without_its_rules_answering_itself_takes_no_step(world, simulate):
+    taken, state, lines = simulate(dataclasses.replace(world, bridge_rules=False), 3600)
+    assert taken == []
+    if config_for(world).e2e is not None:                 # seen, and called the bridge's fault
+        assert state.bridge_outage
+        assert any(line.startswith("BRIDGE OUTAGE: the bridge answers") for line in lines)
+
+
+@pytest.mark.parametrize("old", [EndToEnd(22, "ssh"), EndToEnd(22, "connect")])
+def test_the_simulation_catches_the_old_fixed_check_on_port_22(old, simulate):
+    """Before the token told the homelab what the bridge forwards, the check was port 22
+    whatever the bridge forwarded: with an allowlist without tcp/22 it met the bridge's own
+    sshd and called a healthy chain a bridge outage (or, not telling hosts apart, healthy
+    while it was not). The simulation sees it; the configurations above never do this."""
+    world = World(FORWARDS["allowlist without tcp/22"], 2222, False, True)
+    config = dataclasses.replace(config_for(world), e2e=old)
+    taken, state, lines = simulate(world, 3600, config=config)
+    if old.identity == "ssh":
+        assert not state.healthy and state.bridge_outage
+    else:
+        assert world.answerer(V4, 22) == "bridge"       # "healthy", but only the bridge answered
