@@ -323,16 +323,27 @@ class BootLab(netlab.Lab):
     def install_preseeded(self, debs: dict[str, Path]) -> dict[str, str]:
         """The README's order: bridge (preseeded), homelab (preseeded with the bridge's
         key), then the homelab's token on the bridge. apt's output per role."""
-        out = {}
-        bridge, homelab = self.hosts["bridge"], self.hosts["homelab"]
-        bridge.write("/etc/cgnat/answers.toml", self.answers("bridge"))
-        out["bridge"] = self.apt_install("bridge", debs["bridge"])
+        self.hosts["bridge"].write("/etc/cgnat/answers.toml", self.answers("bridge"))
+        out = {"bridge": self.apt_install("bridge", debs["bridge"])}
         self.note_setup("bridge", out["bridge"])
-        homelab.write("/etc/cgnat/answers.toml", self.answers("homelab", self.public_keys["bridge"]))
-        out["homelab"] = self.apt_install("homelab", debs["homelab"])
-        self.note_setup("homelab", out["homelab"])
-        self.note_setup("bridge", bridge.sh(f"cgnat-setup --pair {shlex.quote(self.tokens['homelab'])}"))
+        out["homelab"] = self.install_homelab(debs["homelab"])
+        self.pair_bridge()
         return out
+
+    def install_homelab(self, deb: Path) -> str:
+        """The homelab, preseeded with the bridge's public key; apt's output."""
+        self.hosts["homelab"].write("/etc/cgnat/answers.toml", self.answers("homelab", self.public_keys["bridge"]))
+        out = self.apt_install("homelab", deb)
+        self.note_setup("homelab", out)
+        return out
+
+    def pair_bridge(self) -> None:
+        """`cgnat-setup --pair HOMELAB-TOKEN` on the bridge: it learns its peer."""
+        self.note_setup("bridge", self.hosts["bridge"].sh(f"cgnat-setup --pair {shlex.quote(self.tokens['homelab'])}"))
+
+    def installed(self, role: str) -> bool:
+        return self.hosts[role].run(f"dpkg-query -W -f='${{Status}}' cgnat-{role}", check=False).stdout \
+            == "install ok installed"
 
     # -- the chain, as the client sees it
     def client_sees(self, port: int = SERVICE_PORT, timeout: float = 5) -> str | None:
@@ -346,6 +357,31 @@ class BootLab(netlab.Lab):
                  f"the client to reach the homelab's service on port {port} through the bridge",
                  interval=0.2)
         return time.monotonic() - start
+
+
+class Tmux:
+    """A tmux session inside a booted host (80x24), for the wizard as an admin sees it."""
+
+    def __init__(self, host: Host, command: str, name: str = "wizard"):
+        self.host, self.name = host, name
+        host.sh(f"tmux kill-session -t {name} 2>/dev/null; "
+                f"tmux new-session -d -s {name} -x 80 -y 24 {shlex.quote(command)}")
+
+    def screen(self) -> str:
+        return self.host.run(f"tmux capture-pane -p -J -t {self.name}", check=False).stdout
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        try:
+            return wait_for(lambda: text in (shown := self.screen()) and shown, timeout,
+                            f"{text!r} in the terminal", interval=0.2)
+        except LabError as error:
+            raise LabError(f"{error}; the terminal shows:\n{self.screen()}") from None
+
+    def keys(self, *keys: str) -> None:
+        self.host.sh(f"tmux send-keys -t {self.name} " + " ".join(shlex.quote(k) for k in keys))
+
+    def close(self) -> None:
+        self.host.run(f"tmux kill-session -t {self.name}", check=False)
 
 
 def rootfs_mounts_below(path: Path) -> list[str]:

@@ -169,19 +169,67 @@ def test_purge_leaves_no_rule_route_unit_file_or_key(lab):
             assert after[what] == value, f"{role}: purge left {what} different from before the install"
         assert not host.ok("ip link show wg0")
         assert not host.ok("pgrep -x wireguard-go")
-        assert host.sh("systemctl list-unit-files --no-legend 'cgnat*' 'wg-quick@*'").count("enabled") == 0
+        units = host.run("systemctl list-unit-files --no-legend 'cgnat*'", check=False).stdout
+        assert units == "", f"{role}: units left: {units}"
+        assert host.unit("wg-quick@wg0.service") == ("disabled", "inactive"), role
         leftovers = host.run(f"grep -rlF {shlex.quote(private)} /etc /var /root", check=False).stdout
         assert leftovers == "", f"{role}: the private key is still in {leftovers}"
     # Port 22 of the bridge is the bridge's again.
     assert lab.ssh_hostname(22) == "bridge"
 
 
-def test_reinstall_then_real_docker_container_sees_client_address(lab, debs):
-    """After the purge, install again (preseeded, the current build), then Debian's dockerd
-    in the homelab's namespace: a container published with -p 8080:80 is reached through
+def test_reinstall_bridge_through_the_wizard_in_tmux(lab, debs):
+    """After the purge, as a new user: `apt install` without answers, then `cgnat-setup`,
+    the wizard, in tmux on the bridge; the homelab preseeded with the bridge's key; the
+    homelab's token on the bridge."""
+    assert not lab.installed("bridge") and not lab.installed("homelab"), "needs the purged hosts"
+    bridge = lab.hosts["bridge"]
+    output = lab.apt_install("bridge", debs["bridge"])
+    assert "preseeded" not in output and not bridge.ok("test -e /etc/cgnat/answers.toml")
+    term = bootlab.Tmux(bridge, "cgnat-setup; echo EXIT=$? > /root/wizard.exit; echo WIZARD-CLOSED; exec sleep 600")
+    try:
+        term.wait_for("Which end of the tunnel is this host?")
+        term.keys("C-n")
+        shown = term.wait_for("Bridge: the public interface")
+        assert "ens3" in shown, shown
+        term.keys("C-n")
+        term.wait_for("WireGuard UDP port")
+        term.keys("C-n")
+        shown = term.wait_for("What will change")
+        assert "TCP 22 of the public address belongs to the homelab" in shown, shown
+        term.keys("C-n")
+        term.wait_for("Bridge: what to forward")
+        term.keys("C-n")
+        term.wait_for("Review: exactly what will be written")
+        term.keys("C-n")
+        shown = term.wait_for("Pairing token", timeout=120)
+        assert "Done: bridge configured" in shown, shown
+        term.keys("Enter")
+        shown = term.wait_for("WIZARD-CLOSED")
+        assert "Traceback" not in shown, shown
+    finally:
+        term.close()
+    assert bridge.sh("cat /root/wizard.exit").strip() == "EXIT=0"
+    assert bridge.unit("wg-quick@wg0.service") == ("enabled", "active")
+    assert f"ssh_port = {netlab.BRIDGE_SSH_PORT}" in bridge.sh("cat /etc/cgnat/answers.toml")
+    lab.public_keys["bridge"] = bridge.sh("wg show wg0 public-key").strip()
+    lab.install_homelab(debs["homelab"])
+    lab.pair_bridge()
+    lab.wait_serving(timeout=120)
+    assert lab.ssh_hostname(netlab.BRIDGE_SSH_PORT) == "bridge"
+    for host in lab.hosts.values():
+        status_healthy(host)
+
+
+def test_real_docker_container_sees_client_address(lab, debs):
+    """Debian's dockerd in the homelab's namespace (on the hosts set up again after the
+    purge; preseeded if the wizard test could not): a container published with -p 8080:80 is reached through
     the bridge and sees the client's real address, with the userland proxy on and off; the
     homelab's containers and the homelab itself still go out through the home line."""
-    lab.install_preseeded(debs)
+    if not lab.installed("bridge") or not lab.installed("homelab"):
+        for role in ("bridge", "homelab"):
+            lab.hosts[role].sh(f"apt-get purge -y cgnat-{role} 2>&1")
+        lab.install_preseeded(debs)
     lab.wait_serving(timeout=120)
     docker = bootlab.Dockerd(lab.nodes["homelab"], lab.workdir)
     try:
