@@ -264,12 +264,12 @@ class BootLab(netlab.Lab):
         g.sh("iptables-restore /run/lab/cgnat.rules")
         h.sh(f"ip addr add {netlab.HOMELAB_LAN}/24 dev eth0; ip route add default via 100.64.0.1")
 
-    def boot(self) -> None:
-        """Both hosts, prepared first, then booted together."""
-        for role in ("bridge", "homelab"):
+    def boot(self, roles=("bridge", "homelab")) -> None:
+        """The hosts, prepared first, then booted."""
+        for role in roles:
             self.hosts[role] = Host(self.nodes[role], self.suite, self.workdir)
             self.hosts[role].prepare()
-        for role in ("bridge", "homelab"):
+        for role in roles:
             self.hosts[role].boot()
 
     def prepare_hosts(self) -> None:
@@ -280,9 +280,10 @@ class BootLab(netlab.Lab):
         public = self.client_key.with_suffix(".pub").read_text()
         for host in self.hosts.values():
             host.write("/root/.ssh/authorized_keys", public, mode=0o600)
-        homelab = self.hosts["homelab"]
-        homelab.write("/etc/systemd/system/lab-peer.service", PEER_UNIT)
-        homelab.sh("systemctl daemon-reload; systemctl enable --now lab-peer.service")
+        homelab = self.hosts.get("homelab")
+        if homelab is not None:
+            homelab.write("/etc/systemd/system/lab-peer.service", PEER_UNIT)
+            homelab.sh("systemctl daemon-reload; systemctl enable --now lab-peer.service")
 
     def ssh_hostname(self, port: int) -> str | None:
         """Which host lets the client in on the bridge's address and `port` (its hostname)."""

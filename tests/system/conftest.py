@@ -77,21 +77,32 @@ def previous_debs(debs, version):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+SETUP_FAILED: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module", params=SUITES)
 def lab(request, previous_debs):
     """Both hosts booted on `suite`, the previous build installed with apt from preseeded
-    answers (the bridge's sshd socket-activated on trixie), and the chain serving.
-    Torn down (containers powered off, namespaces and overlays gone) even on failure."""
-    lab = bootlab.BootLab(previous_debs, request.param)
+    answers, and the chain serving. Torn down (containers powered off, namespaces and
+    overlays gone) even on failure; a failed setup fails the suite's other tests at once
+    instead of being tried again for each."""
+    if request.param in SETUP_FAILED:
+        pytest.fail(f"the {request.param} lab could not be set up: {SETUP_FAILED[request.param]}")
+    try:
+        return booted_lab(request, previous_debs, request.param)
+    except BaseException as error:
+        SETUP_FAILED[request.param] = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise
+
+
+def booted_lab(request, debs, suite) -> bootlab.BootLab:
+    lab = bootlab.BootLab(debs, suite)
     request.addfinalizer(lab.close)
     lab.build()
     lab.boot()
-    if request.param == "trixie":
-        # As on Ubuntu 22.10 and later: sshd started by ssh.socket, ports from sshd_config.
-        lab.hosts["bridge"].sh("systemctl disable --now ssh.service && systemctl enable --now ssh.socket")
     lab.prepare_hosts()
     lab.before = {role: host.snapshot() for role, host in lab.hosts.items()}
-    lab.install_output = lab.install_preseeded(previous_debs)
+    lab.install_output = lab.install_preseeded(debs)
     lab.wait_serving(timeout=120)
     return lab
 
