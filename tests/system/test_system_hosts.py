@@ -239,7 +239,7 @@ def test_real_docker_container_sees_client_address(lab, debs):
                 docker.docker("network", "create", "--subnet", "172.19.0.0/16",
                               "-o", "com.docker.network.bridge.name=br-lab", "labnet")
             docker.docker("run", "-d", "--name", "web", "--network", "labnet", "-p", f"{netlab.PUBLISHED_PORT}:80",
-                          "cgnat-lab/busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+                          "cgnat-lab/busybox", "httpd", "-f", "-p", "0.0.0.0:80", "-h", "/www")
             url = f"http://{netlab.BRIDGE_PUBLIC}:{netlab.PUBLISHED_PORT}/cgi-bin/ip"
             seen = wait_for(lambda: lab.nodes["client"].run(f"curl -sf --max-time 5 {url}", check=False).stdout.strip(),
                             60, f"the client to reach the container (userland proxy {proxy})", interval=0.5)

@@ -26,6 +26,5 @@ def test_socket_activated_sshd_moves_to_its_port_without_lockout(request, debs):
         f"{bridge.sh('systemctl show -P Listen ssh.socket').strip()}")
     assert bridge.unit("ssh.socket") == ("enabled", "active")
     listening = bridge.sh("systemctl show -P Listen ssh.socket")
-    assert f":{netlab.BRIDGE_SSH_PORT} " in listening.replace("\n", " ") + " " or \
-        f"{netlab.BRIDGE_SSH_PORT} (Stream)" in listening, listening
+    assert f":{netlab.BRIDGE_SSH_PORT} (Stream)" in listening, listening
     assert lab.ssh_hostname(netlab.BRIDGE_SSH_PORT) == "bridge", "locked out: ssh -p 2222 does not reach the bridge"
