@@ -467,7 +467,7 @@ def busybox_image_tar(dest: Path) -> Path:
     root = dest / "image"
     (root / "bin").mkdir(parents=True)
     shutil.copy(shutil.which("busybox"), root / "bin/busybox")
-    for applet in ("sh", "httpd", "wget", "echo", "printf", "cat", "sleep"):
+    for applet in ("sh", "httpd", "nc", "echo", "printf", "cat", "sleep"):
         (root / "bin" / applet).symlink_to("busybox")
     cgi = root / "www/cgi-bin/ip"
     cgi.parent.mkdir(parents=True)
