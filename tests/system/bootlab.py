@@ -419,6 +419,8 @@ class Dockerd:
         argv = ["nsenter", f"--net=/proc/{self.node.pid}/ns/net", "dockerd",
                 "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
                 "--pidfile", str(self.dir / "docker.pid"), "-H", f"unix://{self.sock}",
+                # its identity key, else written to the test runner's /etc/docker/key.json
+                "--deprecated-key-path", str(self.dir / "key.json"),
                 "--bridge=none", f"--userland-proxy={'true' if userland_proxy else 'false'}"]
         with open(self.dir / "dockerd.log", "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
