@@ -1,0 +1,253 @@
+"""The packages on booted Debian hosts (systemd as PID 1), installed with apt, on Debian 12
+and 13: the scenarios of the README's "Install on real hosts", in order on one lab per suite
+(each test states what it needs and checks it).
+
+    1 preseeded install   2 client -> homelab service, real address   3 status on both
+    4 bridge's own sshd   5 upgrade   6 failed setup
+    7 reboot each host (timed)   8 purge   9 reinstall + real Docker
+"""
+from __future__ import annotations
+
+import shlex
+import time
+
+import pytest
+
+import bootlab
+import netlab
+from bootlab import LabError, wait_for
+
+UNITS = ("wg-quick@wg0.service", "cgnat-watchdog.service", "cgnat-watchdog.timer")
+CONFIG = ("/etc/wireguard/wg0.conf", "/etc/cgnat/answers.toml", "/etc/cgnat/wg0.rules",
+          "/etc/cgnat/wg0.env", "/var/lib/cgnat/manifest")
+
+
+def status_healthy(host, timeout: float = 120) -> str:
+    """`cgnat-setup status` output once it exits 0 (the watchdog must have run once)."""
+    last = {}
+
+    def healthy():
+        last["done"] = host.run("cgnat-setup status", check=False)
+        return last["done"].returncode == 0
+    try:
+        wait_for(healthy, timeout, f"`cgnat-setup status` on the {host.role} to exit 0", interval=1)
+    except LabError as error:
+        raise LabError(f"{error}\n{last['done'].stdout}{last['done'].stderr}") from None
+    return last["done"].stdout
+
+
+def checksums(host) -> str:
+    return host.sh("sha256sum " + " ".join(CONFIG) + " /etc/ssh/sshd_config.d/*.conf 2>/dev/null", check=False)
+
+
+def failed_units(host) -> str:
+    return host.sh("systemctl list-units --failed --no-legend --plain")
+
+
+# ---------------------------------------------------------------- 1-4
+
+def test_preseeded_answers_are_applied_by_postinst(lab):
+    for role, output in lab.install_output.items():
+        host = lab.hosts[role]
+        assert f"cgnat-setup --answers /etc/cgnat/answers.toml (preseeded)" in output, output
+        assert f"cgnat-setup: {role} configured" in output, output
+        assert host.unit("wg-quick@wg0.service") == ("enabled", "active"), role
+        assert host.sh("stat -c %a /etc/wireguard/wg0.conf").strip() == "600"
+        assert "PrivateKey" not in host.sh("cat /etc/cgnat/answers.toml")
+        assert host.sh("wg show wg0 listen-port").strip().isdigit()
+        assert failed_units(host) == "", f"{role}: failed units after the install"
+
+
+def test_client_reaches_homelab_service_with_its_real_address(lab):
+    assert lab.hosts["homelab"].unit("lab-peer.service") == ("enabled", "active")
+    assert lab.client_sees() == netlab.CLIENT
+    # The service itself sees the client, not the bridge or the tunnel.
+    assert lab.client_sees() not in (netlab.BRIDGE_PUBLIC, netlab.BRIDGE_TUNNEL)
+
+
+def test_status_exits_0_on_both_hosts(lab):
+    for role in ("bridge", "homelab"):
+        out = status_healthy(lab.hosts[role])
+        assert "FAIL" not in out, out
+        assert "handshake" in out and "rules" in out, out
+    assert "end2end" in status_healthy(lab.hosts["homelab"])
+
+
+def test_bridge_sshd_moved_to_its_port_without_lockout(lab):
+    """Port 22 of the bridge's address is the homelab's now; the bridge's own sshd answers
+    on ssh_port (2222) from outside, with its own host key, and lets the admin in."""
+    assert lab.hosts["bridge"].unit("ssh.service") == ("enabled", "active")
+    assert lab.ssh_hostname(netlab.BRIDGE_SSH_PORT) == "bridge"
+    assert lab.ssh_hostname(22) == "homelab"
+
+
+# ---------------------------------------------------------------- 5-6
+
+def test_upgrade_keeps_configuration_and_restarts_tunnel(lab, debs, version):
+    before = {}
+    for role, host in lab.hosts.items():
+        assert host.sh("dpkg-query -W -f='${Version}' cgnat-" + role) == f"{version}~prev"
+        before[role] = (checksums(host), host.property("wg-quick@wg0.service", "InvocationID"),
+                        host.sh("wg show wg0 public-key"))
+    for role in ("bridge", "homelab"):
+        lab.apt_install(role, debs[role])
+    for role, host in lab.hosts.items():
+        sums, invocation, key = before[role]
+        assert host.sh("dpkg-query -W -f='${Version}' cgnat-" + role) == version
+        assert checksums(host) == sums, f"{role}: the upgrade changed the configuration"
+        assert host.sh("wg show wg0 public-key") == key
+        assert host.unit("wg-quick@wg0.service") == ("enabled", "active")
+        assert host.property("wg-quick@wg0.service", "InvocationID") != invocation, \
+            f"{role}: the upgrade did not restart the tunnel"
+    lab.wait_serving(timeout=120)
+    for host in lab.hosts.values():
+        status_healthy(host)
+
+
+def test_failed_setup_leaves_every_unit_as_it_was(lab):
+    """A setup that fails when it starts the tunnel (its new WireGuard port is taken)
+    leaves files, units and the running chain as they were."""
+    bridge = lab.hosts["bridge"]
+    units = UNITS + ("ssh.service",)
+    lab.wait_serving(timeout=120)
+    before = {unit: bridge.unit(unit) for unit in units}
+    sums = checksums(bridge)
+    taken = netlab.WG_PORT + 1
+    bridge.sh(f"systemd-run --unit=lab-port-taken socat -u UDP4-RECV:{taken} OPEN:/dev/null")
+    try:
+        wait_for(lambda: f":{taken} " in bridge.sh("ss -Hlun"), 30, f"udp/{taken} taken")
+        bridge.sh("sed 's/^listen_port = .*/listen_port = %d/' /etc/cgnat/answers.toml > /root/taken.toml" % taken)
+        done = bridge.run("cgnat-setup --answers /root/taken.toml", check=False, timeout=180)
+        after = {unit: bridge.unit(unit) for unit in units}
+    finally:
+        bridge.run("systemctl stop lab-port-taken", check=False)
+    assert done.returncode == 1, f"setup on a taken port exited {done.returncode}:\n{done.stdout}{done.stderr}"
+    assert checksums(bridge) == sums, "the failed setup changed files"
+    assert after == before, f"the failed setup changed units: {before} -> {after}\n{done.stderr}"
+    lab.wait_serving(timeout=120)
+
+
+# ---------------------------------------------------------------- 7
+
+@pytest.mark.parametrize("role", ["bridge", "homelab"])
+def test_reboot_then_chain_serves_again(lab, role, timings):
+    host = lab.hosts[role]
+    lab.wait_serving(timeout=120)
+    start = time.monotonic()
+    host.reboot()
+    state = host.wait_booted()
+    booted = time.monotonic() - start
+    serving = booted + lab.wait_serving(timeout=300)
+    timings.append((lab.suite, role, booted, serving))
+    print(f"\n{lab.suite} {role}: `systemctl reboot` -> booted ({state}) {booted:.1f} s, "
+          f"-> client served {serving:.1f} s")
+    for unit in UNITS[0], "cgnat-watchdog.timer" if host.ok("systemctl cat cgnat-watchdog.timer >/dev/null 2>&1") \
+            else "cgnat-watchdog.service":
+        assert host.unit(unit)[1] == "active", f"{unit} after the reboot: {host.unit(unit)}"
+    assert not [line for line in failed_units(host).splitlines() if "cgnat" in line or "wg-quick" in line]
+    for other in lab.hosts.values():
+        status_healthy(other, timeout=180)
+
+
+# ---------------------------------------------------------------- 8-9
+
+def test_purge_leaves_no_rule_route_unit_file_or_key(lab):
+    for role in ("homelab", "bridge"):
+        host = lab.hosts[role]
+        private = host.sh("wg show wg0 private-key").strip()
+        host.sh(f"apt-get purge -y cgnat-{role} 2>&1", timeout=300)
+        after = host.snapshot()
+        for what, value in lab.before[role].items():
+            assert after[what] == value, f"{role}: purge left {what} different from before the install"
+        assert not host.ok("ip link show wg0")
+        assert not host.ok("pgrep -x wireguard-go")
+        units = host.run("systemctl list-unit-files --no-legend 'cgnat*'", check=False).stdout
+        assert units == "", f"{role}: units left: {units}"
+        assert host.unit("wg-quick@wg0.service") == ("disabled", "inactive"), role
+        leftovers = host.run(f"grep -rlF {shlex.quote(private)} /etc /var /root", check=False).stdout
+        assert leftovers == "", f"{role}: the private key is still in {leftovers}"
+    # Port 22 of the bridge is the bridge's again.
+    assert lab.ssh_hostname(22) == "bridge"
+
+
+def test_reinstall_bridge_through_the_wizard_in_tmux(lab, debs):
+    """After the purge, as a new user: `apt install` without answers, then `cgnat-setup`,
+    the wizard, in tmux on the bridge; the homelab preseeded with the bridge's key; the
+    homelab's token on the bridge."""
+    assert not lab.installed("bridge") and not lab.installed("homelab"), "needs the purged hosts"
+    bridge = lab.hosts["bridge"]
+    output = lab.apt_install("bridge", debs["bridge"])
+    assert "preseeded" not in output and not bridge.ok("test -e /etc/cgnat/answers.toml")
+    term = bootlab.Tmux(bridge, "cgnat-setup; echo EXIT=$? > /root/wizard.exit; echo WIZARD-CLOSED; exec sleep 600")
+    try:
+        # The installed package answers "which end": the wizard starts at the bridge's questions.
+        shown = term.wait_for("Bridge: the public interface")
+        assert "ens3" in shown and "(default route)" in shown, shown
+        term.keys("C-n")
+        term.wait_for("WireGuard UDP port")
+        term.keys("C-n")
+        shown = term.wait_for("What will change")
+        assert "TCP 22 of the public address belongs to the homelab" in shown, shown
+        assert "sshd listens now on: 22." in shown, shown
+        term.keys("C-n")
+        term.wait_for("Bridge: what to forward")
+        term.keys("C-n")
+        shown = term.wait_for("Review: exactly what will be written")
+        assert "PrivateKey = (hidden)" in shown, shown
+        assert not bridge.ok("test -e /etc/cgnat/answers.toml"), "the review wrote files"
+        term.keys("C-n")
+        shown = term.wait_for("Pairing token", timeout=120)
+        assert "Done: bridge configured" in shown, shown
+        term.keys("Enter")
+        shown = term.wait_for("WIZARD-CLOSED")
+        assert "Traceback" not in shown, shown
+    finally:
+        term.close()
+    assert bridge.sh("cat /root/wizard.exit").strip() == "EXIT=0"
+    assert bridge.unit("wg-quick@wg0.service") == ("enabled", "active")
+    assert f"ssh_port = {netlab.BRIDGE_SSH_PORT}" in bridge.sh("cat /etc/cgnat/answers.toml")
+    lab.public_keys["bridge"] = bridge.sh("wg show wg0 public-key").strip()
+    lab.install_homelab(debs["homelab"])
+    lab.pair_bridge()
+    lab.wait_serving(timeout=120)
+    assert lab.ssh_hostname(netlab.BRIDGE_SSH_PORT) == "bridge"
+    for host in lab.hosts.values():
+        status_healthy(host)
+
+
+def test_real_docker_container_sees_client_address(lab, debs):
+    """Debian's dockerd in the homelab's namespace (on the hosts set up again after the
+    purge; preseeded if the wizard test could not): a container published with -p 8080:80 is reached through
+    the bridge and sees the client's real address, with the userland proxy on and off; the
+    homelab's containers and the homelab itself still go out through the home line."""
+    if not lab.installed("bridge") or not lab.installed("homelab"):
+        for role in ("bridge", "homelab"):
+            lab.hosts[role].sh(f"dpkg --purge cgnat-{role} 2>&1")
+        lab.install_preseeded(debs)
+    lab.wait_serving(timeout=120)
+    docker = bootlab.Dockerd(lab.nodes["homelab"], lab.workdir)
+    try:
+        image = bootlab.busybox_image_tar(lab.workdir)
+        lab.serve_peer_tcp("client", 8000)   # "the Internet": tells each caller its address
+        for proxy in (True, False):
+            docker.start(userland_proxy=proxy)
+            if proxy:
+                docker.docker("import", str(image), "cgnat-lab/busybox")
+                docker.docker("network", "create", "--subnet", "172.19.0.0/16",
+                              "-o", "com.docker.network.bridge.name=br-lab", "labnet")
+            docker.docker("run", "-d", "--name", "web", "--network", "labnet", "-p", f"{netlab.PUBLISHED_PORT}:80",
+                          "cgnat-lab/busybox", "httpd", "-f", "-p", "0.0.0.0:80", "-h", "/www")
+            url = f"http://{netlab.BRIDGE_PUBLIC}:{netlab.PUBLISHED_PORT}/cgi-bin/ip"
+            seen = wait_for(lambda: lab.nodes["client"].run(f"curl -sf --max-time 5 {url}", check=False).stdout.strip(),
+                            60, f"the client to reach the container (userland proxy {proxy})", interval=0.5)
+            assert seen == netlab.CLIENT, f"userland-proxy={proxy}: the container saw {seen}"
+            out = docker.docker("run", "--rm", "--network", "labnet", "cgnat-lab/busybox",
+                                "nc", "-w", "10", netlab.CLIENT, "8000").stdout.decode().strip()
+            assert out == netlab.CGNAT_PUBLIC, f"a container went out as {out}, not through the home line"
+            docker.docker("rm", "-f", "web")
+            docker.stop()
+        own = lab.hosts["homelab"].sh(f"socat -T5 - TCP:{netlab.CLIENT}:8000 </dev/null").strip()
+        assert own == netlab.CGNAT_PUBLIC, f"the homelab went out as {own}, not through the home line"
+        lab.wait_serving(timeout=60)
+    finally:
+        docker.stop()
