@@ -84,7 +84,7 @@ class Host:
 
     def _spawn(self) -> None:
         env = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
-        argv = ["systemd-nspawn", "-D", str(self.root), "--boot", f"--machine=cgnat-{self.role}",
+        argv = ["systemd-nspawn", "-D", str(self.root), "--boot", f"--machine=cgnat-{self.role}-{os.getpid()}",  # unique: runs may overlap
                 f"--network-namespace-path=/proc/{self.node.pid}/ns/net", "--register=no",
                 "--keep-unit", "--console=passive", "--bind=/dev/net/tun", "--capability=all"]
         with open(self.log, "ab") as out:
