@@ -84,7 +84,7 @@ class Host:
 
     def _spawn(self) -> None:
         env = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
-        argv = ["systemd-nspawn", "-D", str(self.root), "--boot", f"--machine=cgnat-{self.role}",
+        argv = ["systemd-nspawn", "-D", str(self.root), "--boot", f"--machine=cgnat-{self.role}-{os.getpid()}",  # unique: runs may overlap
                 f"--network-namespace-path=/proc/{self.node.pid}/ns/net", "--register=no",
                 "--keep-unit", "--console=passive", "--bind=/dev/net/tun", "--capability=all"]
         with open(self.log, "ab") as out:
@@ -399,6 +399,9 @@ def rootfs_mounts_below(path: Path) -> list[str]:
 
 # ---------------------------------------------------------------- real Docker
 
+TRUST_KEY = Path("/etc/docker/key.json")
+
+
 class Dockerd:
     """Debian's dockerd in a lab node's network namespace (`nsenter --net`, not
     `ip netns exec`, which remounts /sys and hides the cgroups), with its own data root,
@@ -416,11 +419,11 @@ class Dockerd:
             raise LabError("refusing to start dockerd in the root network namespace")
         for sub in ("data", "exec"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        # dockerd 20.10 writes its identity key there and has no option to put it elsewhere.
+        self.own_key = not TRUST_KEY.exists()
         argv = ["nsenter", f"--net=/proc/{self.node.pid}/ns/net", "dockerd",
                 "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
                 "--pidfile", str(self.dir / "docker.pid"), "-H", f"unix://{self.sock}",
-                # its identity key, else written to the test runner's /etc/docker/key.json
-                "--deprecated-key-path", str(self.dir / "key.json"),
                 "--bridge=none", f"--userland-proxy={'true' if userland_proxy else 'false'}"]
         with open(self.dir / "dockerd.log", "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -459,8 +462,17 @@ class Dockerd:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        # What a killed dockerd leaves (containerd, shims, containers) names our directory.
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and str(self.dir).encode() in (entry / "cmdline").read_bytes():
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                pass
         for point in reversed(rootfs_mounts_below(self.dir)):
             subprocess.run(["umount", "-l", point], capture_output=True)
+        if getattr(self, "own_key", False):
+            TRUST_KEY.unlink(missing_ok=True)
 
 
 def busybox_image_tar(dest: Path) -> Path:
