@@ -23,7 +23,7 @@ def answers(chroot, role: str) -> str:
     public = links[0]["ifname"]  # the only interface there: lo
     if role == "bridge":
         text = ('role = "bridge"\ninterface = "wg0"\ntunnel = "10.0.0.0/24"\nlisten_port = 51820\n\n'
-                f'[bridge]\npublic_interface = "{public}"\nssh_port = 2222\n')
+                f'[bridge]\npublic_interface = "{public}"\npublic_address = "203.0.113.7"\nssh_port = 2222\n')
     else:
         text = ('role = "homelab"\ninterface = "wg0"\ntunnel = "10.0.0.0/24"\n\n'
                 '[homelab]\nendpoint = "203.0.113.7:51820"\ndocker_subnets = []\n')
