@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +115,7 @@ class HostFacts:
     default_interface: str | None = None
     routes: list[tuple[str, str]] = field(default_factory=list)
     sshd_ports: list[int] | None = None       # None: no sshd on this host
+    sshd_kept_ports: list[int] = field(default_factory=list)   # kept whatever Port a drop-in adds
     sockets: list[Socket] = field(default_factory=list)
     docker_subnets: list[str] = field(default_factory=list)
     sshd_dropin: str | None = None            # our drop-in from an earlier run, if any
@@ -138,11 +140,13 @@ class HostFacts:
         addr = _run("ip", "-j", "addr")
         route = _run("ip", "-j", "-4", "route")
         sshd = _sshd_effective_config()
+        ports = sshd_ports(sshd[0]) if sshd and not sshd[1] else None
         return cls(
             interfaces=interfaces(addr),
             default_interface=default_route_interface(route),
             routes=routes(route),
-            sshd_ports=sshd_ports(sshd[0]) if sshd and not sshd[1] else None,
+            sshd_ports=ports,
+            sshd_kept_ports=sshd_kept_ports(ports) if ports is not None else [],
             sockets=listening_sockets(_run("ss", "-Hlntup")),
             docker_subnets=docker_subnets(addr),
             sshd_dropin=_read(root / SSHD_DROPIN.lstrip("/")),
@@ -172,6 +176,18 @@ def run_sshd(*args: str) -> subprocess.CompletedProcess:
     except PermissionError:
         pass                      # not root: sshd says what is wrong
     return subprocess.run(["sshd", *args], capture_output=True, text=True)
+
+
+def sshd_kept_ports(ports_now: list[int], main_config: str = "/etc/ssh/sshd_config") -> list[int]:
+    """The ports sshd keeps listening on whatever Port line a drop-in adds: those its own
+    configuration names (Port, ListenAddress); a drop-in's Port replaces only the default 22.
+    Asked of sshd itself (`sshd -T -f`), once, with a drop-in naming a port it does not use."""
+    probe = next(p for p in range(65535, 1024, -1) if p not in ports_now)
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "probe.conf").write_text(f"Port {probe}\n")
+        Path(tmp, "sshd_config").write_text(f"Include {tmp}/probe.conf\nInclude {main_config}\n")
+        done = run_sshd("-T", "-f", str(Path(tmp, "sshd_config")))
+    return [p for p in sshd_ports(done.stdout) if p != probe] if done.returncode == 0 else []
 
 
 def _sshd_effective_config() -> tuple[str, str | None] | None:

@@ -103,7 +103,7 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         plan.sshd_port = answers.bridge.ssh_port
         dropin = facts.sshd_dropin
         if dropin is None or f"Port {plan.sshd_port}\n" not in dropin:
-            dropin = sshd.plan_dropin(plan.sshd_port, facts.sshd_ports)
+            dropin = sshd.plan_dropin(plan.sshd_port, facts.sshd_ports, facts.sshd_kept_ports)
         if dropin is not None:
             plan.sshd_dropin = sshd.DROPIN
             files.append(FileWrite(sshd.DROPIN, dropin))

@@ -16,7 +16,7 @@ from pathlib import Path
 from installer import ROLES, grammar, keys, pairing
 from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
-from installer.apply import apply, host_path, log
+from installer.apply import apply, host_path, log  # apply: the one step that changes the host
 from installer.detect import HostFacts
 from installer.errors import Problem
 from installer.plan import WATCHDOG_UNIT, Plan, make_plan, resolve_defaults

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
-from installer.detect import SSHD_DROPIN, run_sshd, sshd_ports
+from installer.detect import SSHD_DROPIN, run_sshd
 from installer.errors import SetupError
 
 DROPIN = SSHD_DROPIN
@@ -32,22 +30,12 @@ def dropin_text(ssh_port: int, lost_ports: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def effective_ports_with(dropin: str, main_config: str = MAIN_CONFIG) -> list[int]:
-    """sshd's ports if `dropin` were installed, asked of sshd itself (`sshd -T -f`)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        candidate = Path(tmp, "candidate.conf")
-        candidate.write_text(dropin)
-        Path(tmp, "sshd_config").write_text(f"Include {candidate}\nInclude {main_config}\n")
-        return sshd_ports(_sshd("-T", "-f", str(Path(tmp, "sshd_config"))))
-
-
-def plan_dropin(ssh_port: int, ports_now: list[int], main_config: str = MAIN_CONFIG) -> str | None:
-    """The drop-in to write, or None when sshd already listens on ssh_port."""
+def plan_dropin(ssh_port: int, ports_now: list[int], kept_ports: list[int]) -> str | None:
+    """The drop-in to write, or None when sshd already listens on ssh_port. Pure: the ports
+    sshd keeps with any drop-in (HostFacts.sshd_kept_ports) were read once, with the facts."""
     if ssh_port in ports_now:
         return None
-    first = dropin_text(ssh_port, [])
-    lost = [p for p in ports_now if p not in effective_ports_with(first, main_config)]
-    return dropin_text(ssh_port, lost)
+    return dropin_text(ssh_port, [p for p in ports_now if p not in kept_ports])
 
 
 def validate_config(config: str = MAIN_CONFIG) -> None:

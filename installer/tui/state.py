@@ -198,7 +198,7 @@ class WizardState:
         ports = self.facts.sshd_ports or []
         if self.facts.sshd_dropin and f"Port {port}\n" in self.facts.sshd_dropin:
             return self.facts.sshd_dropin
-        return sshd.plan_dropin(port, ports)
+        return sshd.plan_dropin(port, ports, self.facts.sshd_kept_ports)
 
     def exposed(self) -> list[Socket]:
         """The homelab's sockets that listen on every address: the bridge will forward to them."""

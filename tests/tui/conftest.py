@@ -9,7 +9,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from installer import sshd  # noqa: E402
 from installer.detect import HostFacts, Socket  # noqa: E402
 from installer.tui.app import SetupApp  # noqa: E402
 from installer.tui.state import WizardState  # noqa: E402
@@ -36,17 +35,6 @@ def make_facts() -> HostFacts:
 @pytest.fixture
 def facts() -> HostFacts:
     return make_facts()
-
-
-@pytest.fixture(autouse=True)
-def sshd_answers_like_debian(monkeypatch):
-    """`sshd -T` of a stock Debian config: a drop-in's Port lines replace the default 22."""
-
-    def effective(dropin: str, main_config: str = sshd.MAIN_CONFIG) -> list[int]:
-        return sorted(int(line.split()[1]) for line in dropin.splitlines()
-                      if line.startswith("Port "))
-
-    monkeypatch.setattr(sshd, "effective_ports_with", effective)
 
 
 def with_key(root: Path, interface: str = "wg0") -> Path:

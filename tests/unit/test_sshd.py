@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from installer import sshd
-from installer.detect import sshd_ports
+from installer.detect import sshd_kept_ports, sshd_ports
 from installer.errors import SetupError
 
 
@@ -30,7 +30,7 @@ def effective_ports(main):
 def test_dropin_keeps_port_22_and_adds_ssh_port(sshd_config):
     main, dropins = sshd_config
     assert effective_ports(main) == [22]
-    dropin = sshd.plan_dropin(2222, [22], main_config=str(main))
+    dropin = sshd.plan_dropin(2222, [22], sshd_kept_ports([22], main_config=str(main)))
     assert "Port 2222\nPort 22\n" in dropin
     (dropins / "cgnat-bridge.conf").write_text(dropin)
     sshd.validate_config(str(main))  # the real `sshd -t`
@@ -40,7 +40,7 @@ def test_dropin_keeps_port_22_and_adds_ssh_port(sshd_config):
 def test_dropin_does_not_repeat_a_port_the_main_config_names(sshd_config):
     main, dropins = sshd_config
     main.write_text(main.read_text() + "Port 22\n")
-    dropin = sshd.plan_dropin(2222, [22], main_config=str(main))
+    dropin = sshd.plan_dropin(2222, [22], sshd_kept_ports([22], main_config=str(main)))
     assert dropin.count("Port ") == 1
     (dropins / "cgnat-bridge.conf").write_text(dropin)
     sshd.validate_config(str(main))
@@ -48,7 +48,7 @@ def test_dropin_does_not_repeat_a_port_the_main_config_names(sshd_config):
 
 
 def test_no_dropin_when_sshd_listens_on_the_port_already():
-    assert sshd.plan_dropin(2222, [22, 2222]) is None
+    assert sshd.plan_dropin(2222, [22, 2222], []) is None
 
 
 def test_broken_config_is_refused_by_sshd_t(sshd_config):
