@@ -167,6 +167,7 @@ def report(answers, private_key: str, changed: list[str], root: Path) -> None:
     if answers.role == "bridge":
         print(f"Open UDP {answers.listen_port} and TCP {answers.bridge.ssh_port} in your provider's "
               f"firewall; from now on `ssh -p {answers.bridge.ssh_port}` reaches the bridge.")
+        print(answers.dns_records())
 
 
 def teardown(root: Path) -> int:

@@ -625,6 +625,7 @@ class DoneScreen(Screen):
             if a.role == "bridge":
                 lines.append(f"Open UDP {a.listen_port} and TCP {a.bridge.ssh_port} in the "
                              f"provider's firewall; `ssh -p {a.bridge.ssh_port}` reaches the bridge.")
+                lines.append(a.dns_records())
             lines.append("Both are printed again when the wizard closes.")
             yield Static("\n".join(lines), id="saved", markup=False)
         yield Footer()
