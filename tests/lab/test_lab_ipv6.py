@@ -81,6 +81,15 @@ def test_icmpv6_echo_reaches_homelab(lab):
     assert f"src={CLIENT6} dst={HOMELAB_TUNNEL6}" in seen, seen
 
 
+def test_rpfilter_dropped_none_of_the_forwarded_packets(lab):
+    """It looks the client up from our tunnel address, which our `from` rule routes into the
+    tunnel (measured: without that rule it drops every forwarded SYN)."""
+    assert lab.tcp_ask("client", BRIDGE_PUBLIC6, SERVICE_TCP) == CLIENT6
+    counters = lab.homelab.sh("ip6tables -t raw -L PREROUTING -v -x -n")
+    rule = next(line for line in counters.splitlines() if "rpfilter" in line)
+    assert int(rule.split()[0]) == 0, counters
+
+
 def test_port_22_over_ipv6_belongs_to_the_homelab_and_ssh_port_stays_on_the_bridge(lab):
     assert scanned_key(lab, 22) == host_key(lab, "homelab")
     assert scanned_key(lab, BRIDGE_SSH_PORT) == host_key(lab, "bridge")
