@@ -115,20 +115,27 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
 # ----------------------------------------------------------------------------- I/O
 
 def missing_rules(interface: str, rules_path: str) -> tuple[str, ...]:
-    """The jumps (and chains) of the rules file that are not in the kernel, per `iptables -C`."""
+    """The jumps (and chains) of the rules file, and of its IPv6 twin RULES_PATH + "6" where
+    IPv6 is forwarded, that are not in the kernel, per `iptables -C` / `ip6tables -C`."""
+    return (_missing_rules("iptables", interface, rules_path)
+            + _missing_rules("ip6tables", interface, rules_path + "6"))
+
+
+def _missing_rules(iptables: str, interface: str, rules_path: str) -> tuple[str, ...]:
     try:
         chains = declared_chains(Path(rules_path).read_text())
     except OSError:
         return ()
+    family = "" if iptables == "iptables" else "IPv6 "
     missing = []
     for table, chain in chains:
         builtin = builtin_of(chain)
-        check = ["iptables", "-w", "-t", table, "-C", builtin, "-m", "comment",
+        check = [iptables, "-w", "-t", table, "-C", builtin, "-m", "comment",
                  "--comment", f"cgnat:{interface}", "-j", chain]
         if run(check).returncode != 0:
-            missing.append(f"{table} {builtin} -> {chain}")
-        elif run(["iptables", "-w", "-t", table, "-S", chain]).stdout.count("\n") <= 1:
-            missing.append(f"{table} {chain} is empty")
+            missing.append(f"{family}{table} {builtin} -> {chain}")
+        elif run([iptables, "-w", "-t", table, "-S", chain]).stdout.count("\n") <= 1:
+            missing.append(f"{family}{table} {chain} is empty")
     return tuple(missing)
 
 

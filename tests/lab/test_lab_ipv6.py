@@ -114,6 +114,18 @@ def test_forwarding_is_on_and_accept_ra_kept_working(lab):
     assert sysctl(lab, "bridge", "net.ipv6.conf.ens3.accept_ra") == "2"
 
 
+def test_status_names_a_missing_ipv6_jump_and_the_up_hook_puts_it_back(lab):
+    jump = "-t nat -D PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE"
+    lab.bridge.sh(f"ip6tables {jump}")
+    try:
+        shown = lab.bridge.run("cgnat-setup status", check=False).stdout
+        assert "missing: IPv6 nat PREROUTING -> CGNAT-wg0-PRE" in shown, shown
+    finally:
+        lab.bridge.sh("/usr/lib/cgnat-bridge/hooks/up wg0")
+    assert "IPv6" not in lab.bridge.run("cgnat-setup status", check=False).stdout
+    assert lab.tcp_ask("client", BRIDGE_PUBLIC6, SERVICE_TCP) == CLIENT6
+
+
 def test_down_leaves_every_ipv6_rule_route_and_accept_ra_as_before_and_up_is_idempotent(lab):
     lab.tunnel_down()
     try:

@@ -83,6 +83,12 @@ def test_missing_rules_asks_iptables_for_each_tagged_jump(tmp_path, monkeypatch)
     assert ["iptables", "-w", "-t", "nat", "-C", "PREROUTING", "-m", "comment", "--comment",
             "cgnat:wg0", "-j", "CGNAT-wg0-PRE"] in calls
     assert wd.missing_rules("wg0", str(tmp_path / "absent")) == ()
+    # Where IPv6 is forwarded, its rules file's jumps are asked of ip6tables the same way.
+    (tmp_path / "wg0.rules6").write_text(rules.read_text())
+    assert wd.missing_rules("wg0", str(rules)) == ("mangle FORWARD -> CGNAT-wg0-FWD",
+                                                   "IPv6 mangle FORWARD -> CGNAT-wg0-FWD")
+    assert ["ip6tables", "-w", "-t", "nat", "-C", "PREROUTING", "-m", "comment", "--comment",
+            "cgnat:wg0", "-j", "CGNAT-wg0-PRE"] in calls
 
 
 def test_handshake_age(monkeypatch):
