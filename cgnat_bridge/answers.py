@@ -10,6 +10,8 @@ from installer.answers import CommonAnswers
 class BridgeSection:
     public_interface: str | None = None   # default: the interface of the default route
     public_address: str | None = None     # default: the IPv4 address of public_interface
+    public_address6: str | None = None    # default: the global IPv6 address of public_interface
+    ipv6: str = "auto"                    # forward public_address6 when there is one; or "off"
     ssh_port: int = 2222
     keep_local: list[str] = field(default_factory=list)
     forward: str | list[str] = "all"
@@ -23,3 +25,16 @@ class BridgeSection:
 class BridgeAnswers(CommonAnswers):
     role: str = "bridge"
     bridge: BridgeSection = field(default_factory=BridgeSection)
+
+    @property
+    def forwards_ipv6(self) -> bool:
+        """IPv6 is forwarded (resolved answers): on, and a public IPv6 address to forward."""
+        return self.bridge.ipv6 == "auto" and self.bridge.public_address6 is not None
+
+    def dns_records(self) -> str:
+        """The DNS records to publish for the homelab's names (resolved answers)."""
+        if self.forwards_ipv6:
+            return (f"Publish A {self.bridge.public_address} and AAAA {self.bridge.public_address6} "
+                    f"for your names (both are forwarded to the homelab).")
+        return (f"Publish A {self.bridge.public_address} for your names; no AAAA record (IPv6 is "
+                f"not forwarded: no global IPv6 address on {self.bridge.public_interface}, or ipv6 = \"off\").")

@@ -26,22 +26,39 @@ class CommonAnswers:
     role: str = ""
     interface: str = "wg0"
     tunnel: str = "10.0.0.0/24"
+    tunnel6: str = "fd63:676e:6174::/64"   # ULA inside the tunnel ("cgnat" in hex): ::1 and ::2
     listen_port: int = 51820
     private_key_file: str | None = None
     peer_public_key: str | None = None
 
-    # Both ends take fixed hosts of the tunnel subnet: the bridge .1, the homelab .2.
+    # Both ends take fixed hosts of the tunnel subnets: the bridge .1 and ::1, the homelab .2 and ::2.
     @property
     def bridge_address(self) -> str:
-        return str(ipaddress.ip_network(self.tunnel, strict=False)[1])
+        return _host(self.tunnel, 1)
 
     @property
     def homelab_address(self) -> str:
-        return str(ipaddress.ip_network(self.tunnel, strict=False)[2])
+        return _host(self.tunnel, 2)
 
     @property
     def prefixlen(self) -> int:
         return ipaddress.ip_network(self.tunnel, strict=False).prefixlen
+
+    @property
+    def bridge_address6(self) -> str:
+        return _host(self.tunnel6, 1)
+
+    @property
+    def homelab_address6(self) -> str:
+        return _host(self.tunnel6, 2)
+
+    @property
+    def prefixlen6(self) -> int:
+        return ipaddress.ip_network(self.tunnel6, strict=False).prefixlen
+
+
+def _host(network: str, index: int) -> str:
+    return str(ipaddress.ip_network(network, strict=False)[index])
 
 
 def parse_toml(data: bytes | str) -> dict:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer import ROLES
+from installer.grammar import GLOBAL_UNICAST
 
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/cgnat-bridge.conf"
 MANIFEST_PATH = "/var/lib/cgnat/manifest"     # every file an earlier setup wrote, one a line
@@ -132,6 +133,14 @@ class HostFacts:
         for address in self.interfaces.get(interface, []):
             ip = ipaddress.ip_interface(address).ip
             if ip.version == 4:
+                return str(ip)
+        return None
+
+    def ipv6_address(self, interface: str) -> str | None:
+        """The interface's first global unicast IPv6 address (what the bridge forwards)."""
+        for address in self.interfaces.get(interface, []):
+            ip = ipaddress.ip_interface(address).ip
+            if ip.version == 6 and ip in GLOBAL_UNICAST:
                 return str(ip)
         return None
 

@@ -19,6 +19,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
 IPV4_NETWORK = re.compile(rf"{IPV4.pattern}/(?:3[0-2]|[12]?[0-9])", re.ASCII)
 IPV6 = re.compile(r"[0-9A-Fa-f:.]{2,45}", re.ASCII)   # then ipaddress; no "%scope"
+# An IPv6 network in plain hex groups (no embedded IPv4 dotted quad), then ipaddress.
+IPV6_NETWORK = re.compile(r"[0-9A-Fa-f:]{2,39}/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9])", re.ASCII)
 HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\.?", re.ASCII)
 PORT = re.compile(_PORT, re.ASCII)
 PORT_SPEC = re.compile(rf"(tcp|udp)/({_PORT})(?:-({_PORT}))?", re.ASCII)
@@ -29,6 +31,10 @@ RESERVED_INTERFACES = {"all", "default"}   # /proc/sys/net/*/conf/{all,default}
 FWMARK = re.compile(r"0[xX][0-9A-Fa-f]{1,8}|[1-9][0-9]{0,9}", re.ASCII)
 WIREGUARD_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=", re.ASCII)
 ABSOLUTE_PATH = re.compile(r"/[^\x00-\x1f\x7f-\x9f]*", re.ASCII)
+
+ULA = ipaddress.IPv6Network("fc00::/7")            # unique local addresses (RFC 4193)
+GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")  # what a public IPv6 address is in
+ULA_MAX_PREFIXLEN = 64                               # a /64 or shorter: room for ::1 and ::2
 
 # Networks a tunnel or a public address must never be in (or overlap).
 UNUSABLE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
@@ -76,6 +82,24 @@ def ipv4_network(text: str) -> ipaddress.IPv4Network | None:
     if IPV4_NETWORK.fullmatch(text) is None:
         return None
     return ipaddress.IPv4Network(text, strict=False)
+
+
+def ula_network(text: str) -> ipaddress.IPv6Network | None:
+    """The network of a ULA prefix of /64 or shorter like "fd63:676e:6174::/64" (host bits
+    allowed), or None."""
+    if IPV6_NETWORK.fullmatch(text) is None:
+        return None
+    try:
+        network = ipaddress.IPv6Network(text, strict=False)
+    except ValueError:
+        return None
+    return network if network.subnet_of(ULA) and network.prefixlen <= ULA_MAX_PREFIXLEN else None
+
+
+def is_global_ipv6(text: str) -> bool:
+    """A global unicast IPv6 address (2000::/3), no scope id: never link-local, loopback,
+    multicast, unspecified, IPv4-mapped or unique local."""
+    return is_ipv6(text) and "." not in text and ipaddress.IPv6Address(text) in GLOBAL_UNICAST
 
 
 def unusable(network) -> ipaddress.IPv4Network | None:

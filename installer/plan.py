@@ -74,6 +74,8 @@ def resolve_defaults(answers, facts: HostFacts):
         b = resolved.bridge
         b.public_interface = b.public_interface or facts.default_interface
         b.public_address = b.public_address or facts.ipv4_address(b.public_interface)
+        if b.ipv6 == "auto":
+            b.public_address6 = b.public_address6 or facts.ipv6_address(b.public_interface)
     elif resolved.homelab.docker_subnets is None:
         resolved.homelab.docker_subnets = list(facts.docker_subnets)
     return resolved
@@ -96,6 +98,9 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         FileWrite(f"/etc/cgnat/{iface}.env", render.render_env(answers)),
         FileWrite(ANSWERS_PATH, _saved_answers(answers)),
     ]
+    rules6 = f"/etc/cgnat/{iface}.rules6"
+    if render.has_rules6(answers):
+        files.insert(2, FileWrite(rules6, render.render_rules(answers, family=6)))
     plan = Plan(answers, hook_commands=render.hook_commands(answers))
     if answers.role == "bridge" and facts.sshd_error:
         raise SetupError(f"cannot read sshd's effective configuration (sshd -T): {facts.sshd_error}")
@@ -110,11 +115,14 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     manifest = "".join(sorted(f.path + "\n" for f in files))
     plan.files = files + [FileWrite(MANIFEST_PATH, manifest)]
     plan.backups = [conf] if foreign else []
+    if not render.has_rules6(answers) and rules6 in facts.written_by_setup:
+        plan.removals.append(rules6)   # IPv6 no longer forwarded: the hooks must not load it
     for old in retired_interfaces(iface, facts.written_by_setup):
         if start:
             plan.retire.append(["systemctl", "disable", "--now", f"wg-quick@{old}"])
         plan.removals += [p for p in (f"{WIREGUARD_DIR}/{old}.conf", f"/etc/cgnat/{old}.rules",
-                                      f"/etc/cgnat/{old}.env") if p in facts.written_by_setup]
+                                      f"/etc/cgnat/{old}.rules6", f"/etc/cgnat/{old}.env")
+                          if p in facts.written_by_setup]
     if start:
         plan.commands = [
             ["systemctl", "enable", plan.service],

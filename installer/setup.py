@@ -80,6 +80,7 @@ class Report:
     changed: tuple[str, ...]
     answers_path: Path
     firewall: str | None      # bridge: what to open in the provider's firewall
+    records: str | None       # bridge: the DNS records (A, and AAAA where IPv6 is forwarded)
 
     @property
     def other(self) -> str:
@@ -93,7 +94,7 @@ class Report:
     @property
     def notes(self) -> list[str]:
         lines = [f"Answers saved to {self.answers_path} (replay: cgnat-setup --answers FILE)"]
-        return lines + ([self.firewall] if self.firewall else [])
+        return lines + [note for note in (self.firewall, self.records) if note]
 
     def lines(self) -> list[str]:
         return [f"cgnat-setup: {self.summary}.",
@@ -105,12 +106,13 @@ class Report:
 
 def report(answers, private_key: str, changed: list[str], root: Path) -> Report:
     public = keys.public_key(private_key)
-    firewall = None
+    firewall = records = None
     if answers.role == "bridge":
         firewall = (f"Open UDP {answers.listen_port} and TCP {answers.bridge.ssh_port} in your "
                     f"provider's firewall; from now on `ssh -p {answers.bridge.ssh_port}` reaches the bridge.")
+        records = answers.dns_records()
     return Report(answers.role, public, pairing.token_for(answers, public), tuple(changed),
-                  host_path(root, ANSWERS_PATH), firewall)
+                  host_path(root, ANSWERS_PATH), firewall, records)
 
 
 def teardown(root: Path) -> bool:

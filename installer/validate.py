@@ -20,6 +20,7 @@ from installer.keys import is_wireguard_key
 ROLE_MODELS = {"bridge": BridgeAnswers, "homelab": HomelabAnswers}
 INTERFACE_RULE = "must be 1-15 letters, digits and _.=- starting with a letter or digit, not all or default"
 WATCHDOG_ACTIONS = ("reboot", "restart-tunnel", "none")
+IPV6_MODES = ("auto", "off")
 # Marks other tools on the same host use: clashing with them would misroute their traffic.
 FOREIGN_MARKS = {"Tailscale": 0xFF0000, "kube-proxy": 0xC000}
 RESERVED_TABLES = {0, 253, 254, 255}
@@ -124,6 +125,9 @@ def _check_common(a, facts) -> list[Problem]:
         for dst, dev in facts.routes:
             if dev != a.interface and tunnel.overlaps(ipaddress.ip_network(dst, strict=False)):
                 problems.append(Problem("tunnel", f"overlaps the route {dst} dev {dev} of this host"))
+    if grammar.ula_network(a.tunnel6) is None:
+        problems.append(Problem("tunnel6", f"{a.tunnel6!r} is not a unique local IPv6 network of /64 or "
+                                           f"shorter, like fd63:676e:6174::/64"))
     problems += _check_port("listen_port", a.listen_port)
     if a.private_key_file is not None:
         if grammar.ABSOLUTE_PATH.fullmatch(a.private_key_file) is None:
@@ -153,6 +157,11 @@ def _check_bridge(a: BridgeAnswers, facts) -> list[Problem]:
     elif public in (facts.interfaces if facts is not None else {}) and facts.ipv4_address(public) is None:
         # Else the pairing token would carry no address for the homelab to dial.
         problems.append(Problem("bridge.public_address", f"{public} has no IPv4 address to detect it from; set it"))
+    if b.ipv6 not in IPV6_MODES:
+        problems.append(Problem("bridge.ipv6", f"must be one of {', '.join(IPV6_MODES)}, not {b.ipv6!r}"))
+    if b.public_address6 is not None and not grammar.is_global_ipv6(b.public_address6):
+        problems.append(Problem("bridge.public_address6", f"{b.public_address6!r} is not a global unicast "
+                                                          f"IPv6 address like 2001:db8::7 (no scope id)"))
     kept = {("udp", a.listen_port): "listen_port", ("tcp", b.ssh_port): "bridge.ssh_port"}
     for i, spec in enumerate(b.keep_local):
         if grammar.port_range(spec) is None:

@@ -6,9 +6,10 @@
 #     hook_init bridge up "$@"
 #
 # The hooks keep only their role's own steps (ip_forward on the bridge, policy
-# routing on the homelab). Here: die/cmd/try; reading the rules file (the one awk
+# routing on the homelab). Here: die/cmd/try; reading a rules file (the one awk
 # that does; installer/rules_file.py is its Python twin); our chains and their
-# tagged jumps, added by add_rules and removed by del_rules; rollback of a failed up.
+# tagged jumps, added by add_rules and removed by del_rules, for either family
+# (iptables with IFACE.rules, ip6tables with IFACE.rules6); rollback of a failed up.
 #
 # Our chains are named per interface, CGNAT-<IFACE>-<ABBR>, so that two tunnels
 # never share (or flush) each other's rules; ABBR, after the last "-", names the
@@ -17,6 +18,7 @@
 # contract").
 
 CGNAT_ETC=${CGNAT_ETC:-/etc/cgnat}
+CGNAT_RUN=${CGNAT_RUN:-/run/cgnat}   # what up changed and down puts back (gone at boot)
 HOOKS_DIR=$(dirname "$0")
 FAILED=0
 
@@ -53,7 +55,9 @@ hook_init() {
 	[ ${#IFACE} -le 15 ] || die "invalid interface name '$IFACE' (more than 15 characters)"
 	TAG=cgnat:$IFACE
 	RULES=$CGNAT_ETC/$IFACE.rules
+	RULES6=$CGNAT_ETC/$IFACE.rules6   # ip6tables-restore input; only where IPv6 is forwarded
 	ENV_FILE=$CGNAT_ETC/$IFACE.env
+	RA_RECORD=$CGNAT_RUN/$IFACE.accept_ra   # bridge: "PUBLIC_INTERFACE VALUE" before up
 }
 
 # load_config [VAR...]: read this role's IFACE.env; each VAR must be set in it.
@@ -68,10 +72,14 @@ load_config() {
 	done
 }
 
-# "TABLE:CHAIN" for every CGNAT-* chain the rules file declares (none if it is gone).
-declared_chains() {
-	[ ! -r "$RULES" ] ||
-		awk '/^\*/ { table = substr($1, 2) } /^:CGNAT-/ { print table ":" substr($1, 2) }' "$RULES"
+# Every function below works on one address family, named by its first argument:
+# IPT, the iptables command (iptables or ip6tables; IPT-save and IPT-restore go
+# with it), and FILE, that family's rules file (IFACE.rules or IFACE.rules6).
+
+# "TABLE:CHAIN" for every CGNAT-* chain FILE declares (none if it is gone).
+declared_chains() { # FILE
+	[ ! -r "$1" ] ||
+		awk '/^\*/ { table = substr($1, 2) } /^:CGNAT-/ { print table ":" substr($1, 2) }' "$1"
 }
 
 # The builtin chain that jumps to our CHAIN: CGNAT-wg0-PRE -> PREROUTING. A chain
@@ -88,40 +96,40 @@ builtin_of() {
 	esac
 }
 
-jump_present() { # TABLE CHAIN
-	iptables -w -t "$1" -C "$(builtin_of "$2")" -m comment --comment "$TAG" -j "$2" 2>/dev/null
+jump_present() { # IPT TABLE CHAIN
+	"$1" -w -t "$2" -C "$(builtin_of "$3")" -m comment --comment "$TAG" -j "$3" 2>/dev/null
 }
 
-chain_present() { # TABLE CHAIN
-	iptables -w -t "$1" -S "$2" >/dev/null 2>&1
+chain_present() { # IPT TABLE CHAIN
+	"$1" -w -t "$2" -S "$3" >/dev/null 2>&1
 }
 
-# One iptables-restore --noflush loads (or, run again, empties and refills) our
-# chains, then adds the jumps still missing, each inserted first in its builtin
-# chain: a jump never points at a half-filled chain, and the cost does not grow
-# with the number of rules. Idempotent: a second run adds no second jump. (The
-# blank line: in case the rules file lacks its last newline.)
-add_rules() {
+# One IPT-restore --noflush loads (or, run again, empties and refills) our chains,
+# then adds the jumps still missing, each inserted first in its builtin chain: a
+# jump never points at a half-filled chain, and the cost does not grow with the
+# number of rules. Idempotent: a second run adds no second jump. (The blank line:
+# in case the rules file lacks its last newline.)
+add_rules() { # IPT FILE
 	jumps="" shown=""
-	for pair in $(declared_chains); do
+	for pair in $(declared_chains "$2"); do
 		table=${pair%%:*} chain=${pair#*:}
-		jump_present "$table" "$chain" && continue
+		jump_present "$1" "$table" "$chain" && continue
 		jumps="$jumps*$table
 -I $(builtin_of "$chain") -m comment --comment \"$TAG\" -j $chain
 COMMIT
 "
 		shown="$shown $table:$(builtin_of "$chain")->$chain"
 	done
-	echo "[#] iptables-restore -w --noflush < $RULES${shown:+ (+ jumps:$shown)}" >&2
-	{ cat "$RULES"; echo; printf '%s' "$jumps"; } | iptables-restore -w --noflush
+	echo "[#] $1-restore -w --noflush < $2${shown:+ (+ jumps:$shown)}" >&2
+	{ cat "$2"; echo; printf '%s' "$jumps"; } | "$1-restore" -w --noflush
 }
 
-# "TABLE:CHAIN" for each of our chains: those the rules file declares, and those
-# our tagged jumps point at (so a deleted or edited rules file leaves nothing behind).
-our_chains() {
+# "TABLE:CHAIN" for each of our chains: those FILE declares, and those our tagged
+# jumps point at (so a deleted or edited rules file leaves nothing behind).
+our_chains() { # IPT FILE
 	{
-		declared_chains
-		iptables-save 2>/dev/null | awk -v tag="$TAG" '
+		declared_chains "$2"
+		"$1-save" 2>/dev/null | awk -v tag="$TAG" '
 			/^\*/ { table = substr($1, 2) }
 			/^-A / && (index($0, "--comment \"" tag "\" ") || index($0, "--comment " tag " ")) {
 				for (i = 1; i < NF; i++) if ($i == "-j" && $(i + 1) ~ /^CGNAT-/) print table ":" $(i + 1)
@@ -131,21 +139,21 @@ our_chains() {
 
 # The inverse of add_rules, forgiving: jumps first (so no packet ever meets a jump
 # to an emptied chain; in a loop, in case a hand added the same jump twice), then
-# the chains; whatever is already gone is skipped.
-del_rules() {
-	chains=$(our_chains)
+# the chains; whatever is already gone is skipped (a host without IPv6 has none).
+del_rules() { # IPT FILE
+	chains=$(our_chains "$1" "$2")
 	for pair in $chains; do
 		table=${pair%%:*} chain=${pair#*:}
-		while jump_present "$table" "$chain"; do
-			cmd iptables -w -t "$table" -D "$(builtin_of "$chain")" \
+		while jump_present "$1" "$table" "$chain"; do
+			cmd "$1" -w -t "$table" -D "$(builtin_of "$chain")" \
 				-m comment --comment "$TAG" -j "$chain" || { FAILED=1; break; }
 		done
 	done
 	for pair in $chains; do
 		table=${pair%%:*} chain=${pair#*:}
-		chain_present "$table" "$chain" || continue
-		try iptables -w -t "$table" -F "$chain"
-		try iptables -w -t "$table" -X "$chain"
+		chain_present "$1" "$table" "$chain" || continue
+		try "$1" -w -t "$table" -F "$chain"
+		try "$1" -w -t "$table" -X "$chain"
 	done
 }
 

@@ -19,6 +19,7 @@ this folder, by demo.py and by bench/bench.py.
 from __future__ import annotations
 
 import glob
+import ipaddress
 import json
 import os
 import re
@@ -49,6 +50,13 @@ HOMELAB_LAN = "100.64.0.2"
 CONTAINER = "172.19.0.4"
 BRIDGE_TUNNEL = "10.0.0.1"
 HOMELAB_TUNNEL = "10.0.0.2"
+# IPv6 (RFC 3849 documentation prefix; the tunnel's ULA is cgnat-setup's default tunnel6).
+CLIENT6 = "2001:db8:c::10"
+BRIDGE_PUBLIC6 = "2001:db8:b::1"
+INET_BRIDGE_SIDE6 = "2001:db8:b::254"
+HOMELAB_LAN6 = "2001:db8:64::2"      # only with Lab(homelab_ipv6=True): native IPv6 at home
+BRIDGE_TUNNEL6 = "fd63:676e:6174::1"
+HOMELAB_TUNNEL6 = "fd63:676e:6174::2"
 WG_PORT = 51820
 BRIDGE_SSH_PORT = 2222
 PUBLISHED_PORT = 8080   # the homelab publishes the container's port 80 here, like `docker run -p`
@@ -151,9 +159,16 @@ class Node:
                        "net.ipv4.conf.default.rp_filter": rp_filter,
                        "net.ipv4.conf.lo.rp_filter": rp_filter,
                        "net.ipv4.tcp_mtu_probing": 0,
-                       # IPv4 only: no link-local noise in the before/after comparisons.
-                       "net.ipv6.conf.all.disable_ipv6": 1,
-                       "net.ipv6.conf.default.disable_ipv6": 1,
+                       # IPv6 on (the tunnel carries it), but quiet and deterministic:
+                       # no router advertisements taken, no duplicate address detection
+                       # delaying an address, no forwarding unless a node routes.
+                       "net.ipv6.conf.all.disable_ipv6": 0,
+                       "net.ipv6.conf.default.disable_ipv6": 0,
+                       "net.ipv6.conf.all.accept_ra": 0,
+                       "net.ipv6.conf.default.accept_ra": 0,
+                       "net.ipv6.conf.all.accept_dad": 0,
+                       "net.ipv6.conf.default.accept_dad": 0,
+                       "net.ipv6.conf.all.forwarding": 0,
                        "net.ipv4.ip_forward": 0})
 
     def _isolated(self) -> bool:
@@ -254,14 +269,23 @@ class Node:
     def ruleset(self) -> dict:
         return normalize_iptables(self.sh("iptables-save"))
 
-    def ip_rules(self) -> list:
-        return json.loads(self.sh("ip -4 -j rule show"))
+    def ip_rules(self, family: str = "-4") -> list:
+        return json.loads(self.sh(f"ip {family} -j rule show"))
 
-    def routes(self) -> list:
-        return json.loads(self.sh("ip -4 -j route show table all"))
+    def routes(self, family: str = "-4") -> list:
+        return json.loads(self.sh(f"ip {family} -j route show table all"))
 
     def snapshot(self) -> dict:
         return {"iptables": self.ruleset(), "rules": self.ip_rules(), "routes": self.routes()}
+
+    def snapshot6(self) -> dict:
+        """The IPv6 twin of snapshot(); routes without the kernel's changing metrics, and
+        without the subnet-router anycast routes the kernel adds while the host forwards
+        IPv6 (net.ipv6.conf.all.forwarding, which the bridge's down leaves on, as ip_forward)."""
+        routes = [{k: v for k, v in r.items() if k not in ("expires", "metrics")}
+                  for r in self.routes("-6") if r.get("type") != "anycast"]
+        return {"ip6tables": normalize_iptables(self.sh("ip6tables-save")),
+                "rules": self.ip_rules("-6"), "routes": routes}
 
 
 def normalize_iptables(save: str) -> dict:
@@ -317,8 +341,9 @@ class Lab:
     """The whole topology. Use as a context manager, or call close() in a finalizer."""
 
     def __init__(self, packages: dict[str, Path], homelab_rp_filter: int = 1,
-                 forward="all", keep_local=(), log=print):
+                 forward="all", keep_local=(), log=print, homelab_ipv6: bool = False):
         self.packages = packages
+        self.homelab_ipv6 = homelab_ipv6
         self.homelab_rp_filter = homelab_rp_filter
         self.forward = forward
         self.keep_local = list(keep_local)
@@ -363,6 +388,18 @@ class Lab:
         # A VPS with a ufw-like firewall: forwarding closed unless allowed.
         b.write("/run/lab/foreign.rules", UFW_LIKE + "*filter\n:FORWARD DROP [0:0]\nCOMMIT\n")
         b.sh("iptables-restore --noflush /run/lab/foreign.rules")
+        # IPv6: the client, the inet and the bridge (a dual-stack VPS). No NAT for IPv6.
+        c.sh(f"ip addr add {CLIENT6}/64 dev eth0; ip route add default via 2001:db8:c::1")
+        i.sh(f"ip addr add 2001:db8:c::1/64 dev c0; ip addr add {INET_BRIDGE_SIDE6}/64 dev b0")
+        i.sysctl(**{"net.ipv6.conf.all.forwarding": 1})
+        b.sh(f"ip addr add {BRIDGE_PUBLIC6}/64 dev ens3; ip route add default via {INET_BRIDGE_SIDE6}")
+        if self.homelab_ipv6:
+            # A home line with native IPv6 (routed, not NATed) beside the CGNAT's IPv4.
+            i.sh("ip addr add 2001:db8:2::1/64 dev n0; ip route add 2001:db8:64::/64 via 2001:db8:2::2")
+            g.sh("ip addr add 2001:db8:2::2/64 dev wan; ip route add default via 2001:db8:2::1;"
+                 "ip addr add 2001:db8:64::1/64 dev lan")
+            g.sysctl(**{"net.ipv6.conf.all.forwarding": 1})
+            h.sh(f"ip addr add {HOMELAB_LAN6}/64 dev eth0; ip route add default via 2001:db8:64::1")
         g.sh(f"ip addr add {CGNAT_PUBLIC}/24 dev wan; ip route add default via 192.0.2.1;"
              "ip addr add 100.64.0.1/24 dev lan")
         g.sysctl(**{"net.ipv4.ip_forward": 1})
@@ -450,11 +487,16 @@ class Lab:
         for role in ("homelab", "bridge"):
             self.nodes[role].sh("wg-quick down wg0")
 
-    def up(self, sshd: bool = True) -> "Lab":
-        """Everything: topology, packages, cgnat-setup, sshd, tunnel."""
+    def prepare(self) -> "Lab":
+        """Topology, packages and cgnat-setup: everything but sshd and the tunnel."""
         self.build()
         self.install()
         self.setup()
+        return self
+
+    def up(self, sshd: bool = True) -> "Lab":
+        """Everything: topology, packages, cgnat-setup, sshd, tunnel."""
+        self.prepare()
         if sshd:
             self.start_sshd("bridge")
             self.start_sshd("homelab")
@@ -465,23 +507,24 @@ class Lab:
         return self
 
     # -- services and probes
-    def serve_peer_tcp(self, node: str, port: int) -> None:
-        """A TCP service answering each connection with the address it sees the client at."""
+    def serve_peer_tcp(self, node: str, port: int, v6: bool = False) -> None:
+        """A TCP service answering each connection with the address it sees the client at
+        (v6: on IPv6)."""
         n = self.nodes[node]
-        n.spawn(f"socat TCP-LISTEN:{port},reuseaddr,fork SYSTEM:'echo $SOCAT_PEERADDR'")
+        n.spawn(f"socat TCP{'6' if v6 else ''}-LISTEN:{port},reuseaddr,fork SYSTEM:'echo $SOCAT_PEERADDR'")
         n.wait_listening("tcp", port)
 
-    def serve_peer_udp(self, node: str, port: int) -> None:
+    def serve_peer_udp(self, node: str, port: int, v6: bool = False) -> None:
         n = self.nodes[node]
-        n.spawn(f"python3 {UDP_PEER} {port}")
+        n.spawn(f"python3 {UDP_PEER} {port}{' 6' if v6 else ''}")
         n.wait_listening("udp", port)
 
     def tcp_ask(self, node: str, host: str, port: int, timeout: float = 5) -> str | None:
         """What a peer-echo service answers, or None when the connection fails."""
         done = self.nodes[node].run(
-            f"timeout {timeout} socat -T{timeout} - TCP:{host}:{port},connect-timeout={timeout} </dev/null",
-            check=False, timeout=timeout + 5)
-        return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+            f"timeout {timeout} socat -T{timeout} - {socat_address('TCP', host, port)},"
+            f"connect-timeout={timeout} </dev/null", check=False, timeout=timeout + 5)
+        return peer_address(done.stdout) if done.returncode == 0 else None
 
     def download(self, node: str, host: str, port: int, timeout: int) -> int:
         """How many bytes a sending service gives within `timeout` seconds."""
@@ -490,14 +533,31 @@ class Lab:
         return int(out.strip() or 0)
 
     def udp_ask(self, node: str, host: str, port: int, timeout: float = 3) -> str | None:
-        done = self.nodes[node].run(f"echo hello | timeout {timeout + 1} socat -T{timeout} - UDP:{host}:{port}",
-                                    check=False, timeout=timeout + 5)
-        return done.stdout.strip() or None
+        done = self.nodes[node].run(f"echo hello | timeout {timeout + 1} socat -T{timeout} - "
+                                    f"{socat_address('UDP', host, port)}", check=False, timeout=timeout + 5)
+        return peer_address(done.stdout)
 
     def ping(self, node: str, host: str, count: int = 3, timeout: float = 2) -> dict:
         out = self.nodes[node].run(f"python3 {PINGER} --count {count} --timeout {timeout} {host}",
                                    check=False, timeout=count * timeout + 10).stdout
         return json.loads(out.strip().splitlines()[-1])
+
+
+def socat_address(proto: str, host: str, port: int) -> str:
+    """socat's address of host:port: "TCP:203.0.113.10:80" or "TCP6:[2001:db8::1]:80"."""
+    return f"{proto}6:[{host}]:{port}" if ":" in host else f"{proto}:{host}:{port}"
+
+
+def peer_address(text: str) -> str | None:
+    """The address a peer-echo service answered, or None; socat writes IPv6 addresses
+    bracketed and in full: given back compressed, as the constants above are."""
+    text = text.strip()
+    if not text.startswith("["):
+        return text or None
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        return None
 
 
 # Rules of other tools, for the "never touch them" checks.

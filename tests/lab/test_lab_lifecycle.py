@@ -15,10 +15,7 @@ ROLES = ("bridge", "homelab")
 
 @pytest.fixture(scope="module")
 def lab(request, packages):
-    lab = make_lab(request, packages, homelab_rp_filter=1)
-    lab.build()
-    lab.install()
-    lab.setup()
+    lab = make_lab(request, packages, homelab_rp_filter=1).prepare()
     lab.before = {name: lab.nodes[name].snapshot() for name in NODES}
     return lab
 

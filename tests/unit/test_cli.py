@@ -91,7 +91,7 @@ def test_pairing_both_ways(tmp_path):
     peer = wg_conf(homelab_root)["Peer"]
     assert peer["PublicKey"] == bridge_public
     assert peer["Endpoint"] == "203.0.113.7:51820"
-    assert peer["AllowedIPs"] == "0.0.0.0/0"
+    assert peer["AllowedIPs"] == "0.0.0.0/0, ::/0"
     assert peer["PersistentKeepalive"] == "25"
     assert wg_conf(homelab_root)["Interface"]["Table"] == "off"
     # Back on the bridge: --pair alone re-applies the saved answers with the homelab's key.
@@ -212,3 +212,19 @@ def test_teardown_under_root_stops_nothing(tmp_path, bridge_answers):
     assert f"--root {root}: nothing was started there, nothing to stop" in done.stderr
     assert "systemctl" not in done.stderr and "wg-quick" not in done.stderr
     assert tree(root) == before
+
+
+def test_bridge_says_which_dns_records_to_publish_and_writes_rules6_only_for_ipv6(tmp_path):
+    four = cgnat_setup("--answers", write(tmp_path, "b4.toml", BRIDGE_TOML), "--root", tmp_path / "r4")
+    assert four.returncode == 0, four.stderr
+    assert "Publish A 203.0.113.7 for your names; no AAAA record" in four.stdout
+    assert "etc/cgnat/wg0.rules6" not in tree(tmp_path / "r4")
+    dual = BRIDGE_TOML + 'public_address6 = "2001:db8::7"\n'
+    six = cgnat_setup("--answers", write(tmp_path, "b6.toml", dual), "--root", tmp_path / "r6")
+    assert six.returncode == 0, six.stderr
+    assert "Publish A 203.0.113.7 and AAAA 2001:db8::7 for your names" in six.stdout
+    assert "-d 2001:db8::7 -p tcp -j DNAT" in tree(tmp_path / "r6")["etc/cgnat/wg0.rules6"][0].decode()
+    # Turning IPv6 off again removes the rules file the hooks would otherwise load.
+    off = cgnat_setup("--answers", write(tmp_path, "off.toml", dual + 'ipv6 = "off"\n'), "--root", tmp_path / "r6")
+    assert off.returncode == 0, off.stderr
+    assert "etc/cgnat/wg0.rules6" not in tree(tmp_path / "r6")

@@ -21,7 +21,7 @@ def ours(save: str) -> list[str]:
 
 
 def test_add_rules_twice_leaves_one_jump_per_chain_and_del_rules_removes_all(tmp_path):
-    done = in_netns(tmp_path, "add_rules; add_rules; iptables-save; echo ===; del_rules; iptables-save")
+    done = in_netns(tmp_path, "add_rules iptables $RULES; add_rules iptables $RULES; iptables-save; echo ===; del_rules iptables $RULES; iptables-save")
     assert done.returncode == 0, done.stderr
     up, down = done.stdout.split("===\n")
     assert ours(up) == [
@@ -36,3 +36,16 @@ def test_add_rules_twice_leaves_one_jump_per_chain_and_del_rules_removes_all(tmp
     # The first run added the two jumps, the second none; every change was echoed.
     assert done.stderr.count("(+ jumps:") == 1
     assert "[#] iptables -w -t nat -D PREROUTING -m comment --comment cgnat:wg-x.1 -j CGNAT-wg-x.1-PRE" in done.stderr
+
+
+def test_the_same_verbs_load_and_remove_ip6tables_rules(tmp_path):
+    (tmp_path / "wg-x.1.rules6").write_text(RULES)
+    done = in_netns(tmp_path, "add_rules ip6tables $RULES6; add_rules ip6tables $RULES6; iptables-save; "
+                              "echo ===; ip6tables-save; echo ===; del_rules ip6tables $RULES6; ip6tables-save")
+    assert done.returncode == 0, done.stderr
+    v4, up, down = done.stdout.split("===\n")
+    assert ours(v4) == []
+    assert len([line for line in ours(up) if "--comment" in line]) == 2, up
+    assert "-A CGNAT-wg-x.1-PRE -p tcp -m tcp --dport 80 -j RETURN" in ours(up)
+    assert ours(down) == [], down
+    assert "[#] ip6tables-restore -w --noflush < " in done.stderr

@@ -98,6 +98,24 @@ def test_public_addresses_that_are_not_public(tmp_path, address):
     assert any(": bridge.public_address: " in line for line in lines), lines
 
 
+@pytest.mark.parametrize("address", [
+    "fe80::1", "fe80::1%ens3", "::1", "::", "ff02::1", "::ffff:203.0.113.7", "fd00::7",
+    "2001:db8::7/64", "2001:db8::7 ", "2001:db8::g", "[2001:db8::7]", "2001:db8::1:2:3:4:5:6:7"])
+def test_public_ipv6_addresses_that_are_not_global_unicast(tmp_path, address):
+    text = BRIDGE + f'public_address6 = "{address}"\n'
+    lines = refused(tmp_path, "--answers", answers_file(tmp_path, text))
+    assert any(": bridge.public_address6: " in line for line in lines), lines
+
+
+@pytest.mark.parametrize("tunnel6", [
+    "2001:db8::/64", "fd00::/65", "fe80::/64", "fd00::", "fd00::/064", "fd00::/64\n",
+    "fd00::1%lo/64", "::ffff:10.0.0.0/120", "fd00::/-1", "fd63:676e:6174::/128"])
+def test_tunnel6_that_is_not_a_ula_of_64_or_shorter(tmp_path, tunnel6):
+    data = {"role": "homelab", "tunnel6": tunnel6, "homelab": {"endpoint": "203.0.113.7:51820"}}
+    lines = refused(tmp_path, "--answers", answers_file(tmp_path, tomli_w.dumps(data)))
+    assert any(": tunnel6: " in line for line in lines), lines
+
+
 @pytest.mark.parametrize("key, value", [
     ("homelab.watchdog.check_host", "example.org\x00"), ("homelab.watchdog.restart_command", "true\nreboot"),
     ("homelab.fwmark", "0x1000000\t"), ("homelab.endpoint", "203.0.113.7:51820\r"),

@@ -107,7 +107,8 @@ def test_homelab_env_for_the_hooks():
                if line and not line.startswith("#"))
     assert env == {"CGNAT_ROLE": "homelab", "CGNAT_INTERFACE": "wg0", "CGNAT_ADDRESS": "10.0.0.2",
                    "CGNAT_PEER_ADDRESS": "10.0.0.1", "CGNAT_TABLE": "300",
-                   "CGNAT_FWMARK": "0x1000000/0x1000000", "CGNAT_RULE_PREF": "1000"}
+                   "CGNAT_FWMARK": "0x1000000/0x1000000", "CGNAT_RULE_PREF": "1000",
+                   "CGNAT_ADDRESS6": "fd63:676e:6174::2", "CGNAT_PEER_ADDRESS6": "fd63:676e:6174::1"}
 
 
 def test_bridge_env_for_the_hooks():
@@ -120,7 +121,10 @@ def test_wg_conf_parses_with_wg_strip_and_matches_the_recipe(tmp_path):
     for role_answers, expected in [
         (bridge(), ["Address = 10.0.0.1/24", "ListenPort = 51820", "AllowedIPs = 10.0.0.2/32"]),
         (homelab(), ["Address = 10.0.0.2/24", "Table = off", "Endpoint = 213.32.19.229:51820",
-                     "AllowedIPs = 0.0.0.0/0", "PersistentKeepalive = 25"]),
+                     "AllowedIPs = 0.0.0.0/0, ::/0", "PersistentKeepalive = 25",
+                     "Address = fd63:676e:6174::2/64"]),
+        (bridge(public_address6="2001:db8::7"), ["Address = 10.0.0.1/24", "Address = fd63:676e:6174::1/64",
+                                                 "AllowedIPs = 10.0.0.2/32, fd63:676e:6174::2/128"]),
     ]:
         conf = render.render_wg_conf(role_answers, key)
         for line in expected:
@@ -130,3 +134,50 @@ def test_wg_conf_parses_with_wg_strip_and_matches_the_recipe(tmp_path):
         stripped = subprocess.run(["wg-quick", "strip", str(path)], capture_output=True, text=True)
         assert stripped.returncode == 0, stripped.stderr
         assert f"PrivateKey = {key}" in stripped.stdout and "PostUp" not in stripped.stdout
+
+
+def test_ipv4_only_bridge_renders_no_ipv6_at_all():
+    for answers_ in (bridge(), bridge(public_address6="2001:db8::7", ipv6="off")):
+        assert not answers_.forwards_ipv6 and not render.has_rules6(answers_)
+        text = render.render_wg_conf(answers_, "k") + render.render_env(answers_) + render.render_rules(answers_)
+        assert "::" not in text and "ADDRESS6" not in text, text
+    assert render.render_rules(bridge()) == render.render_rules(bridge(public_address6="2001:db8::7"))
+
+
+def test_bridge_rules6_forward_only_its_public_address_and_never_link_icmpv6():
+    rules = render.render_rules(bridge(public_address6="2001:db8::7", keep_local=["tcp/25"]), family=6)
+    assert chain(rules, "nat", "CGNAT-wg0-PRE") == [
+        "-i ens3 -d 2001:db8::7 -p udp --dport 51820 -j RETURN",
+        "-i ens3 -d 2001:db8::7 -p tcp --dport 2222 -j RETURN",
+        "-i ens3 -d 2001:db8::7 -p tcp --dport 25 -j RETURN",
+        "-i ens3 -d 2001:db8::7 -p tcp -j DNAT --to-destination fd63:676e:6174::2",
+        "-i ens3 -d 2001:db8::7 -p udp -j DNAT --to-destination fd63:676e:6174::2",
+        "-i ens3 -d 2001:db8::7 -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -j DNAT --to-destination fd63:676e:6174::2",
+    ]
+    assert chain(rules, "filter", "CGNAT-wg0-FWD") == BRIDGE_FORWARD
+    allow = render.render_rules(bridge(public_address6="2001:db8::7", forward=["tcp/443", "icmp"]), family=6)
+    assert chain(allow, "nat", "CGNAT-wg0-PRE")[2:] == [
+        "-i ens3 -d 2001:db8::7 -p tcp --dport 443 -j DNAT --to-destination fd63:676e:6174::2",
+        "-i ens3 -d 2001:db8::7 -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -j DNAT --to-destination fd63:676e:6174::2",
+    ]
+
+
+def test_homelab_rules6_are_its_connmark_lines():
+    four, six = render.render_rules(homelab()), render.render_rules(homelab(), family=6)
+    assert six.startswith("# ip6tables-restore") and six.split("\n", 1)[1] == four.split("\n", 1)[1]
+
+
+@pytest.mark.parametrize("answers_", [lambda: homelab(), lambda: bridge(public_address6="2001:db8::7"),
+                                      lambda: bridge(public_address6="2001:db8::7", forward=["udp/53", "icmp"])])
+def test_rules6_parse_in_ip6tables_restore(answers_):
+    done = subprocess.run(["unshare", "--net", "ip6tables-restore", "--test", "--noflush"],
+                          input=render.render_rules(answers_(), family=6), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_hook_commands_show_ipv6_only_where_it_is_forwarded():
+    assert not any("ip6" in c or "ipv6" in c for c in render.hook_commands(bridge()))
+    dual = render.hook_commands(bridge(public_address6="2001:db8::7"))
+    assert "sysctl -w net.ipv6.conf.all.forwarding=1" in dual
+    assert any(c.startswith("ip6tables-restore --noflush < /etc/cgnat/wg0.rules6") for c in dual)
+    assert "ip -6 rule add from fd63:676e:6174::2 table 200 pref 1001" in render.hook_commands(homelab())

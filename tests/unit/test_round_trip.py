@@ -34,11 +34,14 @@ def hostile_or(*plausible):
 common = {
     "interface": hostile_or("wg0", "wg-home", "tun.1", "a=b", "wg+", "all", "-h"),
     "tunnel": hostile_or("10.0.0.0/24", "10.9.0.0/30", "192.168.77.0/24", "127.0.0.0/24", "10.0.0.0/24\n"),
+    "tunnel6": hostile_or("fd63:676e:6174::/64", "fd00:1::/48", "fd00::/65", "2001:db8::/64", "fd00::/64\n"),
     "peer_public_key": hostile_or(PEER_PUBLIC, PEER_PUBLIC + "\n", "A" * 43 + "=", "=" + PEER_PUBLIC[1:]),
 }
 bridge_keys = {
     "public_interface": hostile_or("ens3", "ens3\n", "ens+"),
     "public_address": hostile_or("203.0.113.7", "198.51.100.1", "0.0.0.0", "203.0.113.7\n"),
+    "public_address6": hostile_or("2001:db8::7", "2001:DB8:0:0::1", "fe80::1", "fd00::1", "::ffff:1.2.3.4"),
+    "ipv6": hostile_or("auto", "off", "on"),
     "keep_local": st.lists(hostile_or("tcp/25", "udp/60000-60010", "tcp/080", "tcp/٢٥"), max_size=3),
     "forward": st.one_of(st.just("all"), st.lists(
         hostile_or("tcp/80", "tcp/443", "udp/51900-51910", "icmp", "tcp/08", "udp/1-65535"), min_size=1, max_size=4)),
@@ -82,7 +85,10 @@ def wg_quick_sections(text: str) -> list[tuple[str, dict]]:
         elif "=" in stripped:
             key, _, value = stripped.partition("=")
             assert sections, f"a key before any section: {line!r}"
-            sections[-1][1][key.strip()] = value.strip()
+            key, value = key.strip(), value.strip()
+            known = sections[-1][1]
+            # wg-quick adds up repeated Address (and AllowedIPs) lines
+            known[key] = f"{known[key]}, {value}" if key in known else value
         else:
             assert stripped == "", f"a line wg-quick cannot read: {line!r}"
     return sections
@@ -90,16 +96,20 @@ def wg_quick_sections(text: str) -> list[tuple[str, dict]]:
 
 def expected_conf(a) -> list[tuple[str, dict]]:
     own, peer = (a.bridge_address, a.homelab_address) if a.role == "bridge" else (a.homelab_address, a.bridge_address)
-    interface = {"Address": f"{own}/{a.prefixlen}", "PrivateKey": BRIDGE_KEY,
+    dual = a.role == "homelab" or a.forwards_ipv6
+    own6, peer6 = (a.bridge_address6, a.homelab_address6) if a.role == "bridge" else (a.homelab_address6, a.bridge_address6)
+    address = f"{own}/{a.prefixlen}" + (f", {own6}/{a.prefixlen6}" if dual else "")
+    interface = {"Address": address, "PrivateKey": BRIDGE_KEY,
                  "PostUp": f"/usr/lib/cgnat-{a.role}/hooks/up %i",
                  "PostDown": f"/usr/lib/cgnat-{a.role}/hooks/down %i"}
     if a.role == "bridge":
         interface["ListenPort"] = str(a.listen_port)
-        peer_keys = {"PublicKey": a.peer_public_key, "AllowedIPs": f"{peer}/32"}
+        peer_keys = {"PublicKey": a.peer_public_key,
+                     "AllowedIPs": f"{peer}/32" + (f", {peer6}/128" if dual else "")}
     else:
         interface["Table"] = "off"
         peer_keys = {"PublicKey": a.peer_public_key, "Endpoint": a.homelab.endpoint,
-                     "AllowedIPs": "0.0.0.0/0", "PersistentKeepalive": str(a.homelab.keepalive)}
+                     "AllowedIPs": "0.0.0.0/0, ::/0", "PersistentKeepalive": str(a.homelab.keepalive)}
     sections = [("[Interface]", interface)]
     return sections + [("[Peer]", peer_keys)] if a.peer_public_key else sections
 
@@ -154,7 +164,16 @@ def test_accepted_answers_render_rules_iptables_restore_takes_that_touch_only_ou
     answers = accepted(data)
     if answers is None:
         return
-    rules = plan_files(answers)[f"/etc/cgnat/{answers.interface}.rules"]
+    files = plan_files(answers)
+    for family, command in (("", "iptables-restore"), ("6", "ip6tables-restore")):
+        rules = files.get(f"/etc/cgnat/{answers.interface}.rules{family}")
+        if family and (answers.role == "homelab" or answers.forwards_ipv6):
+            assert rules is not None
+        if rules is not None:
+            restores_touching_only_our_chains(rules, command, answers)
+
+
+def restores_touching_only_our_chains(rules: str, command: str, answers) -> None:
     declared, appended = set(), set()
     for line in rules.splitlines():
         if line.startswith(":"):
@@ -165,8 +184,12 @@ def test_accepted_answers_render_rules_iptables_restore_takes_that_touch_only_ou
             for word in line.split():
                 if re.fullmatch(r"[0-9.]+", word) and word.count(".") == 3:
                     ipaddress.ip_address(word)       # every address is a plain address
+                if word.count(":") >= 2:
+                    ipaddress.IPv6Address(word)
+            if "-d" in line.split():                 # IPv6: only the validated public address
+                assert line.split()[line.split().index("-d") + 1] == answers.bridge.public_address6
     assert declared and appended <= declared and all(c.startswith("CGNAT-") for c in declared)
     # A throwaway network namespace: nothing of the host's firewall is read or changed.
-    done = subprocess.run(["unshare", "--net", "iptables-restore", "--test", "--noflush"],
+    done = subprocess.run(["unshare", "--net", command, "--test", "--noflush"],
                           input=rules, capture_output=True, text=True)
     assert done.returncode == 0, (rules, done.stderr)

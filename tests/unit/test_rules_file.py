@@ -36,7 +36,7 @@ def test_the_hooks_read_a_rules_file_as_python_does(tmp_path):
                                  ("filter", "INPUT"), ("raw", "OUTPUT")])
     (tmp_path / f"{LONGEST}.rules").write_text(rules)
     script = (f'. "{LIB}"; hook_init bridge up "$1"; '
-              'for p in $(declared_chains); do echo "${p%%:*} ${p#*:} $(builtin_of "${p#*:}")"; done')
+              'for p in $(declared_chains "$RULES"); do echo "${p%%:*} ${p#*:} $(builtin_of "${p#*:}")"; done')
     done = subprocess.run(["sh", "-c", script, "hooks/up", LONGEST], capture_output=True, text=True,
                           env={"CGNAT_ETC": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr

@@ -30,7 +30,7 @@ def test_valid_answers_pass(facts):
     ({"role": "router"}, "role", "is 'router'; must be one of bridge, homelab"),
     ({}, "role", "is missing and no cgnat package is installed"),
     ({**bridge(), "colour": "red"}, "colour", "unknown key"),
-    (bridge(sshport=22), "bridge.sshport", "unknown key (known here: forward, keep_local"),
+    (bridge(sshport=22), "bridge.sshport", "unknown key (known here: forward, ipv6, keep_local"),
     ({**bridge(), "homelab": {}}, "homelab", "unknown key"),
     ({**bridge(), "listen_port": "51820"}, "listen_port", "must be an integer, not '51820'"),
     ({**bridge(), "listen_port": True}, "listen_port", "must be an integer"),
@@ -45,6 +45,12 @@ def test_valid_answers_pass(facts):
     ({**bridge(), "bridge": "ens3"}, "bridge", "must be a table"),
     (bridge(public_interface="eth-with-a-long-name"), "bridge.public_interface", "must be 1-15 letters, digits"),
     (bridge(public_address="203.0.113.300"), "bridge.public_address", "is not an IPv4 address"),
+    ({**bridge(), "tunnel6": "10.0.0.0/24"}, "tunnel6", "is not a unique local IPv6 network of /64 or shorter"),
+    ({**bridge(), "tunnel6": "fd00::/96"}, "tunnel6", "is not a unique local IPv6 network"),
+    (bridge(public_address6="fe80::1"), "bridge.public_address6", "is not a global unicast IPv6 address"),
+    (bridge(public_address6="203.0.113.7"), "bridge.public_address6", "is not a global unicast IPv6 address"),
+    (bridge(ipv6="on"), "bridge.ipv6", "must be one of auto, off, not 'on'"),
+    (bridge(ipv6=True), "bridge.ipv6", "must be a string"),
     (bridge(keep_local=["smtp"]), "bridge.keep_local[0]", "is not like \"tcp/25\""),
     (bridge(keep_local=[25]), "bridge.keep_local", "must be a list of strings"),
     (bridge(forward="some"), "bridge.forward", "must be \"all\" or a list"),
@@ -164,3 +170,12 @@ def test_check_prints_warnings_and_still_exits_0(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{answers}: homelab.watchdog: warning: no end-to-end check is possible: the bridge " \
            f"forwards no TCP port: add one to its forward list" in err
+
+
+def test_dual_stack_keys_and_their_addresses(facts):
+    answers = load_answers({**bridge(public_address6="2001:DB8::7", ipv6="auto"),
+                            "tunnel6": "fd12:3456:789a:1::/56"}, None, facts)
+    assert (answers.bridge_address6, answers.homelab_address6, answers.prefixlen6) == (
+        "fd12:3456:789a::1", "fd12:3456:789a::2", 56)
+    default = load_answers(homelab(), None, facts)
+    assert (default.tunnel6, default.homelab_address6) == ("fd63:676e:6174::/64", "fd63:676e:6174::2")

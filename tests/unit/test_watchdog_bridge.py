@@ -91,6 +91,14 @@ def test_missing_rules_reads_one_iptables_save(tmp_path, monkeypatch):
     monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 1, "", "no"))
     assert len(wd.missing_rules("wg0", str(rules))) == 3        # cannot read the rules: all missing
     assert wd.missing_rules("wg0", str(tmp_path / "absent")) == ()
+    # Where IPv6 is forwarded, its rules file's jumps are asked of ip6tables the same way.
+    (tmp_path / "wg0.rules6").write_text(rules.read_text())
+    monkeypatch.setattr(wd, "run", fake)
+    calls.clear()
+    assert wd.missing_rules("wg0", str(rules)) == (
+        "mangle FORWARD -> CGNAT-wg0-FWD", "filter CGNAT-wg0-IN is empty",
+        "IPv6 mangle FORWARD -> CGNAT-wg0-FWD", "IPv6 filter CGNAT-wg0-IN is empty")
+    assert calls == [["iptables-save"], ["ip6tables-save"]]
 
 
 def test_handshake_age(monkeypatch):
