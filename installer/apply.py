@@ -130,7 +130,7 @@ def apply(plan: Plan, root: Path) -> list[str]:
             tx.remove(path)
         changed = [f.path for f in plan.files if tx.write(f)] + plan.removals
         if plan.commands and plan.sshd_port is not None:
-            sshd_changed = plan.sshd_dropin in changed
+            sshd_changed = bool({plan.sshd_dropin, plan.socket_dropin} & set(changed) - {None})
             _ensure_sshd_port(plan, sshd_changed)
         if plan.commands and not changed and _active(plan.service):
             log(f"nothing changed; {plan.service} keeps running")
@@ -141,7 +141,7 @@ def apply(plan: Plan, root: Path) -> list[str]:
     except BaseException:
         tx.rollback()
         if sshd_changed:
-            sshd.reload_sshd(_run_quietly)
+            sshd.reload_sshd(_run_quietly, socket=plan.socket_dropin is not None)
         if units is not None:
             units.restore()
         raise
@@ -151,7 +151,7 @@ def _ensure_sshd_port(plan: Plan, dropin_changed: bool) -> None:
     if dropin_changed:
         log("sshd -t")
         sshd.validate_config()
-        sshd.reload_sshd(run)
+        sshd.reload_sshd(run, socket=plan.socket_dropin is not None)
     log(f"confirm sshd answers on port {plan.sshd_port}")
     sshd.confirm_listening(plan.sshd_port)
 

@@ -121,6 +121,7 @@ class HostFacts:
     docker_subnets: list[str] = field(default_factory=list)
     sshd_dropin: str | None = None            # our drop-in from an earlier run, if any
     sshd_error: str | None = None             # why `sshd -T` failed, when it did
+    ssh_socket: bool = False                  # sshd is socket-activated (ssh.socket enabled or active)
     installed_role: str | None = None         # the role of the cgnat package installed
     written_by_setup: frozenset[str] = frozenset()      # the manifest of the last setup
     wireguard_configs: frozenset[str] = frozenset()     # /etc/wireguard/*.conf that exist
@@ -160,6 +161,7 @@ class HostFacts:
             docker_subnets=docker_subnets(addr),
             sshd_dropin=_read(root / SSHD_DROPIN.lstrip("/")),
             sshd_error=sshd[1] if sshd else None,
+            ssh_socket=ports is not None and root == Path("/") and _ssh_socket(),
             installed_role=installed_role(root),
             written_by_setup=frozenset((_read(root / MANIFEST_PATH.lstrip("/")) or "").split()),
             wireguard_configs=frozenset(f"{WIREGUARD_DIR}/{p.name}"
@@ -197,6 +199,17 @@ def sshd_kept_ports(ports_now: list[int], main_config: str = "/etc/ssh/sshd_conf
         Path(tmp, "sshd_config").write_text(f"Include {tmp}/probe.conf\nInclude {main_config}\n")
         done = run_sshd("-T", "-f", str(Path(tmp, "sshd_config")))
     return [p for p in sshd_ports(done.stdout) if p != probe] if done.returncode == 0 else []
+
+
+def _ssh_socket() -> bool:
+    for verb in ("is-enabled", "is-active"):
+        try:
+            if subprocess.run(["systemctl", verb, "--quiet", "ssh.socket"],
+                              capture_output=True).returncode == 0:
+                return True
+        except FileNotFoundError:
+            return False
+    return False
 
 
 def _sshd_effective_config() -> tuple[str, str | None] | None:

@@ -37,6 +37,7 @@ class Plan:
     hook_commands: list[str] = field(default_factory=list)    # what wg-quick's PostUp runs
     sshd_port: int | None = None  # bridge: the port to confirm before anything is forwarded
     sshd_dropin: str | None = None
+    socket_dropin: str | None = None   # bridge with socket activation: ssh.socket's ports
     retire: list[list[str]] = field(default_factory=list)   # stop an old interface, before the files
     removals: list[str] = field(default_factory=list)       # an old interface's files
     backups: list[str] = field(default_factory=list)        # foreign files kept before replacing them
@@ -60,6 +61,8 @@ class Plan:
             out.append(f"=== {f.path} (mode {f.mode:04o})\n{f.shown()}")
         if self.sshd_port is not None:
             change = f"drop-in {self.sshd_dropin}" if self.sshd_dropin else "nothing to change"
+            if self.socket_dropin:
+                change += f", socket drop-in {self.socket_dropin}"
             out.append(f"=== sshd: listen on {self.sshd_port} before forwarding ({change}; "
                        f"sshd -t; reload; confirm the port answers)\n")
         out.append("=== commands\n" + "".join(" ".join(c) + "\n" for c in self.commands))
@@ -112,6 +115,10 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         if dropin is not None:
             plan.sshd_dropin = sshd.DROPIN
             files.append(FileWrite(sshd.DROPIN, dropin))
+        if facts.ssh_socket:
+            plan.socket_dropin = sshd.SOCKET_DROPIN
+            ports = sorted(set(facts.sshd_ports) | {plan.sshd_port})
+            files.append(FileWrite(sshd.SOCKET_DROPIN, sshd.socket_dropin_text(ports)))
     manifest = "".join(sorted(f.path + "\n" for f in files))
     plan.files = files + [FileWrite(MANIFEST_PATH, manifest)]
     plan.backups = [conf] if foreign else []

@@ -14,6 +14,7 @@ from installer.detect import SSHD_DROPIN, run_sshd
 from installer.errors import SetupError
 
 DROPIN = SSHD_DROPIN
+SOCKET_DROPIN = "/etc/systemd/system/ssh.socket.d/cgnat-bridge.conf"
 MAIN_CONFIG = "/etc/ssh/sshd_config"
 
 
@@ -42,10 +43,20 @@ def validate_config(config: str = MAIN_CONFIG) -> None:
     _sshd("-t", "-f", config)
 
 
-def reload_sshd(run) -> None:
-    """Reload sshd; with socket activation (Ubuntu 22.10+) the socket holds the ports."""
-    if subprocess.run(["systemctl", "is-active", "--quiet", "ssh.socket"]).returncode == 0:
+def socket_dropin_text(ports: list[int]) -> str:
+    """ssh.socket's ports with socket activation: its own ListenStream (22 on Debian 13) is
+    fixed in the unit, so sshd's Port lines never reach it; this drop-in lists them all."""
+    return ("# Written by cgnat-setup: with socket activation, ssh.socket holds sshd's ports.\n"
+            "[Socket]\nListenStream=\n" + "".join(f"ListenStream={port}\n" for port in ports))
+
+
+def reload_sshd(run, socket: bool) -> None:
+    """Make sshd take its new ports. With socket activation the socket holds them, and
+    ssh.socket refuses a restart while the ssh.service it started runs: stop that first
+    (KillMode=process: open sessions stay)."""
+    if socket:
         run(["systemctl", "daemon-reload"])
+        run(["systemctl", "stop", "ssh.service"])
         run(["systemctl", "restart", "ssh.socket"])
     else:
         run(["systemctl", "reload-or-restart", "ssh.service"])

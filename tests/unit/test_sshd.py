@@ -77,3 +77,29 @@ def test_sshd_runs_where_its_privilege_separation_directory_is_missing(sshd_conf
                            sys.executable, probe],
                           capture_output=True, text=True, cwd=repo)
     assert done.stdout.split() == ["0", "True"], done.stderr
+
+
+def test_a_socket_activated_sshd_gets_a_socket_dropin_with_every_port():
+    from installer.detect import HostFacts
+    from installer.plan import make_plan
+    from installer.validate import load_answers
+    answers = load_answers({"role": "bridge", "bridge": {"public_interface": "lo",
+                                                         "public_address": "203.0.113.7"}}, None, None)
+    facts = HostFacts(sshd_ports=[22], ssh_socket=True)
+    plan = make_plan(answers, facts, "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=", start=True)
+    files = {f.path: f.content for f in plan.files}
+    assert plan.socket_dropin == sshd.SOCKET_DROPIN
+    assert files[sshd.SOCKET_DROPIN].endswith("[Socket]\nListenStream=\nListenStream=22\nListenStream=2222\n")
+    assert sshd.SOCKET_DROPIN in files["/var/lib/cgnat/manifest"]      # purge takes it back
+    plain = make_plan(answers, HostFacts(sshd_ports=[22]), "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=")
+    assert plain.socket_dropin is None and sshd.SOCKET_DROPIN not in {f.path for f in plain.files}
+
+
+def test_socket_activation_stops_the_service_before_restarting_the_socket():
+    calls = []
+    sshd.reload_sshd(calls.append, socket=True)
+    assert calls == [["systemctl", "daemon-reload"], ["systemctl", "stop", "ssh.service"],
+                     ["systemctl", "restart", "ssh.socket"]]
+    calls.clear()
+    sshd.reload_sshd(calls.append, socket=False)
+    assert calls == [["systemctl", "reload-or-restart", "ssh.service"]]
