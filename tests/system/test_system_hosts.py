@@ -113,14 +113,26 @@ def test_failed_setup_leaves_every_unit_as_it_was(lab):
     before = {unit: bridge.unit(unit) for unit in units}
     sums = checksums(bridge)
     taken = netlab.WG_PORT + 1
-    bridge.sh(f"systemd-run --unit=lab-port-taken socat -u UDP4-RECV:{taken} OPEN:/dev/null")
+    # Taken on both families without SO_REUSEADDR (socat 1.8 sets it by default, and then
+    # wireguard-go could share the port): wg-quick@wg0 cannot start on it.
+    holder = ("import signal, socket\n"
+              f"a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(('0.0.0.0', {taken}))\n"
+              "b = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+              "b.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\n"
+              f"b.bind(('::', {taken}))\nsignal.pause()\n")
+    bridge.write("/root/take-port.py", holder)
+    bridge.sh("systemd-run --unit=lab-port-taken python3 /root/take-port.py")
+    done = None
     try:
-        wait_for(lambda: f":{taken} " in bridge.sh("ss -Hlun"), 30, f"udp/{taken} taken")
+        wait_for(lambda: bridge.sh("ss -Hlun").count(f":{taken} ") >= 2, 30, f"udp/{taken} taken")
         bridge.sh("sed 's/^listen_port = .*/listen_port = %d/' /etc/cgnat/answers.toml > /root/taken.toml" % taken)
         done = bridge.run("cgnat-setup --answers /root/taken.toml", check=False, timeout=180)
         after = {unit: bridge.unit(unit) for unit in units}
     finally:
         bridge.run("systemctl stop lab-port-taken", check=False)
+        if done is not None and done.returncode == 0:   # keep the lab usable for the next tests
+            bridge.run("sed 's/^listen_port = .*/listen_port = %d/' /root/taken.toml > /root/back.toml && "
+                       "cgnat-setup --answers /root/back.toml" % netlab.WG_PORT, check=False, timeout=180)
     assert done.returncode == 1, f"setup on a taken port exited {done.returncode}:\n{done.stdout}{done.stderr}"
     assert checksums(bridge) == sums, "the failed setup changed files"
     assert after == before, f"the failed setup changed units: {before} -> {after}\n{done.stderr}"
