@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import tomli_w   # vendored: writes TOML with every string escaped as the format requires
 

@@ -7,7 +7,6 @@ the port answers; if it does not, the drop-in is taken back and setup stops.
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 
 from installer.detect import SSHD_DROPIN, run_sshd

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import make_lab
 from netlab import (BRIDGE_PUBLIC, BRIDGE_SSH_PORT, CGNAT_PUBLIC, CLIENT, HOMELAB_TUNNEL,
-                    PUBLISHED_PORT, wait_for)
+                    PUBLISHED_PORT)
 
 SERVICE_TCP, SERVICE_UDP, OUTBOUND_PORT = 8000, 5353, 9000
 SSH = ("ssh -F /dev/null -i /run/lab/id_ed25519 -o BatchMode=yes -o ConnectTimeout=5 "

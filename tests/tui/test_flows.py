@@ -1,8 +1,6 @@
 """Both full flows through the real app; what they write equals what --answers writes."""
 from __future__ import annotations
 
-import os
-import shutil
 import tomllib
 from pathlib import Path
 

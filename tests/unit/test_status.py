@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import io
-import json
 
 from installer import cli, status
-from installer.status import Check, gather
+from installer.status import Check
 
 HOMELAB = ('role = "homelab"\npeer_public_key = "' + "K" * 42 + 'A="\n[homelab]\n'
            'endpoint = "bridge.example.org:51820"\n[homelab.watchdog]\ncheck_host = "bridge.example.org"\n')
