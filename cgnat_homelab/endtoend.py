@@ -14,38 +14,15 @@ sshd, else connect on the first TCP port listed. An explicit check_port always w
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-SSH_PORT = 22
-TCP_SPEC = re.compile(r"tcp/([0-9]{1,5})(?:-([0-9]{1,5}))?", re.ASCII)
+from installer.forward import SSH_PORT, forwards, tcp_ranges
 
 
 @dataclass(frozen=True)
 class EndToEnd:
     port: int
     identity: str          # "ssh" or "connect"
-
-
-def tcp_ranges(forward) -> list[tuple[int, int]] | None:
-    """The TCP port ranges of a forward list; None for "all"."""
-    if forward == "all":
-        return None
-    ranges = []
-    for spec in forward:
-        m = TCP_SPEC.fullmatch(spec)
-        if m:
-            low = int(m.group(1))
-            ranges.append((low, int(m.group(2) or low)))
-    return ranges
-
-
-def forwards(forward, bridge_ssh_port: int, port: int) -> bool:
-    """Whether the bridge forwards TCP `port` (it never forwards its own ssh port)."""
-    ranges = tcp_ranges(forward)
-    if ranges is None:
-        return port != bridge_ssh_port
-    return any(low <= port <= high for low, high in ranges)
 
 
 def choose(forward, bridge_ssh_port: int, check_port: int | None,

@@ -22,11 +22,11 @@ from pathlib import Path
 from cgnat_homelab import sshkey
 from cgnat_homelab.decision import Config, Observation, State, e2e_due, is_address, split_endpoint
 from installer.watchdog import interface_exists as interface_up
+from installer.sshd import SSH_DIR, our_host_keys
 from installer.watchdog import run
 
 PROBE_TIMEOUT = 2.0        # seconds for the touch through the tunnel
 CHECK_TIMEOUT = 3.0        # seconds for each connection from outside (end to end, bridge ssh)
-SSH_DIR = Path("/etc/ssh")
 
 
 def touch(host: str, port: int, timeout: float, refused_ok: bool) -> bool:
@@ -57,17 +57,6 @@ def ipv4(host: str) -> str | None:
     except (socket.gaierror, UnicodeError):
         return None
     return infos[0][4][0] if infos else None
-
-
-def our_host_keys(ssh_dir: Path = SSH_DIR) -> dict[str, str]:
-    """This host's sshd host keys: {base64 blob: key type}."""
-    keys = {}
-    for pub in ssh_dir.glob("ssh_host_*_key.pub"):
-        for line in pub.read_text().splitlines():
-            cols = line.split()
-            if len(cols) >= 2:
-                keys[cols[1]] = cols[0]
-    return keys
 
 
 def _offer(keys: dict[str, str]) -> list[str]:

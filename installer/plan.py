@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
-from installer import render, sshd
+from installer import render, roles
 from installer.detect import MANIFEST_PATH, WIREGUARD_DIR, HostFacts
 from installer.errors import SetupError
 from installer.watchdog import UNIT as WATCHDOG_UNIT
@@ -36,7 +36,7 @@ class Plan:
     commands: list[list[str]] = field(default_factory=list)   # systemctl, after the files
     hook_commands: list[str] = field(default_factory=list)    # what wg-quick's PostUp runs
     sshd_port: int | None = None  # bridge: the port to confirm before anything is forwarded
-    sshd_dropin: str | None = None
+    sshd_dropin: str | None = None     # (the role's HostChanges, installer/roles.py)
     socket_dropin: str | None = None   # bridge with socket activation: ssh.socket's ports
     retire: list[list[str]] = field(default_factory=list)   # stop an old interface, before the files
     removals: list[str] = field(default_factory=list)       # an old interface's files
@@ -73,14 +73,7 @@ class Plan:
 def resolve_defaults(answers, facts: HostFacts):
     """A copy of the answers with every detected default filled in, as it will be saved."""
     resolved = copy.deepcopy(answers)
-    if resolved.role == "bridge":
-        b = resolved.bridge
-        b.public_interface = b.public_interface or facts.default_interface
-        b.public_address = b.public_address or facts.ipv4_address(b.public_interface)
-        if b.ipv6 == "auto":
-            b.public_address6 = b.public_address6 or facts.ipv6_address(b.public_interface)
-    elif resolved.homelab.docker_subnets is None:
-        resolved.homelab.docker_subnets = list(facts.docker_subnets)
+    roles.get(resolved.role).resolve(resolved, facts)
     return resolved
 
 
@@ -94,35 +87,24 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         raise SetupError(f"{conf} exists and cgnat-setup did not write it (another VPN?); choose "
                          f"another interface, or pass --replace-existing to replace it (it is "
                          f"kept as {conf}{BACKUP_SUFFIX})")
+    role = roles.get(answers.role)
+    rules6 = f"/etc/cgnat/{iface}.rules6"
     files = [
         FileWrite(f"/etc/wireguard/{iface}.conf", render.render_wg_conf(answers, private_key),
                   mode=0o600, secret=True),
-        FileWrite(f"/etc/cgnat/{iface}.rules", render.render_rules(answers)),
-        FileWrite(f"/etc/cgnat/{iface}.env", render.render_env(answers)),
+        FileWrite(f"/etc/cgnat/{iface}.rules", role.rules(answers)),
+        *([FileWrite(rules6, role.rules(answers, family=6))] if role.has_rules6(answers) else []),
+        FileWrite(f"/etc/cgnat/{iface}.env", role.env(answers)),
         FileWrite(ANSWERS_PATH, _saved_answers(answers)),
     ]
-    rules6 = f"/etc/cgnat/{iface}.rules6"
-    if render.has_rules6(answers):
-        files.insert(2, FileWrite(rules6, render.render_rules(answers, family=6)))
-    plan = Plan(answers, hook_commands=render.hook_commands(answers))
-    if answers.role == "bridge" and facts.sshd_error:
-        raise SetupError(f"cannot read sshd's effective configuration (sshd -T): {facts.sshd_error}")
-    if answers.role == "bridge" and facts.sshd_ports is not None:
-        plan.sshd_port = answers.bridge.ssh_port
-        dropin = facts.sshd_dropin
-        if dropin is None or f"Port {plan.sshd_port}\n" not in dropin:
-            dropin = sshd.plan_dropin(plan.sshd_port, facts.sshd_ports, facts.sshd_kept_ports)
-        if dropin is not None:
-            plan.sshd_dropin = sshd.DROPIN
-            files.append(FileWrite(sshd.DROPIN, dropin))
-        if facts.ssh_socket:
-            plan.socket_dropin = sshd.SOCKET_DROPIN
-            ports = sorted(set(facts.sshd_ports) | {plan.sshd_port})
-            files.append(FileWrite(sshd.SOCKET_DROPIN, sshd.socket_dropin_text(ports)))
+    host = role.plan_host(answers, facts)
+    files += [FileWrite(path, text) for path, text in host.files.items()]
+    plan = Plan(answers, hook_commands=role.hook_summary(answers), sshd_port=host.sshd_port,
+                sshd_dropin=host.sshd_dropin, socket_dropin=host.socket_dropin)
     manifest = "".join(sorted(f.path + "\n" for f in files))
     plan.files = files + [FileWrite(MANIFEST_PATH, manifest)]
     plan.backups = [conf] if foreign else []
-    if not render.has_rules6(answers) and rules6 in facts.written_by_setup:
+    if not role.has_rules6(answers) and rules6 in facts.written_by_setup:
         plan.removals.append(rules6)   # IPv6 no longer forwarded: the hooks must not load it
     for old in retired_interfaces(iface, facts.written_by_setup):
         if start:

@@ -10,7 +10,7 @@ import json
 import types
 import typing
 
-from installer.validate import ROLE_MODELS
+from installer import roles
 
 
 def _type_schema(tp) -> dict:
@@ -33,8 +33,8 @@ def _object_schema(model) -> dict:
 
 def answers_schema() -> dict:
     variants = []
-    for role, model in ROLE_MODELS.items():
-        variant = _object_schema(model)
+    for role in roles.available():      # both, in the source tree where it is generated
+        variant = _object_schema(roles.get(role).model)
         variant["properties"]["role"] = {"const": role}
         variants.append(variant)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -13,13 +13,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer import ROLES, grammar, keys, pairing
+from installer import ROLES, grammar, keys, pairing, roles
 from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
 from installer.apply import apply, host_path, log  # apply: the one step that changes the host
 from installer.detect import HostFacts
 from installer.errors import Problem
 from installer.plan import WATCHDOG_UNIT, Plan, make_plan, resolve_defaults
+from installer.roles import PEER
+from installer.sshd import SSH_DIR, our_host_keys
 from installer import validate
 from installer.watchdog import interface_exists
 
@@ -36,8 +38,7 @@ def load(raw: bytes, token: str | None, default_role: str | None, facts: HostFac
 
 def warnings(answers, root: Path) -> list[Problem]:
     """What works but leaves the homelab's watchdog without an end-to-end check."""
-    from cgnat_homelab.probe import our_host_keys
-    return validate.warnings(answers, bool(our_host_keys(host_path(root, "/etc/ssh"))))
+    return validate.warnings(answers, bool(our_host_keys(host_path(root, str(SSH_DIR)))))
 
 
 def read_source(source: str | None, root: Path) -> bytes:
@@ -79,12 +80,11 @@ class Report:
     token: str
     changed: tuple[str, ...]
     answers_path: Path
-    firewall: str | None      # bridge: what to open in the provider's firewall
-    records: str | None       # bridge: the DNS records (A, and AAAA where IPv6 is forwarded)
+    role_notes: tuple[str, ...]   # the role's own (the bridge: its firewall, the DNS records)
 
     @property
     def other(self) -> str:
-        return "homelab" if self.role == "bridge" else "bridge"
+        return PEER[self.role]
 
     @property
     def summary(self) -> str:
@@ -94,7 +94,7 @@ class Report:
     @property
     def notes(self) -> list[str]:
         lines = [f"Answers saved to {self.answers_path} (replay: cgnat-setup --answers FILE)"]
-        return lines + [note for note in (self.firewall, self.records) if note]
+        return lines + list(self.role_notes)
 
     def lines(self) -> list[str]:
         return [f"cgnat-setup: {self.summary}.",
@@ -106,13 +106,8 @@ class Report:
 
 def report(answers, private_key: str, changed: list[str], root: Path) -> Report:
     public = keys.public_key(private_key)
-    firewall = records = None
-    if answers.role == "bridge":
-        firewall = (f"Open UDP {answers.listen_port} and TCP {answers.bridge.ssh_port} in your "
-                    f"provider's firewall; from now on `ssh -p {answers.bridge.ssh_port}` reaches the bridge.")
-        records = answers.dns_records()
     return Report(answers.role, public, pairing.token_for(answers, public), tuple(changed),
-                  host_path(root, ANSWERS_PATH), firewall, records)
+                  host_path(root, ANSWERS_PATH), tuple(roles.get(answers.role).notes(answers)))
 
 
 def teardown(root: Path) -> bool:

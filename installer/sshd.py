@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 from installer.detect import SSHD_DROPIN, run_sshd
 from installer.errors import SetupError
@@ -15,6 +16,18 @@ from installer.errors import SetupError
 DROPIN = SSHD_DROPIN
 SOCKET_DROPIN = "/etc/systemd/system/ssh.socket.d/cgnat-bridge.conf"
 MAIN_CONFIG = "/etc/ssh/sshd_config"
+SSH_DIR = Path("/etc/ssh")
+
+
+def our_host_keys(ssh_dir: Path = SSH_DIR) -> dict[str, str]:
+    """This host's sshd host keys: {base64 blob: key type}."""
+    keys = {}
+    for pub in ssh_dir.glob("ssh_host_*_key.pub"):
+        for line in pub.read_text().splitlines():
+            cols = line.split()
+            if len(cols) >= 2:
+                keys[cols[1]] = cols[0]
+    return keys
 
 
 def dropin_text(ssh_port: int, lost_ports: list[int]) -> str:

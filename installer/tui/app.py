@@ -7,10 +7,12 @@ from textual.binding import Binding
 from installer.tui import screens
 from installer.tui.state import Outcome, WizardState, owns
 
-BRIDGE_STEPS = [screens.PublicInterfaceScreen, screens.WireGuardScreen, screens.SshScreen,
-                screens.ForwardScreen]
-HOMELAB_STEPS = [screens.PairScreen, screens.DockerScreen, screens.ExposureScreen,
-                 screens.WatchdogScreen]
+ROLE_STEPS = {   # each role's questions, between the role screen and the review
+    "bridge": [screens.PublicInterfaceScreen, screens.WireGuardScreen, screens.SshScreen,
+               screens.ForwardScreen],
+    "homelab": [screens.PairScreen, screens.DockerScreen, screens.ExposureScreen,
+                screens.WatchdogScreen],
+}
 
 
 class SetupApp(App[Outcome | None]):
@@ -50,11 +52,7 @@ class SetupApp(App[Outcome | None]):
     # --- the order of the steps --------------------------------------------------------
     def all_steps(self) -> list[type]:
         steps = [] if self.state.role_fixed and self.state.role else [screens.RoleScreen]
-        if self.state.role == "bridge":
-            steps += BRIDGE_STEPS
-        elif self.state.role == "homelab":
-            steps += HOMELAB_STEPS
-        return steps + [screens.ReviewScreen]
+        return steps + ROLE_STEPS.get(self.state.role, []) + [screens.ReviewScreen]
 
     def flow(self) -> list[type]:
         steps = self.all_steps()

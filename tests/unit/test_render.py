@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from installer import render, rules_file
+from installer import render, roles, rules_file
 from installer.validate import load_answers
 
 from unitdata import PEER_PUBLIC
@@ -25,6 +25,23 @@ BRIDGE_FORWARD = [
 
 def answers(data):
     return load_answers(data, None, None)
+
+
+# Each role renders its own files (installer/roles.py).
+def render_rules(answers_, family=4):
+    return roles.get(answers_.role).rules(answers_, family)
+
+
+def render_env(answers_):
+    return roles.get(answers_.role).env(answers_)
+
+
+def has_rules6(answers_):
+    return roles.get(answers_.role).has_rules6(answers_)
+
+
+def hook_commands(answers_):
+    return roles.get(answers_.role).hook_summary(answers_)
 
 
 def bridge(interface="wg0", **keys):
@@ -49,19 +66,19 @@ def chain(rules: str, table: str, name: str) -> list[str]:
 
 
 def test_bridge_rules_are_the_recipes_in_our_own_chains():
-    rules = render.render_rules(bridge())
+    rules = render_rules(bridge())
     assert chain(rules, "nat", "CGNAT-wg0-PRE") == RECIPE_BRIDGE_NAT
     assert chain(rules, "filter", "CGNAT-wg0-FWD") == BRIDGE_FORWARD
     assert "MASQUERADE" not in rules and "route_localnet" not in rules
 
 
 def test_bridge_clamps_mss_into_the_tunnel():
-    assert chain(render.render_rules(bridge()), "mangle", "CGNAT-wg0-FWD") == [
+    assert chain(render_rules(bridge()), "mangle", "CGNAT-wg0-FWD") == [
         "-o wg0 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"]
 
 
 def test_bridge_keep_local_and_allowlist():
-    rules = render.render_rules(bridge(keep_local=["tcp/25"], forward=["tcp/80", "udp/51900-51910", "icmp"]))
+    rules = render_rules(bridge(keep_local=["tcp/25"], forward=["tcp/80", "udp/51900-51910", "icmp"]))
     assert chain(rules, "nat", "CGNAT-wg0-PRE") == RECIPE_BRIDGE_NAT[:2] + [
         "-i ens3 -p tcp --dport 25 -j RETURN",
         "-i ens3 -p tcp --dport 80 -j DNAT --to-destination 10.0.0.2",
@@ -71,7 +88,7 @@ def test_bridge_keep_local_and_allowlist():
 
 
 def test_homelab_rules_are_the_recipes_connmark_lines_with_a_mask():
-    rules = render.render_rules(homelab())
+    rules = render_rules(homelab())
     assert chain(rules, "mangle", "CGNAT-wg0-PRE") == [
         "-i wg0 -m conntrack --ctstate NEW -j CONNMARK --set-xmark 0x1000000/0x1000000",
         "-m conntrack --ctdir REPLY -j CONNMARK --restore-mark --nfmask 0x1000000 --ctmask 0x1000000",
@@ -86,15 +103,15 @@ def test_homelab_rules_are_the_recipes_connmark_lines_with_a_mask():
 def test_rules_parse_in_iptables_restore(answers_of):
     # A fresh network namespace: --test parses against the kernel without touching the host.
     done = subprocess.run(["unshare", "--net", "iptables-restore", "--test", "--noflush"],
-                          input=render.render_rules(answers_of()), capture_output=True, text=True)
+                          input=render_rules(answers_of()), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("role_answers", [bridge, homelab])
 def test_each_interface_has_its_own_chains(role_answers):
     """Two tunnels on one host: no chain in common, each named for its interface."""
-    wg0 = rules_file.declared_chains(render.render_rules(role_answers()))
-    wg1 = rules_file.declared_chains(render.render_rules(role_answers(interface="wg-home.1")))
+    wg0 = rules_file.declared_chains(render_rules(role_answers()))
+    wg1 = rules_file.declared_chains(render_rules(role_answers(interface="wg-home.1")))
     assert wg0 and len(wg0) == len(wg1)
     assert {c for _, c in wg0} & {c for _, c in wg1} == set()
     assert all(c.startswith("CGNAT-wg0-") for _, c in wg0)
@@ -103,7 +120,7 @@ def test_each_interface_has_its_own_chains(role_answers):
 
 
 def test_homelab_env_for_the_hooks():
-    env = dict(line.split("=", 1) for line in render.render_env(homelab(table=300)).splitlines()
+    env = dict(line.split("=", 1) for line in render_env(homelab(table=300)).splitlines()
                if line and not line.startswith("#"))
     assert env == {"CGNAT_ROLE": "homelab", "CGNAT_INTERFACE": "wg0", "CGNAT_ADDRESS": "10.0.0.2",
                    "CGNAT_PEER_ADDRESS": "10.0.0.1", "CGNAT_TABLE": "300",
@@ -112,7 +129,7 @@ def test_homelab_env_for_the_hooks():
 
 
 def test_bridge_env_for_the_hooks():
-    env = render.render_env(bridge())
+    env = render_env(bridge())
     assert "CGNAT_PUBLIC_INTERFACE=ens3\n" in env and "CGNAT_PEER_ADDRESS=10.0.0.2\n" in env
 
 
@@ -138,14 +155,14 @@ def test_wg_conf_parses_with_wg_strip_and_matches_the_recipe(tmp_path):
 
 def test_ipv4_only_bridge_renders_no_ipv6_at_all():
     for answers_ in (bridge(), bridge(public_address6="2001:db8::7", ipv6="off")):
-        assert not answers_.forwards_ipv6 and not render.has_rules6(answers_)
-        text = render.render_wg_conf(answers_, "k") + render.render_env(answers_) + render.render_rules(answers_)
+        assert not answers_.forwards_ipv6 and not has_rules6(answers_)
+        text = render.render_wg_conf(answers_, "k") + render_env(answers_) + render_rules(answers_)
         assert "::" not in text and "ADDRESS6" not in text, text
-    assert render.render_rules(bridge()) == render.render_rules(bridge(public_address6="2001:db8::7"))
+    assert render_rules(bridge()) == render_rules(bridge(public_address6="2001:db8::7"))
 
 
 def test_bridge_rules6_forward_only_its_public_address_and_never_link_icmpv6():
-    rules = render.render_rules(bridge(public_address6="2001:db8::7", keep_local=["tcp/25"]), family=6)
+    rules = render_rules(bridge(public_address6="2001:db8::7", keep_local=["tcp/25"]), family=6)
     assert chain(rules, "nat", "CGNAT-wg0-PRE") == [
         "-i ens3 -d 2001:db8::7 -p udp --dport 51820 -j RETURN",
         "-i ens3 -d 2001:db8::7 -p tcp --dport 2222 -j RETURN",
@@ -155,7 +172,7 @@ def test_bridge_rules6_forward_only_its_public_address_and_never_link_icmpv6():
         "-i ens3 -d 2001:db8::7 -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -j DNAT --to-destination fd63:676e:6174::2",
     ]
     assert chain(rules, "filter", "CGNAT-wg0-FWD") == BRIDGE_FORWARD
-    allow = render.render_rules(bridge(public_address6="2001:db8::7", forward=["tcp/443", "icmp"]), family=6)
+    allow = render_rules(bridge(public_address6="2001:db8::7", forward=["tcp/443", "icmp"]), family=6)
     assert chain(allow, "nat", "CGNAT-wg0-PRE")[2:] == [
         "-i ens3 -d 2001:db8::7 -p tcp --dport 443 -j DNAT --to-destination fd63:676e:6174::2",
         "-i ens3 -d 2001:db8::7 -p ipv6-icmp -m icmp6 --icmpv6-type echo-request -j DNAT --to-destination fd63:676e:6174::2",
@@ -163,7 +180,7 @@ def test_bridge_rules6_forward_only_its_public_address_and_never_link_icmpv6():
 
 
 def test_homelab_rules6_are_its_connmark_lines():
-    four, six = render.render_rules(homelab()), render.render_rules(homelab(), family=6)
+    four, six = render_rules(homelab()), render_rules(homelab(), family=6)
     assert six.startswith("# ip6tables-restore") and six.split("\n", 1)[1] == four.split("\n", 1)[1]
 
 
@@ -171,13 +188,13 @@ def test_homelab_rules6_are_its_connmark_lines():
                                       lambda: bridge(public_address6="2001:db8::7", forward=["udp/53", "icmp"])])
 def test_rules6_parse_in_ip6tables_restore(answers_):
     done = subprocess.run(["unshare", "--net", "ip6tables-restore", "--test", "--noflush"],
-                          input=render.render_rules(answers_(), family=6), capture_output=True, text=True)
+                          input=render_rules(answers_(), family=6), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
 def test_hook_commands_show_ipv6_only_where_it_is_forwarded():
-    assert not any("ip6" in c or "ipv6" in c for c in render.hook_commands(bridge()))
-    dual = render.hook_commands(bridge(public_address6="2001:db8::7"))
+    assert not any("ip6" in c or "ipv6" in c for c in hook_commands(bridge()))
+    dual = hook_commands(bridge(public_address6="2001:db8::7"))
     assert "sysctl -w net.ipv6.conf.all.forwarding=1" in dual
     assert any(c.startswith("ip6tables-restore --noflush < /etc/cgnat/wg0.rules6") for c in dual)
-    assert "ip -6 rule add from fd63:676e:6174::2 table 200 pref 1001" in render.hook_commands(homelab())
+    assert "ip -6 rule add from fd63:676e:6174::2 table 200 pref 1001" in hook_commands(homelab())

@@ -1,0 +1,72 @@
+"""The bridge's answers checks: the meaning of its keys, and its warnings."""
+from __future__ import annotations
+
+from cgnat_bridge.answers import BridgeAnswers
+from installer import grammar, validate
+from installer.detect import HostFacts
+from installer.errors import Problem
+from installer.forward import SSH_PORT, forwards, tcp_ranges
+
+IPV6_MODES = ("auto", "off")
+
+
+def check(a: BridgeAnswers, facts: HostFacts | None) -> list[Problem]:
+    """The meaning of the bridge's own keys; facts=None skips the checks against the host."""
+    b = a.bridge
+    problems = validate.check_port("bridge.ssh_port", b.ssh_port)
+    if b.public_interface is not None:
+        if not grammar.is_interface(b.public_interface):
+            problems.append(Problem("bridge.public_interface", validate.INTERFACE_RULE))
+        elif facts is not None and b.public_interface not in facts.interfaces:
+            known = ", ".join(sorted(facts.interfaces)) or "none"
+            problems.append(Problem("bridge.public_interface",
+                                    f"{b.public_interface!r} does not exist here (interfaces: {known})"))
+    elif facts is not None and facts.default_interface is None:
+        problems.append(Problem("bridge.public_interface", "no default route to detect it from; set it"))
+    public = b.public_interface or (facts.default_interface if facts is not None else None)
+    if b.public_address is not None:
+        problems += _check_public_address(b.public_address)
+    elif public in (facts.interfaces if facts is not None else {}) and facts.ipv4_address(public) is None:
+        # Else the pairing token would carry no address for the homelab to dial.
+        problems.append(Problem("bridge.public_address", f"{public} has no IPv4 address to detect it from; set it"))
+    if b.ipv6 not in IPV6_MODES:
+        problems.append(Problem("bridge.ipv6", f"must be one of {', '.join(IPV6_MODES)}, not {b.ipv6!r}"))
+    if b.public_address6 is not None and not grammar.is_global_ipv6(b.public_address6):
+        problems.append(Problem("bridge.public_address6", f"{b.public_address6!r} is not a global unicast "
+                                                          f"IPv6 address like 2001:db8::7 (no scope id)"))
+    kept = {("udp", a.listen_port): "listen_port", ("tcp", b.ssh_port): "bridge.ssh_port"}
+    for i, spec in enumerate(b.keep_local):
+        if grammar.port_range(spec) is None:
+            problems.append(Problem(f"bridge.keep_local[{i}]", f"{spec!r} is not like \"tcp/25\" or \"udp/60000-60010\""))
+    problems += validate.forward_problems("bridge.forward", b.forward)
+    for i, spec in enumerate(b.forward if isinstance(b.forward, list) else []):
+        span = grammar.port_range(spec)
+        for (proto, port), owner in kept.items():
+            if span and span[0] == proto and span[1] <= port <= span[2]:
+                problems.append(Problem(f"bridge.forward[{i}]", f"{spec} includes {proto}/{port}, which {owner} keeps on the bridge"))
+    problems += validate.check_watchdog_keys("bridge.", b)
+    return problems
+
+
+def _check_public_address(text: str) -> list[Problem]:
+    key = "bridge.public_address"
+    if not grammar.is_ipv4(text):
+        return [Problem(key, f"{text!r} is not an IPv4 address")]
+    if (unusable := grammar.unusable(text)) is not None:
+        return [Problem(key, f"{text} is in {unusable}, which is not a public address")]
+    return []
+
+
+def warnings(answers: BridgeAnswers, homelab_sshd: bool) -> list[Problem]:
+    """The homelab's watchdog checks end to end through a TCP port the bridge forwards."""
+    b = answers.bridge
+    ranges = tcp_ranges(b.forward)
+    if ranges == []:
+        return [Problem("bridge.forward", "warning: forwards no TCP port, so the homelab's watchdog "
+                                          "cannot check the chain end to end; add one, e.g. \"tcp/22\" "
+                                          "for the homelab's sshd")]
+    if ranges and not forwards(b.forward, b.ssh_port, SSH_PORT):
+        return [Problem("bridge.forward", f"warning: leaves out tcp/{SSH_PORT}, the homelab's default "
+                                          f"end-to-end check (its sshd); it checks on tcp/{ranges[0][0]} "
+                                          f"instead, where a service must listen on the homelab")]
+    return []

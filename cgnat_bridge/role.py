@@ -1,0 +1,84 @@
+"""The bridge behind the role interface (installer/roles.py): the public host that keeps its
+WireGuard and SSH ports and DNATs everything else through the tunnel to the homelab."""
+from __future__ import annotations
+
+from cgnat_bridge import checks
+from cgnat_bridge.answers import BridgeAnswers
+from installer import render, sshd
+from installer.detect import HostFacts
+from installer.errors import SetupError
+from installer.roles import HostChanges
+
+
+class Bridge:
+    name = "bridge"
+    model = BridgeAnswers
+    check = staticmethod(checks.check)
+    warnings = staticmethod(checks.warnings)
+
+    @staticmethod
+    def resolve(answers: BridgeAnswers, facts: HostFacts) -> None:
+        b = answers.bridge
+        b.public_interface = b.public_interface or facts.default_interface
+        b.public_address = b.public_address or facts.ipv4_address(b.public_interface)
+        if b.ipv6 == "auto":
+            b.public_address6 = b.public_address6 or facts.ipv6_address(b.public_interface)
+
+    @staticmethod
+    def has_rules6(answers: BridgeAnswers) -> bool:
+        return answers.forwards_ipv6
+
+    @staticmethod
+    def rules(answers: BridgeAnswers, family: int = 4) -> str:
+        b = answers.bridge
+        keep_local = [("udp", str(answers.listen_port)), ("tcp", str(b.ssh_port))]
+        keep_local += [render.iptables_ports(spec) for spec in b.keep_local]
+        forward = b.forward if b.forward == "all" else [
+            ("icmp", "") if spec == "icmp" else render.iptables_ports(spec) for spec in b.forward]
+        if family == 6:
+            public_address, homelab_address = b.public_address6, answers.homelab_address6
+        else:
+            public_address, homelab_address = b.public_address, answers.homelab_address
+        return render.render("bridge", "rules.j2", family=family, public_interface=b.public_interface,
+                             public_address=public_address, homelab_address=homelab_address,
+                             keep_local=keep_local, forward=forward, **render.chains(answers))
+
+    @staticmethod
+    def env(answers: BridgeAnswers) -> str:
+        return render.render("bridge", "env.j2", answers=answers)
+
+    @staticmethod
+    def hook_summary(answers: BridgeAnswers) -> list[str]:
+        forwarding = ["sysctl -w net.ipv4.ip_forward=1", render.restore_summary(answers, 4)]
+        if not answers.forwards_ipv6:
+            return forwarding
+        return forwarding + [
+            f"sysctl -w net.ipv6.conf.{answers.bridge.public_interface}.accept_ra=2  (only if it "
+            f"is 1: RAs in use; down puts 1 back)", "sysctl -w net.ipv6.conf.all.forwarding=1",
+            render.restore_summary(answers, 6)]
+
+    @staticmethod
+    def plan_host(answers: BridgeAnswers, facts: HostFacts) -> HostChanges:
+        """sshd must listen on ssh_port (and keep its ports) before port 22 is forwarded."""
+        if facts.sshd_error:
+            raise SetupError(f"cannot read sshd's effective configuration (sshd -T): {facts.sshd_error}")
+        if facts.sshd_ports is None:
+            return HostChanges()      # no sshd here: nothing to move
+        port = answers.bridge.ssh_port
+        dropin = facts.sshd_dropin
+        if dropin is None or f"Port {port}\n" not in dropin:
+            dropin = sshd.plan_dropin(port, facts.sshd_ports, facts.sshd_kept_ports)
+        files = {sshd.DROPIN: dropin} if dropin is not None else {}
+        if facts.ssh_socket:
+            files[sshd.SOCKET_DROPIN] = sshd.socket_dropin_text(sorted(set(facts.sshd_ports) | {port}))
+        return HostChanges(files, sshd_port=port, sshd_dropin=sshd.DROPIN if dropin else None,
+                           socket_dropin=sshd.SOCKET_DROPIN if facts.ssh_socket else None)
+
+    @staticmethod
+    def notes(answers: BridgeAnswers) -> list[str]:
+        port = answers.bridge.ssh_port
+        return [f"Open UDP {answers.listen_port} and TCP {port} in your provider's firewall; "
+                f"from now on `ssh -p {port}` reaches the bridge.", answers.dns_records()]
+
+
+ROLE = Bridge()

@@ -1,0 +1,73 @@
+"""The homelab's answers checks: the meaning of its keys, and its warnings."""
+from __future__ import annotations
+
+from cgnat_homelab.answers import HomelabAnswers
+from cgnat_homelab.decision import DEFAULTS
+from cgnat_homelab.endtoend import choose
+from installer import grammar, validate
+from installer.detect import HostFacts
+from installer.errors import Problem
+from installer.forward import forwards
+
+WATCHDOG_ACTIONS = ("reboot", "restart-tunnel", "none")
+# Marks other tools on the same host use: clashing with them would misroute their traffic.
+FOREIGN_MARKS = {"Tailscale": 0xFF0000, "kube-proxy": 0xC000}
+RESERVED_TABLES = {0, 253, 254, 255}
+
+
+def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
+    """The meaning of the homelab's own keys (none depends on the host)."""
+    h = a.homelab
+    problems = []
+    if h.endpoint is None:
+        problems.append(Problem("homelab.endpoint", "is required: the bridge's address and port, like \"203.0.113.7:51820\" (or use --pair)"))
+    elif (message := grammar.endpoint_problem(h.endpoint)) is not None:
+        problems.append(Problem("homelab.endpoint", message))
+    if not 0 <= h.keepalive <= 65535:
+        problems.append(Problem("homelab.keepalive", "must be 0 (off) to 65535 seconds"))
+    tunnel = grammar.ipv4_network(a.tunnel)
+    for i, subnet in enumerate(h.docker_subnets or []):
+        network = grammar.ipv4_network(subnet)
+        if network is None:
+            problems.append(Problem(f"homelab.docker_subnets[{i}]", f"{subnet!r} is not a network like 172.19.0.0/16"))
+        elif tunnel is not None and network.overlaps(tunnel):
+            problems.append(Problem(f"homelab.docker_subnets[{i}]", f"{subnet} overlaps the tunnel {a.tunnel}"))
+    if not 1 <= h.table < 2**32 or h.table in RESERVED_TABLES:
+        problems.append(Problem("homelab.table", "must be 1 to 4294967295 and not 253-255 (default, main, local)"))
+    problems += _check_fwmark(h.fwmark)
+    w = h.watchdog
+    if w.action not in WATCHDOG_ACTIONS:
+        problems.append(Problem("homelab.watchdog.action", f"must be one of {', '.join(WATCHDOG_ACTIONS)}, not {w.action!r}"))
+    if w.check_host is not None and not (grammar.is_hostname(w.check_host) or grammar.is_ipv4(w.check_host)):
+        problems.append(Problem("homelab.watchdog.check_host", f"{w.check_host!r} is not a host name or address"))
+    problems += validate.check_watchdog_keys("homelab.watchdog.", w)
+    if w.bridge_forward is not None:
+        problems += validate.forward_problems("homelab.watchdog.bridge_forward", w.bridge_forward)
+    return problems
+
+
+def _check_fwmark(text: str) -> list[Problem]:
+    key = "homelab.fwmark"
+    if grammar.FWMARK.fullmatch(text) is None:
+        return [Problem(key, f"{text!r} is not a number like \"0x1000000\"")]
+    mark = int(text, 0)
+    if not 0 < mark < 2**32 or mark & (mark - 1):
+        return [Problem(key, "must be a single bit, like 0x1000000")]
+    return [Problem(key, f"{text} clashes with the marks of {tool} ({bits:#x})")
+            for tool, bits in FOREIGN_MARKS.items() if mark & bits]
+
+
+def warnings(answers: HomelabAnswers, homelab_sshd: bool) -> list[Problem]:
+    """Whether the watchdog can check the chain end to end (cgnat_homelab/endtoend.py)."""
+    w = answers.homelab.watchdog
+    forward = w.bridge_forward or "all"
+    ssh_port = w.bridge_ssh_port or DEFAULTS["bridge_ssh_port"]
+    check, missing = choose(forward, ssh_port, w.check_port, homelab_sshd)
+    if check is None:
+        return [Problem("homelab.watchdog", f"warning: no end-to-end check is possible: {missing}")]
+    if w.check_port is not None and not forwards(forward, ssh_port, w.check_port):
+        return [Problem("homelab.watchdog.check_port",
+                        f"warning: the bridge does not forward tcp/{w.check_port} "
+                        f"(bridge_forward {forward}): the check would reach the bridge itself; "
+                        f"add tcp/{w.check_port} to the bridge's forward list or choose a forwarded port")]
+    return []

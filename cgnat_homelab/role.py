@@ -1,0 +1,66 @@
+"""The homelab behind the role interface (installer/roles.py): the home server that dials
+the bridge and routes the replies of forwarded connections back through the tunnel."""
+from __future__ import annotations
+
+from cgnat_homelab import checks
+from cgnat_homelab.answers import HomelabAnswers
+from installer import render
+from installer.detect import HostFacts
+from installer.roles import HostChanges
+
+RULE_PREF = 1000  # ip rule priorities: fwmark at 1000, source at 1001
+
+
+class Homelab:
+    name = "homelab"
+    model = HomelabAnswers
+    check = staticmethod(checks.check)
+    warnings = staticmethod(checks.warnings)
+
+    @staticmethod
+    def resolve(answers: HomelabAnswers, facts: HostFacts) -> None:
+        if answers.homelab.docker_subnets is None:
+            answers.homelab.docker_subnets = list(facts.docker_subnets)
+
+    @staticmethod
+    def has_rules6(answers: HomelabAnswers) -> bool:
+        return True     # its marks cost nothing without IPv6 clients
+
+    @staticmethod
+    def rules(answers: HomelabAnswers, family: int = 4) -> str:
+        mark = _mark(answers)
+        return render.render("homelab", "rules.j2", fwmark=mark, fwmask=mark, family=family,
+                             **render.chains(answers))
+
+    @staticmethod
+    def env(answers: HomelabAnswers) -> str:
+        return render.render("homelab", "env.j2", answers=answers, fwmark=_mark(answers),
+                             rule_pref=RULE_PREF)
+
+    @staticmethod
+    def hook_summary(answers: HomelabAnswers) -> list[str]:
+        iface, h, mark = answers.interface, answers.homelab, _mark(answers)
+
+        def routing(ip: str, address: str) -> list[str]:
+            return [f"{ip} route replace default dev {iface} table {h.table}",
+                    f"{ip} rule add fwmark {mark}/{mark} table {h.table} pref {RULE_PREF}",
+                    f"{ip} rule add from {address} table {h.table} pref {RULE_PREF + 1}"]
+
+        return [render.restore_summary(answers, 4), *routing("ip", answers.homelab_address),
+                render.restore_summary(answers, 6), *routing("ip -6", answers.homelab_address6),
+                f"sysctl -w net.ipv4.conf.{iface}.rp_filter=2"]
+
+    @staticmethod
+    def plan_host(answers: HomelabAnswers, facts: HostFacts) -> HostChanges:
+        return HostChanges()
+
+    @staticmethod
+    def notes(answers: HomelabAnswers) -> list[str]:
+        return []
+
+
+def _mark(answers: HomelabAnswers) -> str:
+    return f"{int(answers.homelab.fwmark, 0):#x}"
+
+
+ROLE = Homelab()

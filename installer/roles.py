@@ -1,0 +1,53 @@
+"""The role interface: what makes a host a bridge or a homelab, behind one small surface.
+
+Each role package (cgnat_bridge, cgnat_homelab) has a module `role` with `ROLE`, an object
+with these members; shared code asks `roles.get(name)` and calls them, never branching on
+a role's name. A host's package ships only its own role package, so the other role is
+simply absent there (`get` says so).
+
+    name            "bridge" or "homelab"
+    model           its answers dataclass (the common keys and its own section)
+    check(answers, facts)            -> [Problem]  the meaning of its own keys
+    warnings(answers, homelab_sshd)  -> [Problem]  what works, but leaves the watchdog blind
+    resolve(answers, facts)          fill what is detected on the host (on a copy)
+    files(answers)                   -> {path: text}  /etc/cgnat/IFACE.rules(6) and .env
+    hook_summary(answers)            -> [str]  what its up hook runs, for --plan
+    plan_host(answers, facts)        -> HostChanges  its own changes beside the tunnel's (sshd)
+    token_fields(answers)            -> {field: text}  what its pairing token tells the peer
+    take_token(data, token)          fill answers from the peer's token (unvalidated)
+    notes(answers)                   -> [str]  what the report tells the administrator
+    status_checks(answers, probe)    -> [Check]  its links of the chain
+    watchdog_state                   the State class of its watchdog (for status)
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from installer import ROLES   # every role of the project; a host has one installed
+
+PEER = {"bridge": "homelab", "homelab": "bridge"}
+
+
+@dataclass(frozen=True)
+class HostChanges:
+    """A role's own changes to the host beside the tunnel's files (the bridge's sshd)."""
+    files: dict[str, str] = field(default_factory=dict)
+    sshd_port: int | None = None        # confirm this port answers before forwarding
+    sshd_dropin: str | None = None
+    socket_dropin: str | None = None
+
+
+def get(name: str):
+    """The role object of `name`, or None when that role's package is not on this host."""
+    if name not in ROLES:
+        return None
+    try:
+        return importlib.import_module(f"cgnat_{name}.role").ROLE
+    except ModuleNotFoundError:
+        return None
+
+
+def available() -> tuple[str, ...]:
+    """The roles whose code is here (both in the source tree, one in an installed package)."""
+    return tuple(name for name in ROLES if get(name) is not None)
