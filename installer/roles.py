@@ -10,14 +10,12 @@ simply absent there (`get` says so).
     check(answers, facts)            -> [Problem]  the meaning of its own keys
     warnings(answers, homelab_sshd)  -> [Problem]  what works, but leaves the watchdog blind
     resolve(answers, facts)          fill what is detected on the host (on a copy)
-    files(answers)                   -> {path: text}  /etc/cgnat/IFACE.rules(6) and .env
+    rules(answers, family=4)         -> str  /etc/cgnat/IFACE.rules (family 6: IFACE.rules6)
+    has_rules6(answers)              -> bool  whether it gets IFACE.rules6
+    env(answers)                     -> str  /etc/cgnat/IFACE.env, the hooks' variables
     hook_summary(answers)            -> [str]  what its up hook runs, for --plan
     plan_host(answers, facts)        -> HostChanges  its own changes beside the tunnel's (sshd)
-    token_fields(answers)            -> {field: text}  what its pairing token tells the peer
-    take_token(data, token)          fill answers from the peer's token (unvalidated)
     notes(answers)                   -> [str]  what the report tells the administrator
-    status_checks(answers, probe)    -> [Check]  its links of the chain
-    watchdog_state                   the State class of its watchdog (for status)
 """
 from __future__ import annotations
 
