@@ -19,6 +19,7 @@ class BridgeSection:
     watchdog_silent_after: int | None = None      # 180 s without a handshake: "homelab silent"
     watchdog_restart_command: str | None = None   # "systemctl restart wg-quick@IFACE" (sh -c)
     watchdog_up_command: str | None = None        # "/usr/lib/cgnat-bridge/hooks/up IFACE" (sh -c)
+    watchdog_metrics_dir: str | None = None       # Prometheus textfile directory ("" off; installer/metrics.py)
 
 
 @dataclass

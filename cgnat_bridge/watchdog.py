@@ -11,8 +11,10 @@ interface, one `iptables-save`, one `wg show`), decides (pure: `decide()`), acts
     homelab silent            (no handshake for watchdog_silent_after seconds) logged once per
                               silence: only the homelab can dial in, there is nothing to restart
 
-State between runs (what was already reported) is kept in /var/lib/cgnat/watchdog.json, written
-when it changes. Silent while healthy: a journal line for each change and each step.
+State between runs (what was already reported, the steps taken) is kept in
+/var/lib/cgnat/watchdog.json, written when it changes; the metrics (installer/metrics.py) add
+whether the rules are in place and when the homelab was last seen. Silent while healthy: a
+journal line for each change and each step.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer import metrics
 from installer.rules_file import builtin_of, declared_chains
 from installer.watchdog import (JsonState, handshake_age, interface_exists, log, run,
                                 run_step_command, step_note)
@@ -31,6 +34,7 @@ from installer.watchdog import main as watchdog_main
 CGNAT_ETC = "/etc/cgnat"
 SILENT_AFTER = 180          # WireGuard re-handshakes every 2 minutes while data flows
 EVERY = 30.0               # seconds between two runs: two small programs a run (iptables-save, wg)
+STEP_KINDS = ("restart", "up-hook")
 
 
 @dataclass(frozen=True)
@@ -166,14 +170,29 @@ def observe(config: Config, now: float | None = None) -> Observation:
                        missing_rules=missing_rules(config.interface, config.rules_path) if up else ())
 
 
-def run_once(config: Config, state_path: Path, state: State | None = None) -> State:
+def samples(obs: Observation, state: State) -> list[metrics.Sample]:
+    """The bridge's metrics after a run (installer/metrics.py names them)."""
+    found = metrics.common_samples(state, STEP_KINDS, obs.interface_up, obs.handshake_age)
+    if obs.interface_up:
+        found.append(("cgnat_rules_ok", {}, not obs.missing_rules))
+    if obs.handshake_age is not None:
+        found.append(("cgnat_homelab_last_seen_timestamp_seconds", {}, round(obs.now - obs.handshake_age)))
+    return found
+
+
+def run_once(config: Config, state_path: Path, state: State | None = None,
+             textfile: metrics.Textfile | None = None) -> State:
     """One run; `state` is the previous run's (None: read it from state_path)."""
     first = state is None
     state = State.load(state_path) if first else state
-    steps, new, lines = decide(config, observe(config), state)
+    obs = observe(config)
+    steps, new, lines = decide(config, obs, state)
+    new.account(state, steps, obs.now)
     for line in lines:
         log(line)
     new.save_if_changed(state_path, None if first else state)
+    if textfile:
+        textfile.publish(samples(obs, new), obs.now)
     for step in steps:
         run_step_command(step.kind, step.command)
     return new
@@ -183,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     return watchdog_main(argv, role="bridge", description=__doc__.splitlines()[0], every=EVERY,
                          config_from_answers=lambda answers: Config.from_answers(
                              answers, os.environ.get("CGNAT_ETC", CGNAT_ETC)),
+                         metrics_setting=lambda answers: answers.bridge.watchdog_metrics_dir,
                          run_once=run_once)
 
 

@@ -25,6 +25,7 @@ class WatchdogSection:
     max_reboots_per_day: int | None = None # 3 reboots in 24 hours at most
     restart_command: str | None = None     # "systemctl restart wg-quick@IFACE" (sh -c)
     action_command: str | None = None      # "systemctl reboot", or restart_command for restart-tunnel
+    metrics_dir: str | None = None         # Prometheus textfile directory ("" off; installer/metrics.py)
 
 
 @dataclass

@@ -102,6 +102,7 @@ class Observation:
     probe_ok: bool                    # the bridge answered through the tunnel
     e2e_ok: bool | None = None        # None: not checked in this run
     e2e_foreign: bool = False         # ... the bridge answered it itself (its sshd, its refusal)
+    e2e_seconds: float | None = None  # ... how long it took
     bridge_ssh_ok: bool | None = None # None: not checked, or could not tell (name does not resolve)
     endpoint: str | None = None       # the peer's current endpoint ("ip:port"), from wg
     resolved_endpoint: str | None = None  # the answers' endpoint resolved now, None if it fails
@@ -116,6 +117,7 @@ class State(JsonState):
     last_run_at: float | None = None
     last_e2e_at: float | None = None
     last_e2e_ok: bool | None = None
+    last_e2e_seconds: float | None = None
     last_repeer_at: float | None = None
     last_restart_at: float | None = None
     restarts_since_failing: int = 0
@@ -177,6 +179,7 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
                               reboots=[t for t in state.reboots if obs.now - t < DAY])
     if obs.e2e_ok is not None:
         new.last_e2e_at, new.last_e2e_ok = obs.now, obs.e2e_ok and not obs.e2e_foreign
+        new.last_e2e_seconds = obs.e2e_seconds
     reasons = _reasons(config, obs, new)
     if not reasons:
         return [], new, _healthy(state, new, obs)

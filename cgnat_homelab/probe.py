@@ -147,19 +147,22 @@ def observe(config: Config, state: State, now: float | None = None) -> tuple[Obs
     up = interface_up(config.interface)
     probe_ok = up and touch(config.bridge_address, config.bridge_ssh_port, PROBE_TIMEOUT, refused_ok=True)
     target = config.target_host
-    e2e, foreign = None, False
+    e2e, foreign, took = None, False, None
     if probe_ok and target and e2e_due(config, state, now):
+        started = time.monotonic()
         e2e, foreign = end_to_end(config)
+        took = time.monotonic() - started
     # What only a failing run needs (wg, a DNS lookup, the bridge's own port), not a healthy one.
     suspect = not (probe_ok and e2e is not False and not foreign and state.last_e2e_ok is not False)
     if not suspect:                   # (the uptime only matters to a due action)
-        return Observation(now=now, uptime=None, interface_up=up, probe_ok=True, e2e_ok=e2e), None
+        return Observation(now=now, uptime=None, interface_up=up, probe_ok=True, e2e_ok=e2e,
+                           e2e_seconds=took), None
     peer = wg_peer(config.interface, now) if up else None
     resolved = resolve(*split_endpoint(config.endpoint)) if config.endpoint else None
     address = target if is_address(target) else ipv4(target) if target else None
     bridge_ssh = touch(address, config.bridge_ssh_port, CHECK_TIMEOUT, refused_ok=False) if address else None
     obs = Observation(now=now, uptime=uptime(), interface_up=up, probe_ok=probe_ok,
-                      e2e_ok=e2e, e2e_foreign=foreign, bridge_ssh_ok=bridge_ssh,
+                      e2e_ok=e2e, e2e_foreign=foreign, e2e_seconds=took, bridge_ssh_ok=bridge_ssh,
                       endpoint=peer.endpoint if peer else None, resolved_endpoint=resolved,
                       handshake_age=peer.handshake_age if peer else None)
     return obs, peer

@@ -8,7 +8,7 @@ a reboot never loses the record that limits reboots. The end-to-end check is cho
 what the bridge forwards (cgnat_homelab/endtoend.py).
 
 Silent while healthy: the journal gets a line for each change of state and each step, with
-its reason.
+its reason. The metrics (installer/metrics.py) add the last end-to-end check's result and time.
 """
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ import sys
 from pathlib import Path
 
 from cgnat_homelab import probe
-from cgnat_homelab.decision import Config, State, Step, decide
+from cgnat_homelab.decision import Config, Observation, State, Step, decide
+from installer import metrics
 from installer.watchdog import log, run, run_step_command
 from installer.watchdog import main as watchdog_main
 
 EVERY = 2.0                # seconds between two runs: a restarted bridge is noticed within ~4 s
+STEP_KINDS = ("re-peer", "restart", "action")
 
 
 def config_from_answers(answers) -> Config:
@@ -46,15 +48,30 @@ def carry_out(step: Step, config: Config, peer: probe.Peer | None) -> None:
             log(f"failed ({done.returncode}): {done.stderr.strip()}")
 
 
-def run_once(config: Config, state_path: Path, state: State | None = None) -> State:
+def samples(obs: Observation, state: State) -> list[metrics.Sample]:
+    """The homelab's metrics after a run (installer/metrics.py names them)."""
+    found = metrics.common_samples(state, STEP_KINDS, obs.interface_up, obs.handshake_age)
+    if state.last_e2e_ok is not None:
+        found.append(("cgnat_end_to_end_ok", {}, state.last_e2e_ok))
+    if state.last_e2e_seconds is not None:
+        found.append(("cgnat_end_to_end_latency_seconds", {}, round(state.last_e2e_seconds, 4)))
+    found.append(("cgnat_bridge_outage", {}, state.bridge_outage))
+    return found
+
+
+def run_once(config: Config, state_path: Path, state: State | None = None,
+             textfile: metrics.Textfile | None = None) -> State:
     """One run; `state` is the previous run's (None: read it from state_path)."""
     first = state is None
     state = State.load(state_path) if first else state
     obs, peer = probe.observe(config, state)
     steps, new, lines = decide(config, obs, state)
+    new.account(state, steps, obs.now)
     for line in lines:
         log(line)
     new.save_if_changed(state_path, None if first else state)   # before acting: a reboot must not lose the count
+    if textfile:
+        textfile.publish(samples(obs, new), obs.now)
     for step in steps:
         carry_out(step, config, peer)
     return new
@@ -62,7 +79,9 @@ def run_once(config: Config, state_path: Path, state: State | None = None) -> St
 
 def main(argv: list[str] | None = None) -> int:
     return watchdog_main(argv, role="homelab", description=__doc__.splitlines()[0], every=EVERY,
-                         config_from_answers=config_from_answers, run_once=run_once)
+                         config_from_answers=config_from_answers,
+                         metrics_setting=lambda answers: answers.homelab.watchdog.metrics_dir,
+                         run_once=run_once)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--replace-existing", action="store_true",
                    help="replace a WireGuard config of the same interface that cgnat-setup did not "
                         "write (it is kept as IFACE.conf.before-cgnat; its key is not reused)")
+    p.add_argument("--json", action="store_true", help="status: one JSON object (its shape: README, "
+                                                        "\"Watching it\")")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"cgnat-setup {__version__}")
     return p
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK if setup.teardown(Path(args.root or "/")) else EXIT_FAILURE
         if args.command == "status":
             from installer import status
-            return status.main(Path(args.root or "/"))
+            return status.main(Path(args.root or "/"), as_json=args.json)
         if args.answers is None and args.pair is None:
             return wizard(args, hybrid=False)
         try:

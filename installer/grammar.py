@@ -31,6 +31,8 @@ RESERVED_INTERFACES = {"all", "default"}   # /proc/sys/net/*/conf/{all,default}
 FWMARK = re.compile(r"0[xX][0-9A-Fa-f]{1,8}|[1-9][0-9]{0,9}", re.ASCII)
 WIREGUARD_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=", re.ASCII)
 ABSOLUTE_PATH = re.compile(r"/[^\x00-\x1f\x7f-\x9f]*", re.ASCII)
+# A directory a unit file may name as is (ReadWritePaths=): letters, digits, "_", "-", ".".
+SAFE_DIRECTORY = re.compile(r"(?:/[A-Za-z0-9_.-]+)+/?", re.ASCII)
 
 ULA = ipaddress.IPv6Network("fc00::/7")            # unique local addresses (RFC 4193)
 GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")  # what a public IPv6 address is in
@@ -71,6 +73,12 @@ def is_ipv6(text: str) -> bool:
 def is_hostname(text: str) -> bool:
     """A DNS name; an all-numeric last label is a mistyped address, not a name."""
     return HOSTNAME.fullmatch(text) is not None and not text.rstrip(".").rpartition(".")[2].isdigit()
+
+
+def is_safe_directory(text: str) -> bool:
+    """An absolute path of safe characters, without "." or ".." components."""
+    return (SAFE_DIRECTORY.fullmatch(text) is not None
+            and not {".", ".."} & set(text.strip("/").split("/")))
 
 
 def is_interface(text: str) -> bool:

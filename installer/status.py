@@ -6,6 +6,15 @@
 Exit 0 only when every check is healthy; informational lines ("info") never fail.
 `gather()` turns what a `Probe` reports into checks (pure given the probe); `Probe` is the
 only part that looks at the host, read-only.
+
+`status --json` prints the same as one JSON object, same exit code; its shape is stable
+(README "Watching it"): every key always present, `version` raised only if one changes meaning.
+
+    {"version": 1, "role": "homelab", "interface": "wg0", "healthy": true,
+     "checks": [{"name": "interface", "ok": true, "detail": "wg0 is up", "hint": ""}, ...],
+     "watchdog": {"active": true, "healthy": true, "summary": "healthy", "last_step": "",
+                  "last_run_at": 1764200000.0, "health_changed_at": 1764190000.0,
+                  "steps_taken": {"re-peer": 0, "restart": 0, "action": 0}}}
 """
 from __future__ import annotations
 
@@ -15,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from installer import answers as answers_toml
 from installer.apply import host_path
@@ -23,6 +33,7 @@ from installer.validate import load_answers
 from installer.watchdog import STATE_PATH, UNIT, handshake_age, interface_exists, run
 
 HANDSHAKE_STALE = 180          # WireGuard re-handshakes every 2 minutes while traffic flows
+JSON_VERSION = 1
 BACKUP_TOOLS = ("cloudflared", "tailscaled")
 
 
@@ -37,6 +48,11 @@ class Check:
         mark = "info" if self.ok is None else ("ok" if self.ok else "FAIL")
         hint = f"  -> {self.hint}" if self.hint and self.ok is False else ""
         return f"{mark:<5} {self.name:<11} {self.detail}{hint}"
+
+    def to_json(self) -> dict:
+        """ok: true, false, or null (informational); hint: what to do, "" unless failing."""
+        return {"name": self.name, "ok": self.ok, "detail": self.detail,
+                "hint": self.hint if self.ok is False else ""}
 
 
 class Probe:
@@ -84,7 +100,49 @@ class Probe:
         return found
 
 
-def gather(answers, probe) -> list[Check]:
+@dataclass(frozen=True)
+class Watchdog:
+    """What the host says of its watchdog: the service is active (None: no systemctl to ask),
+    its saved state (None: it has not run yet)."""
+    role: str
+    active: bool | None
+    state: Any
+
+    @classmethod
+    def read(cls, probe, role: str) -> "Watchdog":
+        from cgnat_bridge.watchdog import State as BridgeState
+        from cgnat_homelab.decision import State as HomelabState
+        data = probe.watchdog_state()
+        model = BridgeState if role == "bridge" else HomelabState
+        return cls(role, probe.watchdog_active(), None if data is None else model.from_dict(data))
+
+    def check(self) -> Check:
+        hint = f"systemctl enable --now {UNIT}; journalctl -u {UNIT}"
+        if self.active is False:
+            return Check("watchdog", False, "service not active", hint)
+        if self.state is None:
+            return Check("watchdog", False, "has not run yet", hint)
+        step = f" (last step: {self.state.last_step})" if self.state.last_step else ""
+        return Check("watchdog", self.state.healthy, self.state.summary + step, f"journalctl -u {UNIT}")
+
+    def to_json(self) -> dict:
+        """healthy null: it has not run yet; steps_taken: every kind of step of the role."""
+        if self.role == "bridge":
+            from cgnat_bridge.watchdog import STEP_KINDS
+        else:
+            from cgnat_homelab.watchdog import STEP_KINDS
+        state = self.state
+        ran = state is not None and state.last_run_at is not None
+        taken = state.steps_taken if state is not None else {}
+        return {"active": self.active, "healthy": state.healthy if ran else None,
+                "summary": state.summary if state is not None else "has not run yet",
+                "last_step": state.last_step if state is not None else "",
+                "last_run_at": state.last_run_at if state is not None else None,
+                "health_changed_at": state.health_changed_at if state is not None else None,
+                "steps_taken": {kind: taken.get(kind, 0) for kind in STEP_KINDS}}
+
+
+def gather(answers, probe, watchdog: Watchdog) -> list[Check]:
     iface = answers.interface
     checks = []
     up = probe.interface_up(iface)
@@ -115,7 +173,7 @@ def gather(answers, probe) -> list[Check]:
                             f"systemctl status ssh"))
     else:
         checks.append(_end_to_end(answers, probe))
-    checks.append(_watchdog(probe, answers.role))
+    checks.append(watchdog.check())
     if answers.role == "homelab":
         tools = probe.backup_paths()
         checks.append(Check("backup", None, ("second way in: " + ", ".join(tools)) if tools else
@@ -147,30 +205,37 @@ def _end_to_end(answers, probe) -> Check:
     return Check("end2end", ok, f"{target} {'reaches this host' if ok else 'fails'}", hint)
 
 
-def _watchdog(probe, role: str) -> Check:
-    from cgnat_bridge.watchdog import State as BridgeState
-    from cgnat_homelab.decision import State as HomelabState
-    active = probe.watchdog_active()
-    data = probe.watchdog_state()
-    hint = f"systemctl enable --now {UNIT}; journalctl -u {UNIT}"
-    if active is False:
-        return Check("watchdog", False, "service not active", hint)
-    if data is None:
-        return Check("watchdog", False, "has not run yet", hint)
-    state = (BridgeState if role == "bridge" else HomelabState).from_dict(data)
-    step = f" (last step: {state.last_step})" if state.last_step else ""
-    return Check("watchdog", state.healthy, state.summary + step, f"journalctl -u {UNIT}")
-
-
-def main(root: Path = Path("/"), probe=None, out=None) -> int:
+def main(root: Path = Path("/"), probe=None, out=None, as_json: bool = False) -> int:
     out = out or sys.stdout
     saved = host_path(root, ANSWERS_PATH)
     if not saved.exists():
-        print(f"not configured: {saved} is missing (run cgnat-setup)", file=out)
+        missing = Check("answers", False, f"not configured: {saved} is missing", "run cgnat-setup")
+        if as_json:
+            _print_json(out, None, None, [missing], None)
+        else:
+            print(f"{missing.detail} (run cgnat-setup)", file=out)
         return 1
     answers = load_answers(answers_toml.parse_toml(saved.read_text()), None, None)
-    checks = gather(answers, probe or Probe(root))
-    print(f"cgnat {answers.role} {answers.interface}:", file=out)
-    for check in checks:
-        print(check.line(), file=out)
-    return 0 if all(c.ok is not False for c in checks) else 1
+    probe = probe or Probe(root)
+    watchdog = Watchdog.read(probe, answers.role)
+    checks = gather(answers, probe, watchdog)
+    if as_json:
+        _print_json(out, answers.role, answers.interface, checks, watchdog.to_json())
+    else:
+        print(f"cgnat {answers.role} {answers.interface}:", file=out)
+        for check in checks:
+            print(check.line(), file=out)
+    return 0 if healthy(checks) else 1
+
+
+def healthy(checks: list[Check]) -> bool:
+    return all(c.ok is not False for c in checks)
+
+
+def _print_json(out, role: str | None, interface: str | None, checks: list[Check],
+                watchdog: dict | None) -> None:
+    """The --json shape (module docstring); role, interface and watchdog are null only when
+    the host is not configured."""
+    print(json.dumps({"version": JSON_VERSION, "role": role, "interface": interface,
+                      "healthy": healthy(checks), "checks": [c.to_json() for c in checks],
+                      "watchdog": watchdog}, indent=1), file=out)

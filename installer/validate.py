@@ -155,12 +155,14 @@ WATCHDOG_SECONDS_KEYS = ("check_interval", "restart_after", "restart_interval", 
                          "watchdog_silent_after")
 WATCHDOG_COMMAND_KEYS = ("restart_command", "action_command",
                          "watchdog_restart_command", "watchdog_up_command")
+WATCHDOG_DIRECTORY_KEYS = ("metrics_dir", "watchdog_metrics_dir")   # "" turns the metrics off
 
 
 def check_watchdog_keys(prefix: str, section) -> list[Problem]:
-    """Ports are ports, durations and counts are not negative, commands are not blank."""
+    """Ports are ports, durations and counts are not negative, commands are not blank, directories
+    are safe absolute paths."""
     problems = []
-    for name in WATCHDOG_PORT_KEYS + WATCHDOG_SECONDS_KEYS + WATCHDOG_COMMAND_KEYS:
+    for name in WATCHDOG_PORT_KEYS + WATCHDOG_SECONDS_KEYS + WATCHDOG_COMMAND_KEYS + WATCHDOG_DIRECTORY_KEYS:
         value = getattr(section, name, None)
         if value is None:
             continue
@@ -170,6 +172,9 @@ def check_watchdog_keys(prefix: str, section) -> list[Problem]:
             problems.append(Problem(prefix + name, f"must be 0 or more, not {value}"))
         elif name in WATCHDOG_COMMAND_KEYS and not value.strip():
             problems.append(Problem(prefix + name, "is empty; leave it out to use the default"))
+        elif name in WATCHDOG_DIRECTORY_KEYS and value and not grammar.is_safe_directory(value):
+            problems.append(Problem(prefix + name, f"{value!r} is not an absolute path of letters, digits, "
+                                                   f"\"_\", \"-\" and \".\" (\"\" turns the metrics off)"))
     return problems
 
 

@@ -3,8 +3,8 @@ systemd's notification socket and the service loop.
 
 cgnat-watchdog.service runs one long-lived process per host (`Type=notify`, `WatchdogSec=`):
 every few seconds each role's watchdog (cgnat_bridge.watchdog, cgnat_homelab.watchdog) observes
-(I/O), decides (pure), saves its state when it changed and only then acts. It writes to the
-journal only when something changes, never on a healthy run.
+(I/O), decides (pure), saves its state when it changed, publishes its metrics (installer/metrics.py)
+and only then acts. It writes to the journal only when something changes, never on a healthy run.
 """
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from installer import metrics
 from installer.answers import ANSWERS_PATH
 
 STATE_PATH = "/var/lib/cgnat/watchdog.json"
@@ -29,7 +31,7 @@ PROGRAM = "cgnat-watchdog"
 COMMAND_TIMEOUT = 120      # seconds a restart or action command may take
 EXIT_BAD_ANSWERS = 2       # the unit's RestartPreventExitStatus=: restarting would not fix them
 # Fields that change on every run without changing what the state says: not worth a write.
-VOLATILE = ("last_run_at", "last_e2e_at")
+VOLATILE = ("last_run_at", "last_e2e_at", "last_e2e_seconds")
 
 
 def log(message: str) -> None:
@@ -113,8 +115,21 @@ def handshake_age(interface: str, now: float) -> float | None:
     return now - latest if latest else None
 
 
+@dataclass
 class JsonState:
-    """A dataclass kept between runs as JSON; unknown keys (a newer version's) are ignored."""
+    """A dataclass kept between runs as JSON; unknown keys (a newer version's) are ignored.
+    Both roles' states count the steps taken by kind and keep when health last changed (for
+    the metrics and `cgnat-setup status --json`); a subclass says what `healthy` means."""
+    steps_taken: dict[str, int] = field(default_factory=dict)
+    health_changed_at: float | None = None
+
+    def account(self, before, steps, now: float) -> None:
+        """Count this run's steps and note a change of health (self: the state after the run,
+        before: the one before it)."""
+        for step in steps:   # a new dict: self may share before's (dataclasses.replace)
+            self.steps_taken = {**self.steps_taken, step.kind: self.steps_taken.get(step.kind, 0) + 1}
+        if self.health_changed_at is None or self.healthy != before.healthy:
+            self.health_changed_at = now
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True) + "\n"
@@ -172,8 +187,9 @@ def load_role_answers(path: Path, role: str):
 
 
 def main(argv: list[str] | None, *, role: str, description: str, every: float,
-         config_from_answers: Callable, run_once: Callable) -> int:
-    """`watchdog [--answers F] [--state F] [--every SECONDS] [--once]`: the service's loop."""
+         config_from_answers: Callable, metrics_setting: Callable, run_once: Callable) -> int:
+    """`watchdog [--answers F] [--state F] [--every SECONDS] [--once]`: the service's loop.
+    `metrics_setting(answers)`: the answers' metrics directory (None: the default rule)."""
     p = argparse.ArgumentParser(prog=PROGRAM, description=description)
     p.add_argument("--answers", default=ANSWERS_PATH, help=f"answers file (default {ANSWERS_PATH})")
     p.add_argument("--state", default=STATE_PATH, help=f"state file (default {STATE_PATH})")
@@ -182,7 +198,8 @@ def main(argv: list[str] | None, *, role: str, description: str, every: float,
     p.add_argument("--once", action="store_true", help="one run, then exit")
     args = p.parse_args(argv)
     try:
-        config = config_from_answers(load_role_answers(Path(args.answers), role))
+        answers = load_role_answers(Path(args.answers), role)
+        config = config_from_answers(answers)
     except Exception as error:  # noqa: BLE001 - one line for the journal
         problems = getattr(error, "problems", None)
         detail = "; ".join(f"{q.key}: {q.message}" for q in problems) if problems else error
@@ -191,10 +208,12 @@ def main(argv: list[str] | None, *, role: str, description: str, every: float,
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     state_path = Path(args.state)
     state = None
+    where = metrics.directory(metrics_setting(answers))
+    textfile = metrics.Textfile(where, answers.interface, log) if where else None
     notify("READY=1")
     while True:
         started = time.monotonic()
-        state = run_once(config, state_path, state)
+        state = run_once(config, state_path, state, textfile)
         if args.once:
             return 0
         notify("WATCHDOG=1")

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import io
+import json
+
+import pytest
 
 from installer import cli, status
 from installer.status import Check
@@ -172,3 +175,85 @@ def test_cli_dispatches_status(tmp_path, capsys, monkeypatch):
 def test_check_line_format():
     assert Check("rules", True, "all present", "hint").line() == "ok    rules       all present"
     assert Check("rules", False, "gone", "do x").line() == "FAIL  rules       gone  -> do x"
+
+
+def _json(tmp_path, answers, probe):
+    (tmp_path / "etc/cgnat").mkdir(parents=True)
+    (tmp_path / "etc/cgnat/answers.toml").write_text(answers)
+    out = io.StringIO()
+    code = status.main(tmp_path, probe=probe, out=out, as_json=True)
+    return code, json.loads(out.getvalue())
+
+
+def _assert_shape(report: dict) -> None:
+    """The documented shape (README, "Watching it"): keys and types, every key always there."""
+    assert set(report) == {"version", "role", "interface", "healthy", "checks", "watchdog"}
+    assert report["version"] == 1 and isinstance(report["healthy"], bool)
+    for check in report["checks"]:
+        assert set(check) == {"name", "ok", "detail", "hint"}
+        assert isinstance(check["name"], str) and check["ok"] in (True, False, None)
+        assert isinstance(check["detail"], str) and isinstance(check["hint"], str)
+    if report["watchdog"] is not None:
+        w = report["watchdog"]
+        assert set(w) == {"active", "healthy", "summary", "last_step", "last_run_at",
+                          "health_changed_at", "steps_taken"}
+        assert w["active"] in (True, False, None) and w["healthy"] in (True, False, None)
+        assert isinstance(w["summary"], str) and isinstance(w["last_step"], str)
+        assert all(v is None or isinstance(v, float) for v in (w["last_run_at"], w["health_changed_at"]))
+        assert all(isinstance(n, int) for n in w["steps_taken"].values())
+
+
+@pytest.mark.parametrize("answers,role,names,kinds", [
+    (HOMELAB, "homelab", ["interface", "handshake", "rules", "end2end", "watchdog", "backup"],
+     ["re-peer", "restart", "action"]),
+    (BRIDGE, "bridge", ["interface", "handshake", "rules", "sshd", "watchdog"], ["restart", "up-hook"])])
+def test_json_has_the_documented_shape_on_both_roles(tmp_path, answers, role, names, kinds):
+    state = {"failing_since": None, "last_run_at": 7.0, "last_step": "restart at t",
+             "steps_taken": {"restart": 2}, "health_changed_at": 5.0}
+    code, report = _json(tmp_path, answers, FakeProbe(state=state))
+    _assert_shape(report)
+    assert code == 0 and report["healthy"] is True
+    assert (report["role"], report["interface"]) == (role, "wg0")
+    assert [c["name"] for c in report["checks"]] == names
+    assert report["watchdog"] == {"active": True, "healthy": True, "summary": "healthy",
+                                  "last_step": "restart at t", "last_run_at": 7.0, "health_changed_at": 5.0,
+                                  "steps_taken": {k: 2 if k == "restart" else 0 for k in kinds}}
+
+
+def test_json_failing_has_the_exit_code_and_hints_of_plain_status(tmp_path):
+    probe = FakeProbe(age=None, state=None)
+    code, report = _json(tmp_path, BRIDGE, probe)
+    plain, lines = _run(tmp_path / "plain", BRIDGE, FakeProbe(age=None, state=None))
+    _assert_shape(report)
+    assert code == plain == 1 and report["healthy"] is False
+    handshake = next(c for c in report["checks"] if c["name"] == "handshake")
+    assert handshake["ok"] is False and handshake["hint"] in _line(lines, "handshake")
+    assert all(c["hint"] == "" for c in report["checks"] if c["ok"] is not False)
+    assert report["watchdog"]["healthy"] is None and report["watchdog"]["summary"] == "has not run yet"
+
+
+def test_json_not_configured_keeps_the_shape(tmp_path):
+    out = io.StringIO()
+    assert status.main(tmp_path, probe=FakeProbe(), out=out, as_json=True) == 1
+    report = json.loads(out.getvalue())
+    _assert_shape(report)
+    assert report["role"] is None and report["watchdog"] is None and report["healthy"] is False
+    assert report["checks"][0]["name"] == "answers" and "not configured" in report["checks"][0]["detail"]
+
+
+def test_json_holds_no_secret(tmp_path):
+    key_file = tmp_path / "wg.key"
+    secret = "S" * 42 + "A="
+    key_file.write_text(secret + "\n")
+    key_file.chmod(0o600)
+    answers = HOMELAB.replace('role = "homelab"\n', f'role = "homelab"\nprivate_key_file = "{key_file}"\n')
+    code, report = _json(tmp_path, answers, FakeProbe())
+    assert secret not in json.dumps(report) and str(key_file) not in json.dumps(report)
+
+
+def test_cli_passes_json(tmp_path, capsys, monkeypatch):
+    (tmp_path / "etc/cgnat").mkdir(parents=True)
+    (tmp_path / "etc/cgnat/answers.toml").write_text(BRIDGE)
+    monkeypatch.setattr(status, "Probe", lambda root: FakeProbe())
+    assert cli.main(["status", "--json", "--root", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["role"] == "bridge"

@@ -68,8 +68,11 @@ def test_the_loop_tells_systemd_it_is_ready_then_alive_after_each_run(tmp_path, 
     answers.write_text(BRIDGE)
     runs = []
 
-    def run_once(config, state_path, state):
+    textfiles = []
+
+    def run_once(config, state_path, state, textfile):
         runs.append(state)
+        textfiles.append(textfile)
         if len(runs) == 3:
             raise Stop
         return f"state {len(runs)}"
@@ -77,8 +80,9 @@ def test_the_loop_tells_systemd_it_is_ready_then_alive_after_each_run(tmp_path, 
     with pytest.raises(Stop):
         common.main(["--answers", str(answers), "--state", str(tmp_path / "s"), "--every", "0"],
                     role="bridge", description="test", every=10, config_from_answers=lambda a: a,
-                    run_once=run_once)
+                    metrics_setting=lambda a: str(tmp_path), run_once=run_once)
     assert runs == [None, "state 1", "state 2"]       # the state is carried from run to run
+    assert textfiles[0].path == tmp_path / "cgnat.prom" and textfiles.count(textfiles[0]) == 3
     assert received(notify_socket) == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
 
 
@@ -87,9 +91,9 @@ def test_once_runs_once(tmp_path, notify_socket):
     answers.write_text(BRIDGE)
     runs = []
     code = common.main(["--answers", str(answers), "--once"], role="bridge", description="test",
-                       every=10, config_from_answers=lambda a: a,
-                       run_once=lambda c, p, s: runs.append(p) or State())
-    assert code == 0 and runs == [common.Path(common.STATE_PATH)]
+                       every=10, config_from_answers=lambda a: a, metrics_setting=lambda a: "",
+                       run_once=lambda c, p, s, t: runs.append((p, t)) or State())
+    assert code == 0 and runs == [(common.Path(common.STATE_PATH), None)]     # "": no metrics
 
 
 def test_a_long_step_keeps_systemds_watchdog_fed(notify_socket, monkeypatch, capsys):
