@@ -2,7 +2,7 @@
 WireGuard and SSH ports and DNATs everything else through the tunnel to the homelab."""
 from __future__ import annotations
 
-from cgnat_bridge import checks
+from cgnat_bridge import checks, status
 from cgnat_bridge.answers import BridgeAnswers
 from installer import render, sshd
 from installer.detect import HostFacts
@@ -15,6 +15,7 @@ class Bridge:
     model = BridgeAnswers
     check = staticmethod(checks.check)
     warnings = staticmethod(checks.warnings)
+    status = status       # its part of `cgnat-setup status`: Probe, checks, notes, State
 
     @staticmethod
     def resolve(answers: BridgeAnswers, facts: HostFacts) -> None:

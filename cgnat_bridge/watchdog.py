@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer import metrics
-from installer.rules_file import builtin_of, declared_chains
-from installer.watchdog import (JsonState, handshake_age, interface_exists, log, run,
+from installer.rules_file import missing_rules
+from installer.watchdog import (JsonState, handshake_age, interface_exists, log,
                                 run_step_command, step_note)
 from installer.watchdog import main as watchdog_main
 
@@ -120,47 +120,6 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
 
 
 # ----------------------------------------------------------------------------- I/O
-
-def saved_rules(iptables: str = "iptables") -> dict[str, set[str]] | None:
-    """Each table's rules ("-A CHAIN ...", quotes dropped) from one `iptables-save` (or
-    `ip6tables-save`); None if it fails."""
-    done = run([f"{iptables}-save"])
-    if done.returncode != 0:
-        return None
-    tables: dict[str, set[str]] = {}
-    table = ""
-    for line in done.stdout.splitlines():
-        if line.startswith("*"):
-            table = line[1:].strip()
-        elif line.startswith("-A "):
-            tables.setdefault(table, set()).add(line.replace('"', ""))
-    return tables
-
-
-def missing_rules(interface: str, rules_path: str) -> tuple[str, ...]:
-    """The jumps (and chains) of the rules file, and of its IPv6 twin RULES_PATH + "6" where
-    IPv6 is forwarded, that are not in the kernel, per one `iptables-save` / `ip6tables-save`."""
-    return (_missing_rules("iptables", interface, rules_path)
-            + _missing_rules("ip6tables", interface, rules_path + "6"))
-
-
-def _missing_rules(iptables: str, interface: str, rules_path: str) -> tuple[str, ...]:
-    try:
-        chains = declared_chains(Path(rules_path).read_text())
-    except OSError:
-        return ()
-    tables = saved_rules(iptables) if chains else {}
-    family = "" if iptables == "iptables" else "IPv6 "
-    missing = []
-    for table, chain in chains:
-        builtin = builtin_of(chain)
-        rules = (tables or {}).get(table, set())
-        if f"-A {builtin} -m comment --comment cgnat:{interface} -j {chain}" not in rules:
-            missing.append(f"{family}{table} {builtin} -> {chain}")
-        elif not any(rule.startswith(f"-A {chain} ") for rule in rules):
-            missing.append(f"{family}{table} {chain} is empty")
-    return tuple(missing)
-
 
 def observe(config: Config, now: float | None = None) -> Observation:
     now = time.time() if now is None else now

@@ -13,7 +13,6 @@ only while something fails.
 """
 from __future__ import annotations
 
-import errno
 import socket
 import time
 from dataclasses import dataclass
@@ -21,28 +20,12 @@ from pathlib import Path
 
 from cgnat_homelab import sshkey
 from cgnat_homelab.decision import Config, Observation, State, e2e_due, is_address, split_endpoint
-from installer.watchdog import interface_exists as interface_up
 from installer.sshd import SSH_DIR, our_host_keys
-from installer.watchdog import run
+from installer.watchdog import connect, run, touch
+from installer.watchdog import interface_exists as interface_up
 
 PROBE_TIMEOUT = 2.0        # seconds for the touch through the tunnel
 CHECK_TIMEOUT = 3.0        # seconds for each connection from outside (end to end, bridge ssh)
-
-
-def touch(host: str, port: int, timeout: float, refused_ok: bool) -> bool:
-    """A TCP connection to host:port; a refusal counts when refused_ok (the host did answer)."""
-    return connect(host, port, timeout) in (("ok", "refused") if refused_ok else ("ok",))
-
-
-def connect(host: str, port: int, timeout: float) -> str:
-    """"ok", "refused" or "failed": a TCP connection to host:port (an IPv4 address or name)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return "ok"
-    except ConnectionRefusedError:
-        return "refused"
-    except OSError as error:
-        return "refused" if error.errno == errno.ECONNREFUSED else "failed"
 
 
 def resolve(host: str, port: int) -> str | None:

@@ -2,7 +2,7 @@
 the bridge and routes the replies of forwarded connections back through the tunnel."""
 from __future__ import annotations
 
-from cgnat_homelab import checks
+from cgnat_homelab import checks, status
 from cgnat_homelab.answers import HomelabAnswers
 from installer import render
 from installer.detect import HostFacts
@@ -16,6 +16,7 @@ class Homelab:
     model = HomelabAnswers
     check = staticmethod(checks.check)
     warnings = staticmethod(checks.warnings)
+    status = status       # its part of `cgnat-setup status`: Probe, checks, notes, State
 
     @staticmethod
     def resolve(answers: HomelabAnswers, facts: HostFacts) -> None:

@@ -27,14 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from installer import answers as answers_toml
+from installer import roles
 from installer.apply import host_path
 from installer.answers import ANSWERS_PATH
+from installer.rules_file import missing_rules
 from installer.validate import load_answers
 from installer.watchdog import STATE_PATH, UNIT, handshake_age, interface_exists, run
 
 HANDSHAKE_STALE = 180          # WireGuard re-handshakes every 2 minutes while traffic flows
 JSON_VERSION = 1
-BACKUP_TOOLS = ("cloudflared", "tailscaled")
 
 
 @dataclass(frozen=True)
@@ -68,21 +69,7 @@ class Probe:
         return handshake_age(iface, time.time())
 
     def missing_rules(self, iface: str) -> tuple[str, ...]:
-        from cgnat_bridge.watchdog import missing_rules
         return missing_rules(iface, str(host_path(self.root, f"/etc/cgnat/{iface}.rules")))
-
-    def port_answers(self, host: str, port: int, timeout: float = 3) -> bool:
-        from cgnat_homelab.probe import touch
-        return touch(host, port, timeout, refused_ok=False)
-
-    def has_sshd(self) -> bool:
-        from cgnat_homelab.probe import our_host_keys
-        return bool(our_host_keys(host_path(self.root, "/etc/ssh")))
-
-    def end_to_end(self, config) -> tuple[bool, bool]:
-        """(reaches this host, answered by the bridge itself), as the watchdog checks it."""
-        from cgnat_homelab.probe import end_to_end
-        return end_to_end(config, host_path(self.root, "/etc/ssh"))
 
     def watchdog_state(self) -> dict | None:
         try:
@@ -95,26 +82,20 @@ class Probe:
             return None
         return run(["systemctl", "is-active", "--quiet", UNIT]).returncode == 0
 
-    def backup_paths(self) -> list[str]:
-        found = [tool for tool in BACKUP_TOOLS if shutil.which(tool)]
-        return found
-
 
 @dataclass(frozen=True)
 class Watchdog:
     """What the host says of its watchdog: the service is active (None: no systemctl to ask),
     its saved state (None: it has not run yet)."""
-    role: str
+    step_kinds: tuple[str, ...]    # every kind of step the role's watchdog takes
     active: bool | None
     state: Any
 
     @classmethod
-    def read(cls, probe, role: str) -> "Watchdog":
-        from cgnat_bridge.watchdog import State as BridgeState
-        from cgnat_homelab.decision import State as HomelabState
+    def read(cls, probe, role_status) -> "Watchdog":
         data = probe.watchdog_state()
-        model = BridgeState if role == "bridge" else HomelabState
-        return cls(role, probe.watchdog_active(), None if data is None else model.from_dict(data))
+        return cls(role_status.STEP_KINDS, probe.watchdog_active(),
+                   None if data is None else role_status.State.from_dict(data))
 
     def check(self) -> Check:
         hint = f"systemctl enable --now {UNIT}; journalctl -u {UNIT}"
@@ -127,10 +108,6 @@ class Watchdog:
 
     def to_json(self) -> dict:
         """healthy null: it has not run yet; steps_taken: every kind of step of the role."""
-        if self.role == "bridge":
-            from cgnat_bridge.watchdog import STEP_KINDS
-        else:
-            from cgnat_homelab.watchdog import STEP_KINDS
         state = self.state
         ran = state is not None and state.last_run_at is not None
         taken = state.steps_taken if state is not None else {}
@@ -139,22 +116,20 @@ class Watchdog:
                 "last_step": state.last_step if state is not None else "",
                 "last_run_at": state.last_run_at if state is not None else None,
                 "health_changed_at": state.health_changed_at if state is not None else None,
-                "steps_taken": {kind: taken.get(kind, 0) for kind in STEP_KINDS}}
+                "steps_taken": {kind: taken.get(kind, 0) for kind in self.step_kinds}}
 
 
 def gather(answers, probe, watchdog: Watchdog) -> list[Check]:
+    """Every link of the chain: the tunnel's (shared), then the role's own, its watchdog,
+    and the role's informational lines."""
+    role_status = roles.get(answers.role).status
     iface = answers.interface
     checks = []
     up = probe.interface_up(iface)
     checks.append(Check("interface", up, f"{iface} is {'up' if up else 'missing'}",
                         f"systemctl restart wg-quick@{iface}; journalctl -u wg-quick@{iface}"))
     age = probe.handshake_age(iface) if up else None
-    if answers.role == "bridge":
-        no_handshake = (f"the homelab has not dialed in: check that UDP {answers.listen_port} is open "
-                        f"in the provider's firewall and that the homelab's tunnel is up")
-    else:
-        no_handshake = (f"check that UDP {answers.listen_port} is open in the bridge provider's "
-                        f"firewall and that {answers.homelab.endpoint} is the bridge")
+    no_handshake = role_status.handshake_hint(answers)
     if age is None:
         checks.append(Check("handshake", False, "none yet", no_handshake))
     else:
@@ -165,44 +140,7 @@ def gather(answers, probe, watchdog: Watchdog) -> list[Check]:
     checks.append(Check("rules", rules_ok,
                         "all present" if rules_ok else ("interface down" if not up else "missing: " + ", ".join(missing)),
                         f"/usr/lib/cgnat-{answers.role}/hooks/up {iface}  (or restart wg-quick@{iface})"))
-    if answers.role == "bridge":
-        port = answers.bridge.ssh_port
-        ssh_ok = probe.port_answers("127.0.0.1", port)
-        checks.append(Check("sshd", ssh_ok, f"port {port} {'answers' if ssh_ok else 'does not answer'}",
-                            f"the bridge's own ssh needs port {port}: rerun cgnat-setup; "
-                            f"systemctl status ssh"))
-    else:
-        checks.append(_end_to_end(answers, probe))
-    checks.append(watchdog.check())
-    if answers.role == "homelab":
-        tools = probe.backup_paths()
-        checks.append(Check("backup", None, ("second way in: " + ", ".join(tools)) if tools else
-                            "no second way in (cloudflared or tailscale) found; if the bridge dies, "
-                            "only local access remains"))
-    return checks
-
-
-def _end_to_end(answers, probe) -> Check:
-    from cgnat_homelab.decision import Config
-    from cgnat_homelab.endtoend import choose
-    config = Config.from_answers(answers, homelab_sshd=probe.has_sshd())
-    if not config.target_host:
-        return Check("end2end", False, "no check_host and no endpoint", "set homelab.watchdog.check_host")
-    if config.e2e is None:
-        w = answers.homelab.watchdog
-        _, missing = choose(w.bridge_forward or "all", config.bridge_ssh_port, None, False)
-        return Check("end2end", None, f"no end-to-end check possible: {missing}")
-    target = config.check_target
-    ok, foreign = probe.end_to_end(config)
-    if foreign:
-        return Check("end2end", False, f"{target} is answered by the bridge itself, not this host",
-                     f"the bridge answers itself instead of forwarding: on the bridge, run "
-                     f"cgnat-setup status (rules) and /usr/lib/cgnat-bridge/hooks/up {answers.interface}")
-    what = "sshd" if config.e2e.identity == "ssh" else "service"
-    hint = (f"out the home line to {target}, in through the bridge to this host's {what}: check "
-            f"the bridge (ssh -p {config.bridge_ssh_port} {config.target_host}) and that a {what} "
-            f"listens on {config.e2e.port} here")
-    return Check("end2end", ok, f"{target} {'reaches this host' if ok else 'fails'}", hint)
+    return checks + role_status.checks(answers, probe) + [watchdog.check()] + role_status.notes(probe)
 
 
 def main(root: Path = Path("/"), probe=None, out=None, as_json: bool = False) -> int:
@@ -216,8 +154,9 @@ def main(root: Path = Path("/"), probe=None, out=None, as_json: bool = False) ->
             print(f"{missing.detail} (run cgnat-setup)", file=out)
         return 1
     answers = load_answers(answers_toml.parse_toml(saved.read_text()), None, None)
-    probe = probe or Probe(root)
-    watchdog = Watchdog.read(probe, answers.role)
+    role_status = roles.get(answers.role).status
+    probe = probe or role_status.Probe(root)
+    watchdog = Watchdog.read(probe, role_status)
     checks = gather(answers, probe, watchdog)
     if as_json:
         _print_json(out, answers.role, answers.interface, checks, watchdog.to_json())

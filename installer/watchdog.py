@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import signal
@@ -45,6 +46,22 @@ def run(argv: list[str], timeout: float = 10) -> subprocess.CompletedProcess:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as error:
         return subprocess.CompletedProcess(argv, 127, "", str(error))
+
+
+def touch(host: str, port: int, timeout: float, refused_ok: bool) -> bool:
+    """A TCP connection to host:port; a refusal counts when refused_ok (the host did answer)."""
+    return connect(host, port, timeout) in (("ok", "refused") if refused_ok else ("ok",))
+
+
+def connect(host: str, port: int, timeout: float) -> str:
+    """"ok", "refused" or "failed": a TCP connection to host:port (an IPv4 address or name)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return "ok"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError as error:
+        return "refused" if error.errno == errno.ECONNREFUSED else "failed"
 
 
 def run_step_command(kind: str, command: str) -> int:

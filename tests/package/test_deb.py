@@ -93,6 +93,7 @@ def test_file_list_and_modes(debs, role):
     # Only this role's hooks: the other role's must not make this host look like it.
     other = f"/usr/lib/cgnat-{OTHER[role]}"
     assert not any(p.startswith(other) for p in files)
+    assert not any(f"/cgnat_{OTHER[role]}/" in p for p in files), "the other role's code is shipped"
     assert not any("/hooks/" in p for p in files if p.startswith(f"{lib}/python/"))
     # Every other regular file is 0644 (private modules are not scripts).
     executables = {p for p, i in files.items() if i.isfile() and i.mode & 0o111}

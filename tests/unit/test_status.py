@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from installer import cli, status
+from installer import cli, roles, status
 from installer.status import Check
 
 HOMELAB = ('role = "homelab"\npeer_public_key = "' + "K" * 42 + 'A="\n[homelab]\n'
@@ -167,7 +167,7 @@ def test_not_configured(tmp_path):
 def test_cli_dispatches_status(tmp_path, capsys, monkeypatch):
     (tmp_path / "etc/cgnat").mkdir(parents=True)
     (tmp_path / "etc/cgnat/answers.toml").write_text(BRIDGE)
-    monkeypatch.setattr(status, "Probe", lambda root: FakeProbe())
+    monkeypatch.setattr(roles.get("bridge").status, "Probe", lambda root: FakeProbe())   # the role's looks
     assert cli.main(["status", "--root", str(tmp_path)]) == 0
     assert "ok    sshd" in capsys.readouterr().out
 
@@ -254,6 +254,6 @@ def test_json_holds_no_secret(tmp_path):
 def test_cli_passes_json(tmp_path, capsys, monkeypatch):
     (tmp_path / "etc/cgnat").mkdir(parents=True)
     (tmp_path / "etc/cgnat/answers.toml").write_text(BRIDGE)
-    monkeypatch.setattr(status, "Probe", lambda root: FakeProbe())
+    monkeypatch.setattr(roles.get("bridge").status, "Probe", lambda root: FakeProbe())   # the role's looks
     assert cli.main(["status", "--json", "--root", str(tmp_path)]) == 0
     assert json.loads(capsys.readouterr().out)["role"] == "bridge"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 
 from cgnat_bridge import watchdog as wd
+from installer import rules_file
 from installer import watchdog as common
 from cgnat_bridge.answers import BridgeAnswers
 from cgnat_bridge.watchdog import Config, Observation, State, decide
@@ -64,7 +65,7 @@ def test_config_from_answers_defaults_and_overrides():
 
 def test_declared_chains():
     rules = "*nat\n:CGNAT-wg0-PRE - [0:0]\n-A X\nCOMMIT\n*filter\n:CGNAT-wg0-FWD - [0:0]\n:OTHER - [0:0]\nCOMMIT\n"
-    assert wd.declared_chains(rules) == [("nat", "CGNAT-wg0-PRE"), ("filter", "CGNAT-wg0-FWD")]
+    assert rules_file.declared_chains(rules) == [("nat", "CGNAT-wg0-PRE"), ("filter", "CGNAT-wg0-FWD")]
 
 
 def test_missing_rules_reads_one_iptables_save(tmp_path, monkeypatch):
@@ -82,18 +83,18 @@ def test_missing_rules_reads_one_iptables_save(tmp_path, monkeypatch):
         calls.append(argv)
         return subprocess.CompletedProcess(argv, 0, saved, "")
 
-    monkeypatch.setattr(wd, "run", fake)
+    monkeypatch.setattr(rules_file, "run", fake)
     assert wd.missing_rules("wg0", str(rules)) == ("mangle FORWARD -> CGNAT-wg0-FWD", "filter CGNAT-wg0-IN is empty")
     assert calls == [["iptables-save"]]           # one program for every table
     assert wd.missing_rules("wg1", str(rules)) == ("nat PREROUTING -> CGNAT-wg0-PRE",
                                                    "mangle FORWARD -> CGNAT-wg0-FWD",
                                                    "filter INPUT -> CGNAT-wg0-IN")
-    monkeypatch.setattr(wd, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 1, "", "no"))
+    monkeypatch.setattr(rules_file, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 1, "", "no"))
     assert len(wd.missing_rules("wg0", str(rules))) == 3        # cannot read the rules: all missing
     assert wd.missing_rules("wg0", str(tmp_path / "absent")) == ()
     # Where IPv6 is forwarded, its rules file's jumps are asked of ip6tables the same way.
     (tmp_path / "wg0.rules6").write_text(rules.read_text())
-    monkeypatch.setattr(wd, "run", fake)
+    monkeypatch.setattr(rules_file, "run", fake)
     calls.clear()
     assert wd.missing_rules("wg0", str(rules)) == (
         "mangle FORWARD -> CGNAT-wg0-FWD", "filter CGNAT-wg0-IN is empty",

@@ -16,6 +16,7 @@ import socket
 import pytest
 
 from cgnat_homelab import probe
+from installer import watchdog as common
 from cgnat_homelab.answers import HomelabAnswers
 from cgnat_homelab.decision import Config, State, decide
 from cgnat_homelab.endtoend import EndToEnd, forwards
@@ -98,6 +99,7 @@ def simulate(monkeypatch):
     """simulate(world, seconds, every) -> (steps taken as (second, kind), final state, lines)."""
     def run(world: World, seconds: int, every: int = 2, config: Config | None = None):
         monkeypatch.setattr(probe, "connect", world.connect)
+        monkeypatch.setattr(common, "connect", world.connect)     # touch() connects there
         monkeypatch.setattr(probe, "ssh_check", world.ssh_check)
         monkeypatch.setattr(probe.socket, "getaddrinfo", world.getaddrinfo)
         monkeypatch.setattr(probe, "listening", world.homelab_listens)

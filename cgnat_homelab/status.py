@@ -1,0 +1,64 @@
+"""The homelab's part of `cgnat-setup status` (installer/status.py): the end-to-end check,
+as its watchdog makes it, and whether there is a second way in."""
+from __future__ import annotations
+
+import shutil
+
+from cgnat_homelab import decision, watchdog
+from cgnat_homelab.decision import Config
+from cgnat_homelab.endtoend import choose
+from cgnat_homelab.probe import end_to_end
+from installer import status as shared
+from installer.apply import host_path
+from installer.sshd import SSH_DIR, our_host_keys
+from installer.status import Check
+
+BACKUP_TOOLS = ("cloudflared", "tailscaled")
+State, STEP_KINDS = decision.State, watchdog.STEP_KINDS    # its watchdog's, for the report
+
+
+class Probe(shared.Probe):
+    """The shared looks at the host, and the homelab's own."""
+
+    def has_sshd(self) -> bool:
+        return bool(our_host_keys(host_path(self.root, str(SSH_DIR))))
+
+    def end_to_end(self, config) -> tuple[bool, bool]:
+        """(reaches this host, answered by the bridge itself), as the watchdog checks it."""
+        return end_to_end(config, host_path(self.root, str(SSH_DIR)))
+
+    def backup_paths(self) -> list[str]:
+        return [tool for tool in BACKUP_TOOLS if shutil.which(tool)]
+
+
+def handshake_hint(answers) -> str:
+    return (f"check that UDP {answers.listen_port} is open in the bridge provider's "
+            f"firewall and that {answers.homelab.endpoint} is the bridge")
+
+
+def checks(answers, probe) -> list[Check]:
+    config = Config.from_answers(answers, homelab_sshd=probe.has_sshd())
+    if not config.target_host:
+        return [Check("end2end", False, "no check_host and no endpoint", "set homelab.watchdog.check_host")]
+    if config.e2e is None:
+        w = answers.homelab.watchdog
+        _, missing = choose(w.bridge_forward or "all", config.bridge_ssh_port, None, False)
+        return [Check("end2end", None, f"no end-to-end check possible: {missing}")]
+    target = config.check_target
+    ok, foreign = probe.end_to_end(config)
+    if foreign:
+        return [Check("end2end", False, f"{target} is answered by the bridge itself, not this host",
+                      f"the bridge answers itself instead of forwarding: on the bridge, run "
+                      f"cgnat-setup status (rules) and /usr/lib/cgnat-bridge/hooks/up {answers.interface}")]
+    what = "sshd" if config.e2e.identity == "ssh" else "service"
+    hint = (f"out the home line to {target}, in through the bridge to this host's {what}: check "
+            f"the bridge (ssh -p {config.bridge_ssh_port} {config.target_host}) and that a {what} "
+            f"listens on {config.e2e.port} here")
+    return [Check("end2end", ok, f"{target} {'reaches this host' if ok else 'fails'}", hint)]
+
+
+def notes(probe) -> list[Check]:
+    tools = probe.backup_paths()
+    return [Check("backup", None, ("second way in: " + ", ".join(tools)) if tools else
+                  "no second way in (cloudflared or tailscale) found; if the bridge dies, "
+                  "only local access remains")]

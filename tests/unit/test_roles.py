@@ -1,0 +1,87 @@
+"""Each role behind one interface (installer/roles.py): shared code names no role package and
+compares no role name, and one role's code alone, as its .deb ships it, does a whole setup."""
+import ast
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from unitdata import REPO
+
+from installer import ROLES
+
+ANSWERS = {
+    "bridge": 'role = "bridge"\n[bridge]\npublic_interface = "lo"\npublic_address = "203.0.113.7"\n',
+    "homelab": 'role = "homelab"\n[homelab]\nendpoint = "203.0.113.7:51820"\ndocker_subnets = []\n',
+}
+OTHER = {"bridge": "homelab", "homelab": "bridge"}
+
+
+def shared_modules():
+    return sorted((REPO / "installer").rglob("*.py"))
+
+
+def test_shared_code_imports_no_role_package():
+    role_packages = {f"cgnat_{role}" for role in ROLES}
+    found = []
+    for path in shared_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            found += [f"{path.relative_to(REPO)}:{node.lineno} {name}" for name in names
+                      if name.split(".")[0] in role_packages]
+    assert found == []
+
+
+def test_shared_code_does_not_branch_on_a_role_name():
+    found = []
+    for path in shared_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                if any(isinstance(s, ast.Constant) and s.value in ROLES for s in sides):
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert found == []
+
+
+def run_alone(role, tmp_path, *args):
+    """cgnat-setup from a tree holding the shared code and this role's package only."""
+    tree = tmp_path / "python"
+    skip = shutil.ignore_patterns("__pycache__", "hooks")
+    for package in ("installer", f"cgnat_{role}"):
+        shutil.copytree(REPO / package, tree / package, ignore=skip, dirs_exist_ok=True)
+    program = ("import sys; from installer.cli import main; code = main(sys.argv[1:]); "
+               "print('loaded:', *sorted({m.split('.')[0] for m in sys.modules if m.startswith('cgnat_')})); "
+               "sys.exit(code)")
+    return subprocess.run([sys.executable, "-c", program, *map(str, args)], cwd=tree,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_one_role_alone_sets_up_a_host_and_reports(role, tmp_path):
+    answers = tmp_path / "answers.toml"
+    answers.write_text(ANSWERS[role])
+    root = tmp_path / "root"
+    done = run_alone(role, tmp_path, "--answers", answers, "--root", root)
+    assert done.returncode == 0, done.stderr
+    assert f"{role} configured" in done.stdout and "Pairing token: cgnat" in done.stdout
+    assert done.stdout.splitlines()[-1] == f"loaded: cgnat_{role}"
+    assert (root / "etc/cgnat/wg0.rules").is_file() and (root / "etc/wireguard/wg0.conf").is_file()
+    status = run_alone(role, tmp_path, "status", "--root", root)
+    assert f"cgnat {role} wg0:" in status.stdout, status.stderr
+    assert status.stdout.splitlines()[-1] == f"loaded: cgnat_{role}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_other_roles_answers_are_refused_where_its_package_is_absent(role, tmp_path):
+    answers = tmp_path / "answers.toml"
+    answers.write_text(ANSWERS[OTHER[role]])
+    done = run_alone(role, tmp_path, "--check", "--answers", answers)
+    assert done.returncode == 2
+    assert (f"{answers}: role: is '{OTHER[role]}', but this host has no cgnat-{OTHER[role]} package "
+            f"(installed: cgnat-{role})") in done.stderr
