@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
 from installer import render, roles
 from installer.detect import MANIFEST_PATH, WIREGUARD_DIR, HostFacts
@@ -95,7 +94,7 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         FileWrite(f"/etc/cgnat/{iface}.rules", role.rules(answers)),
         *([FileWrite(rules6, role.rules(answers, family=6))] if role.has_rules6(answers) else []),
         FileWrite(f"/etc/cgnat/{iface}.env", role.env(answers)),
-        FileWrite(ANSWERS_PATH, _saved_answers(answers)),
+        FileWrite(ANSWERS_PATH, render.render_answers(answers)),
     ]
     host = role.plan_host(answers, facts)
     files += [FileWrite(path, text) for path, text in host.files.items()]
@@ -127,9 +126,3 @@ def retired_interfaces(interface: str, written: frozenset[str]) -> list[str]:
     names = {p[len(WIREGUARD_DIR) + 1:-len(".conf")] for p in written
              if p.startswith(WIREGUARD_DIR + "/") and p.endswith(".conf")}
     return sorted(names - {interface})
-
-
-def _saved_answers(answers) -> str:
-    header = ("# Answers that produced this host's cgnat setup; replay with\n"
-              "#   cgnat-setup --answers /etc/cgnat/answers.toml\n")
-    return header + answers_toml.to_toml(answers)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jinja2
 
+from installer import answers as answers_toml
 from installer.grammar import PORT_SPEC
 from installer.rules_file import chain_name
 
@@ -50,3 +51,10 @@ def restore_summary(answers, family: int) -> str:
     restore, suffix = ("iptables-restore", "") if family == 4 else ("ip6tables-restore", "6")
     return (f"{restore} --noflush < /etc/cgnat/{answers.interface}.rules{suffix}"
             f"  (+ one tagged jump per CGNAT-{answers.interface}-* chain)")
+
+
+def render_answers(answers) -> str:
+    """/etc/cgnat/answers.toml: the answers as setup resolved them (no private key)."""
+    header = ("# Answers that produced this host's cgnat setup; replay with\n"
+              "#   cgnat-setup --answers /etc/cgnat/answers.toml\n")
+    return header + answers_toml.to_toml(answers)
