@@ -96,6 +96,8 @@ def hook_commands(answers) -> list[str]:
                 f"{ip} rule add fwmark {mark}/{mark} table {h.table} pref {RULE_PREF}",
                 f"{ip} rule add from {address} table {h.table} pref {RULE_PREF + 1}"]
 
+    ipv6 = [f"ip -6 address replace {answers.homelab_address6}/{answers.prefixlen6} dev {iface}",
+            *restore6, *routing("ip -6", answers.homelab_address6)]
     return [*restore, *routing("ip", answers.homelab_address),
-            *restore6, *routing("ip -6", answers.homelab_address6),
+            *(f"{command}  (if {iface} has IPv6 enabled)" for command in ipv6),
             f"sysctl -w net.ipv4.conf.{iface}.rp_filter=2"]

@@ -17,7 +17,7 @@ from installer import ROLES, grammar, keys, pairing
 from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
 from installer.apply import apply, host_path, log  # apply: the one step that changes the host
-from installer.detect import HostFacts
+from installer.detect import HostFacts, ipv6_disabled
 from installer.errors import Problem
 from installer.plan import WATCHDOG_UNIT, Plan, make_plan, resolve_defaults
 from installer import validate
@@ -35,9 +35,27 @@ def load(raw: bytes, token: str | None, default_role: str | None, facts: HostFac
 
 
 def warnings(answers, root: Path) -> list[Problem]:
-    """What works but leaves the homelab's watchdog without an end-to-end check."""
+    """What works but leaves the homelab's watchdog without an end-to-end check, or leaves
+    out IPv6 because this host has it disabled."""
     from cgnat_homelab.probe import our_host_keys
-    return validate.warnings(answers, bool(our_host_keys(host_path(root, "/etc/ssh"))))
+    return (validate.warnings(answers, bool(our_host_keys(host_path(root, "/etc/ssh"))))
+            + ipv6_warnings(answers, ipv6_disabled(answers.interface)))
+
+
+def ipv6_warnings(answers, disabled: str | None) -> list[Problem]:
+    """A homelab without IPv6 comes up for IPv4 only (its up hook skips IPv6); a bridge told
+    to forward IPv6 cannot (wg-quick fails on the tunnel's IPv6 address)."""
+    if disabled is None:
+        return []
+    if answers.role == "homelab":
+        return [Problem("tunnel6", f"warning: IPv6 is disabled here ({disabled}): the tunnel will "
+                                   f"carry IPv4 only, IPv6 clients of the bridge will not reach this "
+                                   f"host; enable IPv6 and restart wg-quick@{answers.interface} to add it")]
+    if answers.bridge.ipv6 == "auto" and answers.bridge.public_address6 is not None:
+        return [Problem("bridge.public_address6", f"warning: IPv6 is disabled here ({disabled}): "
+                                                  f"wg-quick cannot set the tunnel's IPv6 address; "
+                                                  f"enable IPv6 or set bridge.ipv6 = \"off\"")]
+    return []
 
 
 def read_source(source: str | None, root: Path) -> bytes:
