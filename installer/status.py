@@ -9,6 +9,7 @@ only part that looks at the host, read-only.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import sys
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer import answers as answers_toml
+from installer import detect
 from installer.apply import host_path
 from installer.answers import ANSWERS_PATH
 from installer.validate import load_answers
@@ -53,7 +55,31 @@ class Probe:
 
     def missing_rules(self, iface: str) -> tuple[str, ...]:
         from cgnat_bridge.watchdog import missing_rules
-        return missing_rules(iface, str(host_path(self.root, f"/etc/cgnat/{iface}.rules")))
+        missing = missing_rules(iface, str(host_path(self.root, f"/etc/cgnat/{iface}.rules")))
+        # A homelab without IPv6: its up hook skipped IFACE.rules6 on purpose.
+        return missing if detect.ipv6_disabled(iface) is None else tuple(
+            m for m in missing if not m.startswith("IPv6 "))
+
+    # --- for the checks of both families (ipv6_forward, reply_routing) ---
+    def ip_json(self, *args: str) -> list:
+        """`ip -j ARGS` parsed; [] when it fails (no such device, no IPv6)."""
+        try:
+            return json.loads(run(["ip", "-j", *args]).stdout or "[]")
+        except ValueError:
+            return []
+
+    def ipv6_disabled(self, iface: str) -> str | None:
+        return detect.ipv6_disabled(iface)
+
+    def ipv6_forwarding(self) -> bool:
+        try:
+            return (detect.IPV6_CONF / "all" / "forwarding").read_text().strip() == "1"
+        except OSError:
+            return False
+
+    def nat6_rules(self) -> set[str]:
+        from cgnat_bridge.watchdog import saved_rules
+        return (saved_rules("ip6tables") or {}).get("nat", set())
 
     def port_answers(self, host: str, port: int, timeout: float = 3) -> bool:
         from cgnat_homelab.probe import touch
@@ -107,6 +133,7 @@ def gather(answers, probe) -> list[Check]:
     checks.append(Check("rules", rules_ok,
                         "all present" if rules_ok else ("interface down" if not up else "missing: " + ", ".join(missing)),
                         f"/usr/lib/cgnat-{answers.role}/hooks/up {iface}  (or restart wg-quick@{iface})"))
+    checks += family_checks(answers, probe) if up else []
     if answers.role == "bridge":
         port = answers.bridge.ssh_port
         ssh_ok = probe.port_answers("127.0.0.1", port)
@@ -122,6 +149,74 @@ def gather(answers, probe) -> list[Check]:
                             "no second way in (cloudflared or tailscale) found; if the bridge dies, "
                             "only local access remains"))
     return checks
+
+
+def family_checks(answers, probe) -> list[Check]:
+    """What each address family needs beyond our chains: the bridge's IPv6 DNAT (or why
+    IPv6 is not forwarded), the homelab's reply routing for IPv4 and IPv6."""
+    if answers.role == "bridge":
+        return [ipv6_forward(answers, probe)]
+    return [reply_routing(answers, probe)]
+
+
+def ipv6_forward(answers, probe) -> Check:
+    """Bridge: its public IPv6 address is still on the public interface (SLAAC keeps it only
+    while router advertisements are taken), IPv6 forwarding is on, and our chain DNATs that
+    address to the homelab's tunnel address."""
+    b = answers.bridge
+    if not answers.forwards_ipv6:
+        why = 'ipv6 = "off"' if b.ipv6 == "off" else f"no global IPv6 address on {b.public_interface} at setup"
+        return Check("ipv6", None, f"not forwarded ({why}); no AAAA record")
+    target = f"{b.public_address6} -> {answers.homelab_address6}"
+    hint = f"/usr/lib/cgnat-bridge/hooks/up {answers.interface}  (or restart wg-quick@{answers.interface})"
+    held = [a.get("local") for link in probe.ip_json("-6", "address", "show", "dev", b.public_interface)
+            for a in link.get("addr_info", [])]
+    if b.public_address6 not in held:
+        return Check("ipv6", False, f"{b.public_address6} is no longer on {b.public_interface}",
+                     f"the provider's IPv6 (SLAAC: cat /proc/sys/net/ipv6/conf/{b.public_interface}/accept_ra "
+                     f"must be 2); then cgnat-setup again if the address changed")
+    if not probe.ipv6_forwarding():
+        return Check("ipv6", False, f"{target}: IPv6 forwarding is off", hint)
+    pre = f"-A CGNAT-{answers.interface}-PRE "
+    dnat = [rule for rule in probe.nat6_rules() if rule.startswith(pre)
+            and f"-d {b.public_address6}/128 " in rule and rule.endswith(f"--to-destination {answers.homelab_address6}")]
+    if not dnat:
+        return Check("ipv6", False, f"{target}: no DNAT rule", hint)
+    return Check("ipv6", True, f"{target} (DNAT, AAAA {b.public_address6})")
+
+
+def reply_routing(answers, probe) -> Check:
+    """Homelab: the ip rules (connection mark, tunnel source) and the table whose default
+    route is the tunnel, per family; IPv6 only where the tunnel interface has it."""
+    from installer.render import RULE_PREF
+    h, iface = answers.homelab, answers.interface
+    families = [("IPv4", "-4", answers.homelab_address)]
+    disabled = probe.ipv6_disabled(iface)
+    if disabled is None:
+        families.append(("IPv6", "-6", answers.homelab_address6))
+    mark, table = int(h.fwmark, 0), str(h.table)
+    missing = []
+    for name, flag, address in families:
+        rules = [r for r in probe.ip_json(flag, "rule", "show") if r.get("table") == table]
+        if not any(r.get("priority") == RULE_PREF and int(r.get("fwmark", "0"), 0) == mark for r in rules):
+            missing.append(f"{name} rule fwmark {mark:#x}")
+        if not any(r.get("priority") == RULE_PREF + 1 and _same_address(r.get("src"), address) for r in rules):
+            missing.append(f"{name} rule from {address}")
+        if not probe.ip_json(flag, "route", "show", "table", table, "default", "dev", iface):
+            missing.append(f"{name} default route of table {table}")
+    only = f"; IPv4 only: IPv6 is disabled ({disabled})" if disabled else ""
+    if missing:
+        return Check("routing", False, "missing: " + ", ".join(missing) + only,
+                     f"/usr/lib/cgnat-homelab/hooks/up {iface}  (or restart wg-quick@{iface})")
+    return Check("routing", True, f"replies leave by {iface} (table {table}): "
+                                  f"{' and '.join(name for name, _, _ in families)}{only}")
+
+
+def _same_address(text, address: str) -> bool:
+    try:
+        return text is not None and ipaddress.ip_address(text) == ipaddress.ip_address(address)
+    except ValueError:
+        return False
 
 
 def _end_to_end(answers, probe) -> Check:

@@ -122,7 +122,9 @@ def test_status_names_a_missing_ipv6_jump_and_the_up_hook_puts_it_back(lab):
         assert "missing: IPv6 nat PREROUTING -> CGNAT-wg0-PRE" in shown, shown
     finally:
         lab.bridge.sh("/usr/lib/cgnat-bridge/hooks/up wg0")
-    assert "IPv6" not in lab.bridge.run("cgnat-setup status", check=False).stdout
+    shown = lab.bridge.run("cgnat-setup status", check=False).stdout
+    assert "IPv6" not in shown
+    assert f"ok    ipv6        {BRIDGE_PUBLIC6} -> {HOMELAB_TUNNEL6} (DNAT, AAAA {BRIDGE_PUBLIC6})" in shown, shown
     assert lab.tcp_ask("client", BRIDGE_PUBLIC6, SERVICE_TCP) == CLIENT6
 
 
@@ -163,6 +165,9 @@ def test_a_homelab_with_ipv6_disabled_comes_up_for_ipv4_and_gets_ipv6_once_enabl
         assert len(said) == 1 and "IPv6 is disabled on wg0" in said[0] and "IPv4 only" in said[0], said
         assert lab.homelab.sh("ip -6 addr show dev wg0").strip() == ""
         assert lab.tcp_ask("client", BRIDGE_PUBLIC, SERVICE_TCP4) == CLIENT
+        shown = lab.homelab.run("cgnat-setup status", check=False).stdout
+        assert "ok    rules       all present" in shown, shown
+        assert "ok    routing     replies leave by wg0 (table 200): IPv4; IPv4 only: IPv6 is disabled" in shown, shown
         lab.tunnel_down()
         assert (lab.homelab.snapshot(), lab.homelab.snapshot6()) == before
     finally:
