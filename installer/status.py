@@ -165,8 +165,7 @@ def ipv6_forward(answers, probe) -> Check:
     address to the homelab's tunnel address."""
     b = answers.bridge
     if not answers.forwards_ipv6:
-        why = 'ipv6 = "off"' if b.ipv6 == "off" else f"no global IPv6 address on {b.public_interface} at setup"
-        return Check("ipv6", None, f"not forwarded ({why}); no AAAA record")
+        return Check("ipv6", None, f"not forwarded ({answers.no_ipv6_reason} at setup); no AAAA record")
     target = f"{b.public_address6} -> {answers.homelab_address6}"
     hint = f"/usr/lib/cgnat-bridge/hooks/up {answers.interface}  (or restart wg-quick@{answers.interface})"
     held = [a.get("local") for link in probe.ip_json("-6", "address", "show", "dev", b.public_interface)

@@ -234,4 +234,4 @@ def test_bridge_without_ipv6_says_why_and_does_not_fail(tmp_path):
     assert code == 0 and _line(lines, "ipv6") == ("info  ipv6        not forwarded (no global IPv6 address on ens3 "
                                                   "at setup); no AAAA record")
     code, lines = _run(tmp_path / "b", BRIDGE6 + 'ipv6 = "off"\n', FakeProbe())
-    assert code == 0 and _line(lines, "ipv6") == 'info  ipv6        not forwarded (ipv6 = "off"); no AAAA record'
+    assert code == 0 and _line(lines, "ipv6") == 'info  ipv6        not forwarded (ipv6 = "off" at setup); no AAAA record'
