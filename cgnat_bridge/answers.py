@@ -32,10 +32,17 @@ class BridgeAnswers(CommonAnswers):
         """IPv6 is forwarded (resolved answers): on, and a public IPv6 address to forward."""
         return self.bridge.ipv6 == "auto" and self.bridge.public_address6 is not None
 
+    @property
+    def no_ipv6_reason(self) -> str:
+        """Why IPv6 is not forwarded (resolved answers that do not forward it)."""
+        if self.bridge.ipv6 == "off":
+            return 'ipv6 = "off"'
+        return f"no global IPv6 address on {self.bridge.public_interface}"
+
     def dns_records(self) -> str:
         """The DNS records to publish for the homelab's names (resolved answers)."""
         if self.forwards_ipv6:
             return (f"Publish A {self.bridge.public_address} and AAAA {self.bridge.public_address6} "
                     f"for your names (both are forwarded to the homelab).")
         return (f"Publish A {self.bridge.public_address} for your names; no AAAA record (IPv6 is "
-                f"not forwarded: no global IPv6 address on {self.bridge.public_interface}, or ipv6 = \"off\").")
+                f"not forwarded: {self.no_ipv6_reason}).")

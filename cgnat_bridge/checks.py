@@ -57,9 +57,17 @@ def _check_public_address(text: str) -> list[Problem]:
     return []
 
 
-def warnings(answers: BridgeAnswers, homelab_sshd: bool) -> list[Problem]:
-    """The homelab's watchdog checks end to end through a TCP port the bridge forwards."""
+def warnings(answers: BridgeAnswers, homelab_sshd: bool, ipv6_disabled: str | None) -> list[Problem]:
+    """The homelab's watchdog checks end to end through a TCP port the bridge forwards; a
+    bridge told to forward IPv6 needs it (wg-quick fails on the tunnel's IPv6 address)."""
     b = answers.bridge
+    ipv6 = [] if ipv6_disabled is None or not answers.forwards_ipv6 else [Problem(
+        "bridge.public_address6", f"warning: IPv6 is disabled here ({ipv6_disabled}): wg-quick cannot "
+                                  f"set the tunnel's IPv6 address; enable IPv6 or set bridge.ipv6 = \"off\"")]
+    return _end_to_end_warnings(b) + ipv6
+
+
+def _end_to_end_warnings(b) -> list[Problem]:
     ranges = tcp_ranges(b.forward)
     if ranges == []:
         return [Problem("bridge.forward", "warning: forwards no TCP port, so the homelab's watchdog "

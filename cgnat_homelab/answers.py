@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 from installer.answers import CommonAnswers
 
+RULE_PREF = 1000   # the priorities of its ip rules: fwmark at 1000, "from" its tunnel address at 1001
+
 
 @dataclass
 class WatchdogSection:

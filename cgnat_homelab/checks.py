@@ -57,8 +57,17 @@ def _check_fwmark(text: str) -> list[Problem]:
             for tool, bits in FOREIGN_MARKS.items() if mark & bits]
 
 
-def warnings(answers: HomelabAnswers, homelab_sshd: bool) -> list[Problem]:
-    """Whether the watchdog can check the chain end to end (cgnat_homelab/endtoend.py)."""
+def warnings(answers: HomelabAnswers, homelab_sshd: bool, ipv6_disabled: str | None) -> list[Problem]:
+    """Whether the watchdog can check the chain end to end (cgnat_homelab/endtoend.py); without
+    IPv6 the tunnel carries IPv4 only (the up hook skips IPv6)."""
+    ipv6 = [] if ipv6_disabled is None else [Problem(
+        "tunnel6", f"warning: IPv6 is disabled here ({ipv6_disabled}): the tunnel will carry IPv4 "
+                   f"only, IPv6 clients of the bridge will not reach this host; enable IPv6 and "
+                   f"restart wg-quick@{answers.interface} to add it")]
+    return _end_to_end_warnings(answers, homelab_sshd) + ipv6
+
+
+def _end_to_end_warnings(answers: HomelabAnswers, homelab_sshd: bool) -> list[Problem]:
     w = answers.homelab.watchdog
     forward = w.bridge_forward or "all"
     ssh_port = w.bridge_ssh_port or DEFAULTS["bridge_ssh_port"]

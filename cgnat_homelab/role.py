@@ -3,12 +3,10 @@ the bridge and routes the replies of forwarded connections back through the tunn
 from __future__ import annotations
 
 from cgnat_homelab import checks, status
-from cgnat_homelab.answers import HomelabAnswers
+from cgnat_homelab.answers import RULE_PREF, HomelabAnswers
 from installer import render
 from installer.detect import HostFacts
 from installer.roles import HostChanges
-
-RULE_PREF = 1000  # ip rule priorities: fwmark at 1000, source at 1001
 
 
 class Homelab:
@@ -47,8 +45,10 @@ class Homelab:
                     f"{ip} rule add fwmark {mark}/{mark} table {h.table} pref {RULE_PREF}",
                     f"{ip} rule add from {address} table {h.table} pref {RULE_PREF + 1}"]
 
+        ipv6 = [f"ip -6 address replace {answers.homelab_address6}/{answers.prefixlen6} dev {iface}",
+                render.restore_summary(answers, 6), *routing("ip -6", answers.homelab_address6)]
         return [render.restore_summary(answers, 4), *routing("ip", answers.homelab_address),
-                render.restore_summary(answers, 6), *routing("ip -6", answers.homelab_address6),
+                *(f"{command}  (if {iface} has IPv6 enabled)" for command in ipv6),
                 f"sysctl -w net.ipv4.conf.{iface}.rp_filter=2"]
 
     @staticmethod

@@ -1,10 +1,12 @@
-"""The homelab's part of `cgnat-setup status` (installer/status.py): the end-to-end check,
-as its watchdog makes it, and whether there is a second way in."""
+"""The homelab's part of `cgnat-setup status` (installer/status.py): the routing of replies
+for both families, the end-to-end check as its watchdog makes it, and a second way in."""
 from __future__ import annotations
 
+import ipaddress
 import shutil
 
 from cgnat_homelab import decision, watchdog
+from cgnat_homelab.answers import RULE_PREF
 from cgnat_homelab.decision import Config
 from cgnat_homelab.endtoend import choose
 from cgnat_homelab.probe import end_to_end
@@ -36,25 +38,63 @@ def handshake_hint(answers) -> str:
             f"firewall and that {answers.homelab.endpoint} is the bridge")
 
 
-def checks(answers, probe) -> list[Check]:
+def checks(answers, probe, up: bool) -> list[Check]:
+    """The routing of replies (with the tunnel up), then the end-to-end check."""
+    return [*([reply_routing(answers, probe)] if up else []), end_to_end_check(answers, probe)]
+
+
+def reply_routing(answers, probe) -> Check:
+    """The ip rules (connection mark, tunnel source) and the table whose default route is the
+    tunnel, per family; IPv6 only where the tunnel interface has it."""
+    h, iface = answers.homelab, answers.interface
+    families = [("IPv4", "-4", answers.homelab_address)]
+    disabled = probe.ipv6_disabled(iface)
+    if disabled is None:
+        families.append(("IPv6", "-6", answers.homelab_address6))
+    mark, table = int(h.fwmark, 0), str(h.table)
+    missing = []
+    for name, flag, address in families:
+        rules = [r for r in probe.ip_json(flag, "rule", "show") if r.get("table") == table]
+        if not any(r.get("priority") == RULE_PREF and int(r.get("fwmark", "0"), 0) == mark for r in rules):
+            missing.append(f"{name} rule fwmark {mark:#x}")
+        if not any(r.get("priority") == RULE_PREF + 1 and _same_address(r.get("src"), address) for r in rules):
+            missing.append(f"{name} rule from {address}")
+        if not probe.ip_json(flag, "route", "show", "table", table, "default", "dev", iface):
+            missing.append(f"{name} default route of table {table}")
+    only = f"; IPv4 only: IPv6 is disabled ({disabled})" if disabled else ""
+    if missing:
+        return Check("routing", False, "missing: " + ", ".join(missing) + only,
+                     f"/usr/lib/cgnat-homelab/hooks/up {iface}  (or restart wg-quick@{iface})")
+    return Check("routing", True, f"replies leave by {iface} (table {table}): "
+                                  f"{' and '.join(name for name, _, _ in families)}{only}")
+
+
+def _same_address(text, address: str) -> bool:
+    try:
+        return text is not None and ipaddress.ip_address(text) == ipaddress.ip_address(address)
+    except ValueError:
+        return False
+
+
+def end_to_end_check(answers, probe) -> Check:
     config = Config.from_answers(answers, homelab_sshd=probe.has_sshd())
     if not config.target_host:
-        return [Check("end2end", False, "no check_host and no endpoint", "set homelab.watchdog.check_host")]
+        return Check("end2end", False, "no check_host and no endpoint", "set homelab.watchdog.check_host")
     if config.e2e is None:
         w = answers.homelab.watchdog
         _, missing = choose(w.bridge_forward or "all", config.bridge_ssh_port, None, False)
-        return [Check("end2end", None, f"no end-to-end check possible: {missing}")]
+        return Check("end2end", None, f"no end-to-end check possible: {missing}")
     target = config.check_target
     ok, foreign = probe.end_to_end(config)
     if foreign:
-        return [Check("end2end", False, f"{target} is answered by the bridge itself, not this host",
-                      f"the bridge answers itself instead of forwarding: on the bridge, run "
-                      f"cgnat-setup status (rules) and /usr/lib/cgnat-bridge/hooks/up {answers.interface}")]
+        return Check("end2end", False, f"{target} is answered by the bridge itself, not this host",
+                     f"the bridge answers itself instead of forwarding: on the bridge, run "
+                     f"cgnat-setup status (rules) and /usr/lib/cgnat-bridge/hooks/up {answers.interface}")
     what = "sshd" if config.e2e.identity == "ssh" else "service"
     hint = (f"out the home line to {target}, in through the bridge to this host's {what}: check "
             f"the bridge (ssh -p {config.bridge_ssh_port} {config.target_host}) and that a {what} "
             f"listens on {config.e2e.port} here")
-    return [Check("end2end", ok, f"{target} {'reaches this host' if ok else 'fails'}", hint)]
+    return Check("end2end", ok, f"{target} {'reaches this host' if ok else 'fails'}", hint)
 
 
 def notes(probe) -> list[Check]:

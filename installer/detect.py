@@ -18,6 +18,7 @@ from installer import ROLES
 from installer.grammar import GLOBAL_UNICAST
 
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/cgnat-bridge.conf"
+IPV6_CONF = Path("/proc/sys/net/ipv6/conf")   # absent on a kernel booted with ipv6.disable=1
 MANIFEST_PATH = "/var/lib/cgnat/manifest"     # every file an earlier setup wrote, one a line
 WIREGUARD_DIR = "/etc/wireguard"
 SSHD_PRIVSEP_DIR = Path("/run/sshd")
@@ -167,6 +168,16 @@ class HostFacts:
             wireguard_configs=frozenset(f"{WIREGUARD_DIR}/{p.name}"
                                         for p in (root / WIREGUARD_DIR.lstrip("/")).glob("*.conf")),
         )
+
+
+def ipv6_disabled(interface: str, conf: Path = IPV6_CONF) -> str | None:
+    """Why `interface` has no IPv6 (the setting that says so), or None when it has. An
+    interface not created yet gets the "default" setting (writing "all" sets it too)."""
+    if not conf.is_dir():
+        return "the kernel runs without IPv6 (booted with ipv6.disable=1)"
+    name = interface if (conf / interface).is_dir() else "default"
+    value = _read(conf / name / "disable_ipv6")
+    return f"net.ipv6.conf.{name}.disable_ipv6 is {value.strip()}" if value and value.strip() != "0" else None
 
 
 def installed_role(root: Path) -> str | None:

@@ -1,11 +1,15 @@
 """Pairing tokens: the public half of one host's setup, pasted on the other host.
 
-    cgnat2-<base32 of "role|public key|endpoint|tunnel|ssh port|forward" + its CRC-32>
-    cgnat1-<base32 of "role|public key|endpoint|tunnel" + its CRC-32>      (still accepted)
+    cgnat3-<base32 of "role|public key|endpoint|tunnel|ssh port|forward|tunnel6|address6" + its CRC-32>
+    cgnat2-<base32 of "role|public key|endpoint|tunnel|ssh port|forward" + its CRC-32>  (still accepted)
+    cgnat1-<base32 of "role|public key|endpoint|tunnel" + its CRC-32>                   (still accepted)
 
 Version 2 adds what the homelab's watchdog needs to know of the bridge: the bridge's own
 SSH port and what it forwards ("all", or its list joined by commas); both are empty in a
-homelab's token.
+homelab's token. Version 3 adds the tunnel's IPv6 prefix (tunnel6, from either host) and
+the public IPv6 address the bridge forwards to the homelab (empty when it forwards no IPv6,
+and in a homelab's token), for the homelab's wizard to show. An older token leaves them
+empty: the answers keep their defaults.
 
 Base32 survives copy and paste from any terminal (no '+', '/', '-' or case to lose), and
 the CRC-32 catches any mistyped character. A token carries public data only.
@@ -24,8 +28,8 @@ from dataclasses import dataclass
 from installer import ROLES, grammar
 from installer.errors import InvalidAnswers, Problem
 
-PREFIX = "cgnat2-"
-FIELDS = {"cgnat1-": 4, "cgnat2-": 6}     # the number of fields of each version
+PREFIX = "cgnat3-"
+FIELDS = {"cgnat1-": 4, "cgnat2-": 6, "cgnat3-": 8}     # the number of fields of each version
 
 
 class TokenError(ValueError):
@@ -40,9 +44,12 @@ class PairingToken:
     tunnel: str
     ssh_port: str = ""   # the bridge's own SSH port (cgnat2); "" in a homelab's or a cgnat1 token
     forward: str = ""    # the bridge's forward: "all" or "tcp/80,tcp/443,icmp" (cgnat2)
+    tunnel6: str = ""    # the tunnel's ULA prefix (cgnat3); "" in an older token
+    address6: str = ""   # the public IPv6 address the bridge forwards (cgnat3); "" if none
 
     def encode(self) -> str:
-        fields = (self.role, self.public_key, self.endpoint, self.tunnel, self.ssh_port, self.forward)
+        fields = (self.role, self.public_key, self.endpoint, self.tunnel, self.ssh_port, self.forward,
+                  self.tunnel6, self.address6)
         payload = "|".join(fields).encode()
         raw = payload + zlib.crc32(payload).to_bytes(4, "big")
         return PREFIX + base64.b32encode(raw).decode().rstrip("=").lower()
@@ -52,12 +59,15 @@ class PairingToken:
         token = "".join(token.split())  # a token folded over lines by a terminal still works
         prefix = token[:len(PREFIX)]
         if prefix not in FIELDS:
-            raise TokenError(f"a pairing token starts with {PREFIX!r} (or the older 'cgnat1-')")
+            raise TokenError(f"a pairing token starts with {PREFIX!r} (or the older 'cgnat2-', 'cgnat1-')")
         body = token[len(prefix):].upper()
         try:
             raw = base64.b32decode(body + "=" * (-len(body) % 8))
         except (binascii.Error, ValueError):
             raise TokenError("the token is damaged (not base32); copy it again") from None
+        # A typo in the last character may change only its unused bits, which b32decode ignores.
+        if base64.b32encode(raw).decode().rstrip("=") != body:
+            raise TokenError("the token is damaged (not base32); copy it again")
         payload, checksum = raw[:-4], raw[-4:]
         if len(raw) < 5 or zlib.crc32(payload).to_bytes(4, "big") != checksum:
             raise TokenError("the token is damaged (checksum mismatch); copy it again")
@@ -69,7 +79,13 @@ class PairingToken:
             raise TokenError("the token is damaged (wrong number of fields); copy it again")
         if fields[0] not in ROLES:
             raise TokenError(f"the token is not from a bridge or a homelab ({fields[0]!r})")
-        return cls(*fields)
+        token = cls(*fields)
+        # The other fields become answers and are judged there (installer.validate); this
+        # one is only shown, so it is judged here.
+        if token.address6 and not (token.role == "bridge" and grammar.is_global_ipv6(token.address6)):
+            raise TokenError(f"the token's IPv6 address {token.address6!r} is not a bridge's global "
+                             f"IPv6 address; copy it again")
+        return token
 
 
 def fill_answers(data: dict, token_text: str, default_role: str | None) -> None:
@@ -86,6 +102,8 @@ def fill_answers(data: dict, token_text: str, default_role: str | None) -> None:
     data["role"] = "homelab" if token.role == "bridge" else "bridge"
     data["peer_public_key"] = token.public_key
     data["tunnel"] = token.tunnel
+    if token.tunnel6:
+        data["tunnel6"] = token.tunnel6
     if token.role == "bridge":
         data.setdefault("homelab", {})["endpoint"] = token.endpoint
         port = token.endpoint.rpartition(":")[2]
@@ -113,8 +131,9 @@ def _fill_bridge_reach(data: dict, token: PairingToken) -> None:
 def token_for(answers, public_key: str) -> str:
     """The pairing token of a host set up with these (resolved) answers."""
     if answers.role != "bridge":
-        return PairingToken(answers.role, public_key, "", answers.tunnel).encode()
+        return PairingToken(answers.role, public_key, "", answers.tunnel, tunnel6=answers.tunnel6).encode()
     b = answers.bridge
     forward = b.forward if isinstance(b.forward, str) else ",".join(b.forward)
     return PairingToken(answers.role, public_key, f"{b.public_address}:{answers.listen_port}",
-                        answers.tunnel, str(b.ssh_port), forward).encode()
+                        answers.tunnel, str(b.ssh_port), forward, answers.tunnel6,
+                        b.public_address6 if answers.forwards_ipv6 else "").encode()

@@ -17,7 +17,7 @@ from installer import ROLES, grammar, keys, pairing, roles
 from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
 from installer.apply import apply, host_path, log  # apply: the one step that changes the host
-from installer.detect import HostFacts
+from installer.detect import HostFacts, ipv6_disabled
 from installer.errors import Problem
 from installer.plan import WATCHDOG_UNIT, Plan, make_plan, resolve_defaults
 from installer.roles import PEER
@@ -37,8 +37,10 @@ def load(raw: bytes, token: str | None, default_role: str | None, facts: HostFac
 
 
 def warnings(answers, root: Path) -> list[Problem]:
-    """What works but leaves the homelab's watchdog without an end-to-end check."""
-    return validate.warnings(answers, bool(our_host_keys(host_path(root, str(SSH_DIR)))))
+    """What works but leaves the homelab's watchdog without an end-to-end check, or leaves
+    out IPv6 because this host has it disabled."""
+    return validate.warnings(answers, bool(our_host_keys(host_path(root, str(SSH_DIR)))),
+                             ipv6_disabled(answers.interface))
 
 
 def read_source(source: str | None, root: Path) -> bytes:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from installer import answers as answers_toml
-from installer import roles
+from installer import detect, roles
 from installer.apply import host_path
 from installer.answers import ANSWERS_PATH
 from installer.rules_file import missing_rules
@@ -69,7 +69,20 @@ class Probe:
         return handshake_age(iface, time.time())
 
     def missing_rules(self, iface: str) -> tuple[str, ...]:
-        return missing_rules(iface, str(host_path(self.root, f"/etc/cgnat/{iface}.rules")))
+        missing = missing_rules(iface, str(host_path(self.root, f"/etc/cgnat/{iface}.rules")))
+        # A homelab without IPv6: its up hook skipped IFACE.rules6 on purpose.
+        return missing if self.ipv6_disabled(iface) is None else tuple(
+            m for m in missing if not m.startswith("IPv6 "))
+
+    def ipv6_disabled(self, iface: str) -> str | None:
+        return detect.ipv6_disabled(iface)
+
+    def ip_json(self, *args: str) -> list:
+        """`ip -j ARGS` parsed; [] when it fails (no such device, no IPv6)."""
+        try:
+            return json.loads(run(["ip", "-j", *args]).stdout or "[]")
+        except ValueError:
+            return []
 
     def watchdog_state(self) -> dict | None:
         try:
@@ -120,8 +133,9 @@ class Watchdog:
 
 
 def gather(answers, probe, watchdog: Watchdog) -> list[Check]:
-    """Every link of the chain: the tunnel's (shared), then the role's own, its watchdog,
-    and the role's informational lines."""
+    """Every link of the chain: the tunnel's (shared), then the role's own (what each address
+    family needs beyond our chains, its sshd or the end-to-end check), its watchdog, and the
+    role's informational lines."""
     role_status = roles.get(answers.role).status
     iface = answers.interface
     checks = []
@@ -140,7 +154,8 @@ def gather(answers, probe, watchdog: Watchdog) -> list[Check]:
     checks.append(Check("rules", rules_ok,
                         "all present" if rules_ok else ("interface down" if not up else "missing: " + ", ".join(missing)),
                         f"/usr/lib/cgnat-{answers.role}/hooks/up {iface}  (or restart wg-quick@{iface})"))
-    return checks + role_status.checks(answers, probe) + [watchdog.check()] + role_status.notes(probe)
+    return (checks + role_status.checks(answers, probe, up) + [watchdog.check()]
+            + role_status.notes(probe))
 
 
 def main(root: Path = Path("/"), probe=None, out=None, as_json: bool = False) -> int:

@@ -72,6 +72,12 @@ load_config() {
 	done
 }
 
+# Whether IFACE takes IPv6: not when its disable_ipv6 is 1, nor on a kernel booted
+# with ipv6.disable=1 (no /proc/sys/net/ipv6 at all).
+ipv6_enabled() {
+	[ "$(cat "/proc/sys/net/ipv6/conf/$IFACE/disable_ipv6" 2>/dev/null)" = 0 ]
+}
+
 # Every function below works on one address family, named by its first argument:
 # IPT, the iptables command (iptables or ip6tables; IPT-save and IPT-restore go
 # with it), and FILE, that family's rules file (IFACE.rules or IFACE.rules6).

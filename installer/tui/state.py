@@ -17,7 +17,7 @@ from installer import answers as answers_toml
 from installer import pairing, setup, sshd
 from installer.detect import HostFacts, Socket, port_free
 from installer.errors import InvalidAnswers, Problem, SetupError
-from installer.plan import Plan
+from installer.plan import Plan, resolve_defaults
 from installer.validate import answers_from_dict, load_answers
 
 
@@ -188,6 +188,14 @@ class WizardState:
         return []
 
     # --- what screens show ---------------------------------------------------
+    def resolved_with(self, flat_patch: dict, keys: tuple[str, ...]):
+        """The answers with one screen's fields put in and every detected default filled
+        in, as setup will save them; None while one of those fields is invalid."""
+        answers, problems = evaluate(_merge(self.data(), _nest(flat_patch)), self.role, self.facts)
+        if answers is None or any(owns(keys, p.key) for p in problems):
+            return None
+        return resolve_defaults(answers, self.facts)
+
     def port_in_use(self, proto: str, port) -> list[Socket]:
         if not isinstance(port, int) or port_free(proto, port, self.facts.sockets):
             return []

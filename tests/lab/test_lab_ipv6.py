@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import make_lab
-from netlab import (BRIDGE_PUBLIC6, BRIDGE_SSH_PORT, CLIENT6, HOMELAB_LAN6, HOMELAB_TUNNEL6,
-                    INET_BRIDGE_SIDE6, WG_PORT)
+from netlab import (BRIDGE_PUBLIC, BRIDGE_PUBLIC6, BRIDGE_SSH_PORT, CLIENT, CLIENT6, HOMELAB_LAN6,
+                    HOMELAB_TUNNEL6, INET_BRIDGE_SIDE6, WG_PORT)
 
-SERVICE_TCP, SERVICE_UDP, BULK, OUTBOUND_PORT = 8000, 5353, 8001, 9000
+SERVICE_TCP, SERVICE_UDP, BULK, OUTBOUND_PORT, SERVICE_TCP4 = 8000, 5353, 8001, 9000, 8002
 SIZE = 20_000_000
 RPFILTER = "-t raw -A PREROUTING -m rpfilter --invert -j DROP"
 PTB_BLACK_HOLE = "-p ipv6-icmp -m icmp6 --icmpv6-type packet-too-big -j DROP"
@@ -122,7 +122,9 @@ def test_status_names_a_missing_ipv6_jump_and_the_up_hook_puts_it_back(lab):
         assert "missing: IPv6 nat PREROUTING -> CGNAT-wg0-PRE" in shown, shown
     finally:
         lab.bridge.sh("/usr/lib/cgnat-bridge/hooks/up wg0")
-    assert "IPv6" not in lab.bridge.run("cgnat-setup status", check=False).stdout
+    shown = lab.bridge.run("cgnat-setup status", check=False).stdout
+    assert "IPv6" not in shown
+    assert f"ok    ipv6        {BRIDGE_PUBLIC6} -> {HOMELAB_TUNNEL6} (DNAT, AAAA {BRIDGE_PUBLIC6})" in shown, shown
     assert lab.tcp_ask("client", BRIDGE_PUBLIC6, SERVICE_TCP) == CLIENT6
 
 
@@ -143,6 +145,35 @@ def test_down_leaves_every_ipv6_rule_route_and_accept_ra_as_before_and_up_is_ide
         assert sysctl(lab, "bridge", "net.ipv6.conf.ens3.accept_ra") == "1"   # the first value, kept
     finally:
         lab.tunnel_up()
+    assert lab.tcp_ask("client", BRIDGE_PUBLIC6, SERVICE_TCP) == CLIENT6
+
+
+def test_a_homelab_with_ipv6_disabled_comes_up_for_ipv4_and_gets_ipv6_once_enabled(lab):
+    """IPv6 disabled before up, as an admin's sysctl.d does (all and default): wg-quick up
+    succeeds (no Address it cannot set), the hook says in one line that it skips IPv6, an
+    IPv4 client reaches the homelab with its own address, and down leaves every rule and
+    route as they were. Enabled again, the next up carries IPv6 too."""
+    lab.serve_peer_tcp("homelab", SERVICE_TCP4)
+    lab.tunnel_down()
+    disabled = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
+    try:
+        lab.homelab.sysctl(**disabled)
+        before = (lab.homelab.snapshot(), lab.homelab.snapshot6())
+        lab.bridge.sh("wg-quick up wg0")
+        said = [line for line in lab.homelab.run("wg-quick up wg0").stderr.splitlines() if "IPv6" in line]
+        lab.wait_handshake()
+        assert len(said) == 1 and "IPv6 is disabled on wg0" in said[0] and "IPv4 only" in said[0], said
+        assert lab.homelab.sh("ip -6 addr show dev wg0").strip() == ""
+        assert lab.tcp_ask("client", BRIDGE_PUBLIC, SERVICE_TCP4) == CLIENT
+        shown = lab.homelab.run("cgnat-setup status", check=False).stdout
+        assert "ok    rules       all present" in shown, shown
+        assert "ok    routing     replies leave by wg0 (table 200): IPv4; IPv4 only: IPv6 is disabled" in shown, shown
+        lab.tunnel_down()
+        assert (lab.homelab.snapshot(), lab.homelab.snapshot6()) == before
+    finally:
+        lab.homelab.sysctl(**{key: 0 for key in disabled})
+        lab.tunnel_up()
+    assert HOMELAB_TUNNEL6 in lab.homelab.sh("ip -6 addr show dev wg0")
     assert lab.tcp_ask("client", BRIDGE_PUBLIC6, SERVICE_TCP) == CLIENT6
 
 

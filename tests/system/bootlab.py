@@ -321,7 +321,7 @@ class BootLab(netlab.Lab):
     def note_setup(self, role: str, output: str) -> None:
         """The public key and pairing token cgnat-setup printed."""
         key = re.findall(r"^Public key:\s+(\S+)$", output, re.M)
-        token = re.findall(r"^Pairing token:\s+(cgnat[12]-\S+)$", output, re.M)
+        token = re.findall(r"^Pairing token:\s+(cgnat[123]-\S+)$", output, re.M)
         if not key or not token:
             raise LabError(f"{role}: cgnat-setup printed no public key / pairing token:\n{output[-3000:]}")
         self.public_keys[role], self.tokens[role] = key[-1], token[-1]

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from conftest import make_app, make_facts, on_screen, run, to_screen
+from conftest import make_app, make_facts, on_screen, run, text_of, to_screen
 from installer import cli, pairing
 from installer.errors import InvalidAnswers
 from installer.tui import screens
@@ -37,6 +37,7 @@ def put(data: dict, key: str, value) -> dict:
 # (role data, screen, answers key, text typed, value the answers file would hold)
 CASES = [
     ({"role": "bridge"}, screens.PublicInterfaceScreen, "bridge.public_address", "300.1.2.3", "300.1.2.3"),
+    ({"role": "bridge"}, screens.PublicInterfaceScreen, "bridge.public_address6", "fe80::1", "fe80::1"),
     ({"role": "bridge"}, screens.WireGuardScreen, "listen_port", "abc", "abc"),
     ({"role": "bridge"}, screens.WireGuardScreen, "listen_port", "70000", 70000),
     ({"role": "bridge"}, screens.WireGuardScreen, "interface", "much-too-long-name0", "much-too-long-name0"),
@@ -226,3 +227,42 @@ def test_the_unattended_path_never_imports_textual(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr
+
+
+def test_the_interface_screen_shows_what_each_family_forwards_and_the_dns_records(tmp_path, facts):
+    facts.interfaces["ens3"].append("2001:db8::7/64")
+    app = make_app(facts, tmp_path, role="bridge")
+
+    async def check(pilot, screen):
+        def shown() -> str:
+            return text_of(screen, "#forwarded")
+        assert shown() == ("Forwarded to the homelab: 198.51.100.1 (IPv4) and 2001:db8::7 (IPv6).\n"
+                           "Publish A 198.51.100.1 and AAAA 2001:db8::7 for your names (both are "
+                           "forwarded to the homelab).")
+        screen.query_one("#in-bridge-public_address6").value = "2001:db8::99"
+        await pilot.pause()
+        assert "AAAA 2001:db8::99" in shown()
+        screen.query_one("#in-bridge-ipv6").focus()
+        await pilot.press("space")                        # untick "Forward IPv6 too"
+        assert shown() == ('Forwarded to the homelab: 198.51.100.1 (IPv4) only.\nPublish A 198.51.100.1 for '
+                           'your names; no AAAA record (IPv6 is not forwarded: ipv6 = "off").')
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert isinstance(app.screen, screens.WireGuardScreen)
+        assert app.state.value("bridge.ipv6") == "off"
+
+    on_screen(app, screens.PublicInterfaceScreen, check)
+
+
+def test_the_interface_screen_says_why_an_interface_without_ipv6_forwards_none(tmp_path, facts):
+    app = make_app(facts, tmp_path, role="bridge")
+
+    async def check(pilot, screen):
+        assert text_of(screen, "#forwarded") == (
+            "Forwarded to the homelab: 198.51.100.1 (IPv4) only.\nPublish A 198.51.100.1 for your names; "
+            "no AAAA record (IPv6 is not forwarded: no global IPv6 address on ens3).")
+        screen.query_one("#in-bridge-public_address").value = "300.1.2.3"
+        await pilot.pause()
+        assert text_of(screen, "#forwarded") == ""        # nothing to say while a field is wrong
+
+    on_screen(app, screens.PublicInterfaceScreen, check)

@@ -74,7 +74,8 @@ def test_bridge_flow_writes_what_the_answers_file_replays(tmp_path, facts, monke
 def test_homelab_flow_with_a_token_writes_what_the_answers_file_replays(tmp_path, facts,
                                                                          monkeypatch):
     bridge_key = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
-    token = PairingToken("bridge", bridge_key, "203.0.113.7:51999", "10.9.0.0/24").encode()
+    token = PairingToken("bridge", bridge_key, "203.0.113.7:51999", "10.9.0.0/24", "2222", "all",
+                         "fd12:3456:789a::/64", "2001:db8::7").encode()
     root = with_key(tmp_path / "wizard")
     app = make_app(facts, root, role="homelab")
 
@@ -89,6 +90,7 @@ def test_homelab_flow_with_a_token_writes_what_the_answers_file_replays(tmp_path
             assert pair.query_one("#in-homelab-endpoint").value == "203.0.113.7:51999"
             assert pair.query_one("#in-peer_public_key").value == bridge_key
             assert pair.query_one("#in-tunnel").value == "10.9.0.0/24"
+            assert "The bridge forwards IPv6 too: 2001:db8::7" in str(pair.query_one("#hint-pair").render())
             await pilot.press("ctrl+n")
             docker = await to_screen(pilot, screens.DockerScreen)
             assert docker.query_one("#in-homelab-docker_subnets").value == "172.19.0.0/16"
@@ -109,7 +111,7 @@ def test_homelab_flow_with_a_token_writes_what_the_answers_file_replays(tmp_path
 
     text = assert_replays(app, run(flow()), root, facts, monkeypatch)
     for expected in ('endpoint = "203.0.113.7:51999"', f'peer_public_key = "{bridge_key}"',
-                     'tunnel = "10.9.0.0/24"', 'action = "restart-tunnel"',
+                     'tunnel = "10.9.0.0/24"', 'tunnel6 = "fd12:3456:789a::/64"', 'action = "restart-tunnel"',
                      'check_host = "home.example.org"'):
         assert expected in text
     assert tomllib.loads(text)["homelab"]["docker_subnets"] == ["172.19.0.0/16", "172.20.0.0/16"]

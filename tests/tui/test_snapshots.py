@@ -46,6 +46,14 @@ def test_bridge_step(snap_compare, root, step):
     assert snap_compare(app, terminal_size=(80, 24), run_before=go(step))
 
 
+def test_public_interface_with_ipv6(snap_compare, root):
+    """A dual-stack VPS: the IPv6 address that will be forwarded and the AAAA record."""
+    facts = make_facts()
+    facts.interfaces["ens3"].append("2001:db8::7/64")
+    app = make_app(facts, root, role="bridge")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=go(screens.PublicInterfaceScreen))
+
+
 @pytest.mark.parametrize("step", HOMELAB_STEPS, ids=lambda s: s.__name__)
 def test_homelab_step(snap_compare, root, step):
     app = make_app(make_facts(), root, role="homelab", data=HOMELAB)

@@ -58,7 +58,7 @@ def test_bridge_writes_the_files_of_the_design_with_the_recipes_values(tmp_path,
     assert not conf.has_section("Peer")  # no peer key yet
     assert BRIDGE_KEY not in (root / "etc/cgnat/answers.toml").read_text()
     assert BRIDGE_KEY not in done.stdout + done.stderr
-    assert "Pairing token: cgnat2-" in done.stdout
+    assert "Pairing token: cgnat3-" in done.stdout
 
 
 def test_second_run_changes_nothing(tmp_path):

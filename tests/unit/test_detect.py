@@ -46,3 +46,33 @@ def test_listening_sockets_and_port_free():
 def test_ipv4_address_of_interface(facts):
     assert facts.ipv4_address("ens3") == "198.51.100.1"
     assert facts.ipv4_address("missing") is None
+
+
+def test_ipv6_disabled_says_which_setting_disables_it(tmp_path):
+    conf = tmp_path / "conf"
+    for name, value in (("default", "1"), ("wg0", "0"), ("all", "1")):
+        (conf / name).mkdir(parents=True)
+        (conf / name / "disable_ipv6").write_text(value + "\n")
+    assert detect.ipv6_disabled("wg0", conf) is None                    # the interface's own setting
+    assert detect.ipv6_disabled("wg1", conf) == "net.ipv6.conf.default.disable_ipv6 is 1"   # not created yet
+    (conf / "default" / "disable_ipv6").write_text("0\n")
+    assert detect.ipv6_disabled("wg1", conf) is None
+    assert detect.ipv6_disabled("wg0", tmp_path / "absent") == "the kernel runs without IPv6 (booted with ipv6.disable=1)"
+
+
+def test_ipv6_warnings_on_a_host_with_ipv6_disabled():
+    from installer.validate import load_answers, warnings
+
+    def ipv6_warnings(answers, disabled):     # the only warnings of these answers
+        return warnings(answers, True, disabled)
+
+    homelab = load_answers({"role": "homelab", "homelab": {"endpoint": "203.0.113.7:51820"}}, None, None)
+    bridge = load_answers({"role": "bridge", "bridge": {"public_interface": "ens3", "public_address": "203.0.113.7"}},
+                          None, None)
+    assert ipv6_warnings(homelab, None) == [] and ipv6_warnings(bridge, "x") == []   # nothing to forward
+    [warning] = ipv6_warnings(homelab, "net.ipv6.conf.default.disable_ipv6 is 1")
+    assert warning.key == "tunnel6" and "the tunnel will carry IPv4 only" in warning.message
+    bridge.bridge.public_address6 = "2001:db8::7"
+    assert [w.key for w in ipv6_warnings(bridge, "x")] == ["bridge.public_address6"]
+    bridge.bridge.ipv6 = "off"
+    assert ipv6_warnings(bridge, "x") == []

@@ -49,3 +49,11 @@ def test_the_same_verbs_load_and_remove_ip6tables_rules(tmp_path):
     assert "-A CGNAT-wg-x.1-PRE -p tcp -m tcp --dport 80 -j RETURN" in ours(up)
     assert ours(down) == [], down
     assert "[#] ip6tables-restore -w --noflush < " in done.stderr
+
+
+def test_ipv6_enabled_reads_the_interfaces_disable_ipv6(tmp_path):
+    done = in_netns(tmp_path, "ip tuntap add wg-x.1 mode tun; ipv6_enabled && echo on; "
+                              "sysctl -qw net.ipv6.conf.wg-x/1.disable_ipv6=1; ipv6_enabled || echo off; "
+                              "IFACE=absent; ipv6_enabled || echo absent")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["on", "off", "absent"]

@@ -58,6 +58,15 @@ def test_a_token_of_unknown_role_or_bad_text_is_invalid_input(tmp_path):
     assert refused(tmp_path, "--role", "bridge", "--pair", token)[0].startswith("--pair: pair: ")
 
 
+@pytest.mark.parametrize("tunnel6, address6, key", [
+    ("fd00::/64\n[Interface]\nPreUp = id", "", "tunnel6"), ("fd00::/64", "2001:db8::7\nPreUp = id", "pair")])
+def test_a_cgnat3_tokens_ipv6_fields_are_refused_when_damaged(tmp_path, tunnel6, address6, key):
+    token = PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2222", "all",
+                         tunnel6, address6).encode()
+    lines = refused(tmp_path, "--role", "homelab", "--pair", token, source="--pair")
+    assert any(line.startswith(f"--pair: {key}: ") for line in lines), lines
+
+
 @pytest.mark.parametrize("endpoint", [
     "203.0.113.7:51820\n", "203.0.113.7:٥١٨٢٠", "203.0.113.7:051820", "[fe80::1%lo]:51820",
     "bridge.example.org\n:51820", "203.0.113.7", "[2001:db8::1]:51820\n"])

@@ -125,7 +125,8 @@ def test_homelab_env_for_the_hooks():
     assert env == {"CGNAT_ROLE": "homelab", "CGNAT_INTERFACE": "wg0", "CGNAT_ADDRESS": "10.0.0.2",
                    "CGNAT_PEER_ADDRESS": "10.0.0.1", "CGNAT_TABLE": "300",
                    "CGNAT_FWMARK": "0x1000000/0x1000000", "CGNAT_RULE_PREF": "1000",
-                   "CGNAT_ADDRESS6": "fd63:676e:6174::2", "CGNAT_PEER_ADDRESS6": "fd63:676e:6174::1"}
+                   "CGNAT_ADDRESS6": "fd63:676e:6174::2", "CGNAT_PREFIXLEN6": "64",
+                   "CGNAT_PEER_ADDRESS6": "fd63:676e:6174::1"}
 
 
 def test_bridge_env_for_the_hooks():
@@ -138,8 +139,7 @@ def test_wg_conf_parses_with_wg_strip_and_matches_the_recipe(tmp_path):
     for role_answers, expected in [
         (bridge(), ["Address = 10.0.0.1/24", "ListenPort = 51820", "AllowedIPs = 10.0.0.2/32"]),
         (homelab(), ["Address = 10.0.0.2/24", "Table = off", "Endpoint = 213.32.19.229:51820",
-                     "AllowedIPs = 0.0.0.0/0, ::/0", "PersistentKeepalive = 25",
-                     "Address = fd63:676e:6174::2/64"]),
+                     "AllowedIPs = 0.0.0.0/0, ::/0", "PersistentKeepalive = 25"]),
         (bridge(public_address6="2001:db8::7"), ["Address = 10.0.0.1/24", "Address = fd63:676e:6174::1/64",
                                                  "AllowedIPs = 10.0.0.2/32, fd63:676e:6174::2/128"]),
     ]:
@@ -197,4 +197,12 @@ def test_hook_commands_show_ipv6_only_where_it_is_forwarded():
     dual = hook_commands(bridge(public_address6="2001:db8::7"))
     assert "sysctl -w net.ipv6.conf.all.forwarding=1" in dual
     assert any(c.startswith("ip6tables-restore --noflush < /etc/cgnat/wg0.rules6") for c in dual)
-    assert "ip -6 rule add from fd63:676e:6174::2 table 200 pref 1001" in hook_commands(homelab())
+    homelab_commands = hook_commands(homelab())
+    assert "ip -6 rule add from fd63:676e:6174::2 table 200 pref 1001  (if wg0 has IPv6 enabled)" in homelab_commands
+    assert "ip -6 address replace fd63:676e:6174::2/64 dev wg0  (if wg0 has IPv6 enabled)" in homelab_commands
+
+
+def test_the_homelabs_tunnel_ula_is_the_up_hooks_not_an_address_line():
+    """wg-quick fails on an Address it cannot set (IPv6 disabled): the hook adds it where it can."""
+    conf = render.render_wg_conf(homelab(), "k")
+    assert "Address = fd" not in conf and "the up hook adds fd63:676e:6174::2/64" in conf

@@ -96,8 +96,8 @@ def wg_quick_sections(text: str) -> list[tuple[str, dict]]:
 
 def expected_conf(a) -> list[tuple[str, dict]]:
     own, peer = (a.bridge_address, a.homelab_address) if a.role == "bridge" else (a.homelab_address, a.bridge_address)
-    dual = a.role == "homelab" or a.forwards_ipv6
-    own6, peer6 = (a.bridge_address6, a.homelab_address6) if a.role == "bridge" else (a.homelab_address6, a.bridge_address6)
+    dual = a.role == "bridge" and a.forwards_ipv6   # the homelab's up hook adds its ULA
+    own6, peer6 = a.bridge_address6, a.homelab_address6
     address = f"{own}/{a.prefixlen}" + (f", {own6}/{a.prefixlen6}" if dual else "")
     interface = {"Address": address, "PrivateKey": BRIDGE_KEY,
                  "PostUp": f"/usr/lib/cgnat-{a.role}/hooks/up %i",
@@ -154,6 +154,7 @@ def test_accepted_answers_render_an_env_that_sh_reads_back_the_same(tmp_path_fac
         assert ours["CGNAT_PUBLIC_INTERFACE"] == answers.bridge.public_interface
     else:
         assert ours["CGNAT_TABLE"] == str(answers.homelab.table)
+        assert (ours["CGNAT_ADDRESS6"], ours["CGNAT_PREFIXLEN6"]) == (answers.homelab_address6, str(answers.prefixlen6))
         mark = f"{int(answers.homelab.fwmark, 0):#x}"
         assert ours["CGNAT_FWMARK"] == f"{mark}/{mark}"
 

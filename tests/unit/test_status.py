@@ -14,6 +14,20 @@ HOMELAB = ('role = "homelab"\npeer_public_key = "' + "K" * 42 + 'A="\n[homelab]\
 BRIDGE = 'role = "bridge"\n[bridge]\npublic_interface = "ens3"\nssh_port = 2222\n'
 
 
+# What `ip -j` shows on a homelab whose up hook ran (rules of both families, table 200).
+HEALTHY_IP = {
+    "-4 rule show": [{"priority": 1000, "src": "all", "fwmark": "0x1000000", "fwmask": "0x1000000", "table": "200"},
+                     {"priority": 1001, "src": "10.0.0.2", "table": "200"}],
+    "-6 rule show": [{"priority": 1000, "src": "all", "fwmark": "0x1000000", "fwmask": "0x1000000", "table": "200"},
+                     {"priority": 1001, "src": "fd63:676e:6174::2", "table": "200"}],
+    "-4 route show table 200 default dev wg0": [{"dst": "default", "dev": "wg0"}],
+    "-6 route show table 200 default dev wg0": [{"dst": "default", "dev": "wg0"}],
+    "-6 address show dev ens3": [{"addr_info": [{"local": "2001:db8::7"}, {"local": "fe80::1"}]}],
+}
+BRIDGE6 = BRIDGE + 'public_address6 = "2001:db8::7"\n'
+DNAT6 = {"-A CGNAT-wg0-PRE -d 2001:db8::7/128 -i ens3 -p tcp -j DNAT --to-destination fd63:676e:6174::2"}
+
+
 class FakeProbe:
     def __init__(self, **kw):
         self.up = kw.get("up", True)
@@ -26,6 +40,10 @@ class FakeProbe:
         self.sshd = kw.get("sshd", True)
         self.backup = kw.get("backup", [])
         self.foreign = kw.get("foreign", False)
+        self.ip = kw.get("ip", HEALTHY_IP)        # `ip -j ARGS` -> its parsed output
+        self.v6_disabled = kw.get("v6_disabled")
+        self.forwarding6 = kw.get("forwarding6", True)
+        self.nat6 = kw.get("nat6", set())
         self.asked = []
 
     def interface_up(self, iface): return self.up
@@ -36,6 +54,10 @@ class FakeProbe:
     def has_sshd(self): return self.sshd
     def backup_paths(self): return self.backup
     def another_hosts_sshd(self, host, port): return self.foreign
+    def ip_json(self, *args): return self.ip.get(" ".join(args), [])
+    def ipv6_disabled(self, iface): return self.v6_disabled
+    def ipv6_forwarding(self): return self.forwarding6
+    def nat6_rules(self): return self.nat6
 
     def port_answers(self, host, port, timeout=3):
         self.asked.append((host, port))
@@ -63,7 +85,7 @@ def test_healthy_homelab_exits_0_with_one_line_per_link(tmp_path):
     code, lines = _run(tmp_path, HOMELAB, probe)
     assert code == 0
     assert lines[0] == "cgnat homelab wg0:"
-    assert [line.split()[1] for line in lines[1:]] == ["interface", "handshake", "rules", "end2end",
+    assert [line.split()[1] for line in lines[1:]] == ["interface", "handshake", "rules", "routing", "end2end",
                                                        "watchdog", "backup"]
     assert all(line.startswith(("ok", "info")) for line in lines[1:])
     assert ("bridge.example.org", 22) in probe.asked
@@ -177,6 +199,47 @@ def test_check_line_format():
     assert Check("rules", False, "gone", "do x").line() == "FAIL  rules       gone  -> do x"
 
 
+def test_homelab_routing_checks_both_families(tmp_path):
+    code, lines = _run(tmp_path, HOMELAB, FakeProbe())
+    assert code == 0 and _line(lines, "routing") == "ok    routing     replies leave by wg0 (table 200): IPv4 and IPv6"
+    ip = dict(HEALTHY_IP, **{"-6 rule show": HEALTHY_IP["-6 rule show"][:1]})
+    code, lines = _run(tmp_path / "b", HOMELAB, FakeProbe(ip=ip))
+    line = _line(lines, "routing")
+    assert code == 1 and line.startswith("FAIL  routing     missing: IPv6 rule from fd63:676e:6174::2  -> ")
+    assert "hooks/up wg0" in line
+    ip = {k: v for k, v in HEALTHY_IP.items() if k != "-4 route show table 200 default dev wg0"}
+    code, lines = _run(tmp_path / "c", HOMELAB, FakeProbe(ip=ip))
+    assert code == 1 and "missing: IPv4 default route of table 200" in _line(lines, "routing")
+
+
+def test_a_homelab_with_ipv6_disabled_checks_ipv4_only(tmp_path):
+    ip = {k: v for k, v in HEALTHY_IP.items() if not k.startswith("-6")}
+    code, lines = _run(tmp_path, HOMELAB, FakeProbe(ip=ip, v6_disabled="net.ipv6.conf.wg0.disable_ipv6 is 1"))
+    assert code == 0
+    assert _line(lines, "routing") == ("ok    routing     replies leave by wg0 (table 200): IPv4; IPv4 only: "
+                                       "IPv6 is disabled (net.ipv6.conf.wg0.disable_ipv6 is 1)")
+
+
+def test_bridge_checks_its_ipv6_dnat_where_it_forwards_ipv6(tmp_path):
+    code, lines = _run(tmp_path, BRIDGE6, FakeProbe(nat6=DNAT6))
+    assert code == 0
+    assert _line(lines, "ipv6") == "ok    ipv6        2001:db8::7 -> fd63:676e:6174::2 (DNAT, AAAA 2001:db8::7)"
+    code, lines = _run(tmp_path / "b", BRIDGE6, FakeProbe())
+    assert code == 1 and "2001:db8::7 -> fd63:676e:6174::2: no DNAT rule  -> " in _line(lines, "ipv6")
+    code, lines = _run(tmp_path / "c", BRIDGE6, FakeProbe(nat6=DNAT6, forwarding6=False))
+    assert code == 1 and "IPv6 forwarding is off" in _line(lines, "ipv6")
+    code, lines = _run(tmp_path / "d", BRIDGE6, FakeProbe(nat6=DNAT6, ip={}))
+    assert code == 1 and "2001:db8::7 is no longer on ens3" in _line(lines, "ipv6")
+
+
+def test_bridge_without_ipv6_says_why_and_does_not_fail(tmp_path):
+    code, lines = _run(tmp_path, BRIDGE, FakeProbe())
+    assert code == 0 and _line(lines, "ipv6") == ("info  ipv6        not forwarded (no global IPv6 address on ens3 "
+                                                  "at setup); no AAAA record")
+    code, lines = _run(tmp_path / "b", BRIDGE6 + 'ipv6 = "off"\n', FakeProbe())
+    assert code == 0 and _line(lines, "ipv6") == 'info  ipv6        not forwarded (ipv6 = "off" at setup); no AAAA record'
+
+
 def _json(tmp_path, answers, probe):
     (tmp_path / "etc/cgnat").mkdir(parents=True)
     (tmp_path / "etc/cgnat/answers.toml").write_text(answers)
@@ -204,9 +267,9 @@ def _assert_shape(report: dict) -> None:
 
 
 @pytest.mark.parametrize("answers,role,names,kinds", [
-    (HOMELAB, "homelab", ["interface", "handshake", "rules", "end2end", "watchdog", "backup"],
+    (HOMELAB, "homelab", ["interface", "handshake", "rules", "routing", "end2end", "watchdog", "backup"],
      ["re-peer", "restart", "action"]),
-    (BRIDGE, "bridge", ["interface", "handshake", "rules", "sshd", "watchdog"], ["restart", "up-hook"])])
+    (BRIDGE, "bridge", ["interface", "handshake", "rules", "ipv6", "sshd", "watchdog"], ["restart", "up-hook"])])
 def test_json_has_the_documented_shape_on_both_roles(tmp_path, answers, role, names, kinds):
     state = {"failing_since": None, "last_run_at": 7.0, "last_step": "restart at t",
              "steps_taken": {"restart": 2}, "health_changed_at": 5.0}

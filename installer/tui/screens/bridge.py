@@ -4,7 +4,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.widgets import Input, OptionList, RadioButton, RadioSet, Static
+from textual.widgets import Checkbox, Input, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
 from installer.errors import SetupError
@@ -15,12 +15,16 @@ from installer.tui.widgets import Field, say
 
 class PublicInterfaceScreen(Step):
     STEP_TITLE = "Bridge: the public interface"
-    KEYS = ("bridge.public_interface", "bridge.public_address")
+    KEYS = ("bridge.public_interface", "bridge.public_address", "bridge.ipv6", "bridge.public_address6")
     HELP = ("The interface whose address the Internet reaches: connections arriving on it are "
             "forwarded to the homelab. The interface of the default route is preselected.\n\n"
             "Public address: the address the homelab dials (it goes into the pairing token). "
             "Leave it empty to use the interface's IPv4 address; set it when the provider maps "
-            "a public address onto a private one (1:1 NAT).")
+            "a public address onto a private one (1:1 NAT).\n\n"
+            "IPv6: the interface's global IPv6 address is forwarded to the homelab too (through "
+            "the tunnel, with the client's real address), unless you untick it. Publish the "
+            "AAAA record shown only when IPv6 is forwarded: else IPv6 clients reach the bridge "
+            "itself.")
 
     def body(self) -> ComposeResult:
         facts = self.state.facts
@@ -43,13 +47,36 @@ class PublicInterfaceScreen(Step):
         yield say(Static(classes="error", id="err-bridge-public_interface", markup=False), "")
         yield Field("bridge.public_address", "Public IPv4 address (empty: the interface's)",
                     self.state.text("bridge.public_address"), placeholder="203.0.113.7")
+        yield Checkbox("Forward IPv6 too", self.state.value("bridge.ipv6") != "off",
+                       id="in-bridge-ipv6", compact=True)
+        yield say(Static(classes="error", id="err-bridge-ipv6", markup=False), "")
+        yield Field("bridge.public_address6", "Public IPv6 address (empty: the interface's global one)",
+                    self.state.text("bridge.public_address6"), placeholder="2001:db8::7")
+        yield Static("", id="forwarded", markup=False)
 
     def patch(self) -> dict:
         menu = self.query_one(OptionList)
         option = menu.get_option_at_index(menu.highlighted) if menu.highlighted is not None else None
-        address = self.query_one("#in-bridge-public_address", Input).value.strip()
+        t = self.typed()
         return {"bridge.public_interface": option.id if option else None,
-                "bridge.public_address": address or None}
+                "bridge.public_address": t["bridge.public_address"].strip() or None,
+                "bridge.ipv6": "auto" if self.query_one(Checkbox).value else "off",
+                "bridge.public_address6": t["bridge.public_address6"].strip() or None}
+
+    @on(OptionList.OptionHighlighted)
+    @on(Input.Changed)
+    @on(Checkbox.Changed)
+    def refresh_facts(self) -> None:
+        self.query_one("#forwarded", Static).update(self.forwarded_text())
+
+    def forwarded_text(self) -> str:
+        """What the homelab will get of each family, and the DNS records to publish."""
+        a = self.state.resolved_with(self.patch(), self.KEYS)
+        if a is None or a.bridge.public_address is None:
+            return ""
+        b = a.bridge
+        ipv6 = f" and {b.public_address6} (IPv6)" if a.forwards_ipv6 else " only"
+        return f"Forwarded to the homelab: {b.public_address} (IPv4){ipv6}.\n{a.dns_records()}"
 
 
 class WireGuardScreen(Step):

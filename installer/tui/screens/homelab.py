@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, RadioButton, RadioSet, Static
 
+from installer import pairing
 from installer.tui.screens.base import Step, guarded
 from installer.tui.state import as_int, split_list
 from installer.tui.widgets import Field, say, slug
@@ -16,7 +17,7 @@ class PairScreen(Step):
     STEP_TITLE = "Homelab: pair with the bridge"
     KEYS = ("pair", "homelab.endpoint", "peer_public_key", "tunnel", "interface")
     OWN_ENTER = ("in-pair",)
-    HELP = ("Paste the pairing token the bridge printed (cgnat2-..., or an older cgnat1-...) and press Enter: it fills "
+    HELP = ("Paste the pairing token the bridge printed (cgnat3-..., or an older cgnat2-/cgnat1-...) and press Enter: it fills "
             "the bridge's address, key and tunnel. A token wrapped over lines still works.\n\n"
             "Without a token, type the bridge's endpoint (address or name, with its WireGuard "
             "port) and its public key. The key may stay empty for now; the tunnel then comes "
@@ -24,7 +25,7 @@ class PairScreen(Step):
 
     def body(self) -> ComposeResult:
         yield Field("pair", "Pairing token from the bridge (Enter fills the fields below)",
-                    self.state.drafts.get("pair", ""), placeholder="cgnat2-...")
+                    self.state.drafts.get("pair", ""), placeholder="cgnat3-...")
         yield Field("homelab.endpoint", "Bridge endpoint (host:port)",
                     self.state.text("homelab.endpoint"), placeholder="203.0.113.7:51820")
         yield Field("peer_public_key", "Bridge's public key", self.state.text("peer_public_key"))
@@ -47,7 +48,9 @@ class PairScreen(Step):
         for key in ("homelab.endpoint", "peer_public_key", "tunnel"):
             self.query_one(f"#in-{slug(key)}", Input).value = self.state.text(key)
         self.show_problems([])
-        say(self.query_one("#hint-pair", Static), "Filled from the token.")
+        address6 = pairing.PairingToken.decode(token).address6
+        say(self.query_one("#hint-pair", Static), "Filled from the token." + (
+            f" The bridge forwards IPv6 too: {address6} (its AAAA record)." if address6 else ""))
         self.query_one("#in-homelab-endpoint", Input).focus()
 
     def patch(self) -> dict:
