@@ -76,6 +76,18 @@ class Bridge:
                            socket_dropin=sshd.SOCKET_DROPIN if facts.ssh_socket else None)
 
     @staticmethod
+    def token_fields(answers: BridgeAnswers) -> dict[str, str]:
+        """Where the homelab dials, and what its watchdog needs to know of the bridge."""
+        b = answers.bridge
+        return {"endpoint": f"{b.public_address}:{answers.listen_port}", "ssh_port": str(b.ssh_port),
+                "forward": b.forward if isinstance(b.forward, str) else ",".join(b.forward),
+                "address6": b.public_address6 if answers.forwards_ipv6 else ""}
+
+    @staticmethod
+    def take_token(data: dict, token) -> None:
+        """A homelab's token tells nothing beyond its key and the tunnel (pairing fills those)."""
+
+    @staticmethod
     def notes(answers: BridgeAnswers) -> list[str]:
         port = answers.bridge.ssh_port
         return [f"Open UDP {answers.listen_port} and TCP {port} in your provider's firewall; "

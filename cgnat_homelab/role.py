@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cgnat_homelab import checks, status
 from cgnat_homelab.answers import RULE_PREF, HomelabAnswers
-from installer import render
+from installer import grammar, render
 from installer.detect import HostFacts
 from installer.roles import HostChanges
 
@@ -54,6 +54,29 @@ class Homelab:
     @staticmethod
     def plan_host(answers: HomelabAnswers, facts: HostFacts) -> HostChanges:
         return HostChanges()
+
+    @staticmethod
+    def token_fields(answers: HomelabAnswers) -> dict[str, str]:
+        return {}     # its key and the tunnel (pairing's common fields) are all the bridge needs
+
+    @staticmethod
+    def take_token(data: dict, token) -> None:
+        """The bridge's endpoint, and for the watchdog its SSH port and forward (cgnat2 and
+        later); keys the answers set themselves win. Judged by validation like any answer."""
+        data.setdefault("homelab", {})["endpoint"] = token.endpoint
+        port = token.endpoint.rpartition(":")[2]
+        if grammar.is_port(port):     # else homelab.endpoint's check says what is wrong
+            data["listen_port"] = int(port)
+        told = {}
+        if token.ssh_port:
+            told["bridge_ssh_port"] = int(token.ssh_port) if grammar.is_port(token.ssh_port) else token.ssh_port
+        if token.forward:
+            told["bridge_forward"] = "all" if token.forward == "all" else token.forward.split(",")
+        homelab = data["homelab"]
+        watchdog = homelab.setdefault("watchdog", {}) if told and isinstance(homelab, dict) else None
+        if isinstance(watchdog, dict):    # else not a table: validation says so
+            for key, value in told.items():
+                watchdog.setdefault(key, value)
 
     @staticmethod
     def notes(answers: HomelabAnswers) -> list[str]:

@@ -14,6 +14,9 @@ empty: the answers keep their defaults.
 Base32 survives copy and paste from any terminal (no '+', '/', '-' or case to lose), and
 the CRC-32 catches any mistyped character. A token carries public data only.
 
+Which fields a host's token fills, and what a host takes from its peer's, is its role's
+(installer/roles.py: token_fields, take_token); this module is the format.
+
 A token is pasted from anywhere (chat, e-mail, a forum post), so it is never trusted: its
 fields go into the same answers fields an answers file fills, and through the same
 validation (installer.validate), before any of them reaches a file.
@@ -25,7 +28,8 @@ import binascii
 import zlib
 from dataclasses import dataclass
 
-from installer import ROLES, grammar
+from installer import ROLES, grammar, roles
+from installer.roles import PEER
 from installer.errors import InvalidAnswers, Problem
 
 PREFIX = "cgnat3-"
@@ -81,8 +85,9 @@ class PairingToken:
             raise TokenError(f"the token is not from a bridge or a homelab ({fields[0]!r})")
         token = cls(*fields)
         # The other fields become answers and are judged there (installer.validate); this
-        # one is only shown, so it is judged here.
-        if token.address6 and not (token.role == "bridge" and grammar.is_global_ipv6(token.address6)):
+        # one is only shown, so it is judged here: the address a bridge forwards comes with
+        # what it forwards (a homelab's token has neither).
+        if token.address6 and not (token.forward and grammar.is_global_ipv6(token.address6)):
             raise TokenError(f"the token's IPv6 address {token.address6!r} is not a bridge's global "
                              f"IPv6 address; copy it again")
         return token
@@ -99,41 +104,19 @@ def fill_answers(data: dict, token_text: str, default_role: str | None) -> None:
     if token.role == role:
         raise InvalidAnswers([Problem("pair", f"this token comes from a {token.role}; "
                                               f"paste it on the other host, not on a {role}")])
-    data["role"] = "homelab" if token.role == "bridge" else "bridge"
+    data["role"] = PEER[token.role]
     data["peer_public_key"] = token.public_key
     data["tunnel"] = token.tunnel
     if token.tunnel6:
         data["tunnel6"] = token.tunnel6
-    if token.role == "bridge":
-        data.setdefault("homelab", {})["endpoint"] = token.endpoint
-        port = token.endpoint.rpartition(":")[2]
-        if grammar.is_port(port):     # else homelab.endpoint's check says what is wrong
-            data["listen_port"] = int(port)
-        _fill_bridge_reach(data, token)
-
-
-def _fill_bridge_reach(data: dict, token: PairingToken) -> None:
-    """A cgnat2 bridge token's SSH port and forward, for the homelab's watchdog; keys the
-    answers set themselves win. Judged by validation like any answer (bridge_ssh_port,
-    bridge_forward)."""
-    told = {}
-    if token.ssh_port:
-        told["bridge_ssh_port"] = int(token.ssh_port) if grammar.is_port(token.ssh_port) else token.ssh_port
-    if token.forward:
-        told["bridge_forward"] = "all" if token.forward == "all" else token.forward.split(",")
-    homelab = data["homelab"]
-    watchdog = homelab.setdefault("watchdog", {}) if told and isinstance(homelab, dict) else None
-    if isinstance(watchdog, dict):    # else not a table: validation says so
-        for key, value in told.items():
-            watchdog.setdefault(key, value)
+    ours = roles.get(data["role"])
+    if ours is not None:          # else validation says this host has no such role
+        ours.take_token(data, token)
 
 
 def token_for(answers, public_key: str) -> str:
-    """The pairing token of a host set up with these (resolved) answers."""
-    if answers.role != "bridge":
-        return PairingToken(answers.role, public_key, "", answers.tunnel, tunnel6=answers.tunnel6).encode()
-    b = answers.bridge
-    forward = b.forward if isinstance(b.forward, str) else ",".join(b.forward)
-    return PairingToken(answers.role, public_key, f"{b.public_address}:{answers.listen_port}",
-                        answers.tunnel, str(b.ssh_port), forward, answers.tunnel6,
-                        b.public_address6 if answers.forwards_ipv6 else "").encode()
+    """The pairing token of a host set up with these (resolved) answers: the common fields,
+    and what its role tells the peer (a bridge: its endpoint, SSH port, forward, IPv6 address)."""
+    told = {"endpoint": "", **roles.get(answers.role).token_fields(answers)}
+    return PairingToken(role=answers.role, public_key=public_key, tunnel=answers.tunnel,
+                        tunnel6=answers.tunnel6, **told).encode()

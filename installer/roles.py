@@ -15,7 +15,11 @@ simply absent there (`get` says so).
     env(answers)                     -> str  /etc/cgnat/IFACE.env, the hooks' variables
     hook_summary(answers)            -> [str]  what its up hook runs, for --plan
     plan_host(answers, facts)        -> HostChanges  its own changes beside the tunnel's (sshd)
+    token_fields(answers)            -> {field: text}  what its pairing token tells the peer
+    take_token(data, token)          fill answers from the peer's token (unvalidated)
     notes(answers)                   -> [str]  what the report tells the administrator
+    status                           its part of `cgnat-setup status` (cgnat_<role>/status.py):
+                                     Probe, handshake_hint, checks, notes, State, STEP_KINDS
 """
 from __future__ import annotations
 

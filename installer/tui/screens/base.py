@@ -148,6 +148,8 @@ class Step(Screen):
 class RoleScreen(Step):
     STEP_TITLE = "Which end of the tunnel is this host?"
     KEYS = ("role",)
+    ROLE_LABELS = {"bridge": "bridge  - the public VPS that forwards",
+                   "homelab": "homelab - the server at home behind CGNAT"}
     HELP = ("bridge: the small VPS with a public IPv4 address. Every port except its WireGuard "
             "port and its own SSH port is forwarded to the homelab.\n\n"
             "homelab: the server at home behind carrier-grade NAT. It dials out to the bridge "
@@ -155,10 +157,10 @@ class RoleScreen(Step):
             "Set up the bridge first: it prints a pairing token to paste here on the homelab.")
 
     def body(self) -> ComposeResult:
-        current = self.state.role
+        chosen = ROLES.index(self.state.role) if self.state.role in ROLES else 0
         with RadioSet(id="in-role"):
-            yield RadioButton("bridge  - the public VPS that forwards", value=current != "homelab")
-            yield RadioButton("homelab - the server at home behind CGNAT", value=current == "homelab")
+            for index, role in enumerate(ROLES):
+                yield RadioButton(self.ROLE_LABELS[role], value=index == chosen)
         yield say(Static(classes="error", id="err-role", markup=False), "")
 
     def patch(self) -> dict:
