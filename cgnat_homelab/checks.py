@@ -5,11 +5,11 @@ from cgnat_homelab.answers import HomelabAnswers
 from cgnat_homelab.decision import DEFAULTS
 from cgnat_homelab.endtoend import choose
 from installer import grammar, validate
+from installer.validate import WATCHDOG_ACTIONS
 from installer.detect import HostFacts
 from installer.errors import Problem
 from installer.forward import forwards
 
-WATCHDOG_ACTIONS = ("reboot", "restart-tunnel", "none")
 # Marks other tools on the same host use: clashing with them would misroute their traffic.
 FOREIGN_MARKS = {"Tailscale": 0xFF0000, "kube-proxy": 0xC000}
 RESERVED_TABLES = {0, 253, 254, 255}

@@ -16,6 +16,7 @@ from installer.detect import HostFacts
 from installer.errors import InvalidAnswers, Problem
 from installer.keys import is_wireguard_key
 
+WATCHDOG_ACTIONS = ("reboot", "restart-tunnel", "none")   # the homelab's; the wizard offers them
 INTERFACE_RULE = "must be 1-15 letters, digits and _.=- starting with a letter or digit, not all or default"
 
 
