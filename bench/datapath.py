@@ -182,8 +182,18 @@ def rounds(lab, connrate: Path, reps: int, seconds: int, cps_seconds: int, log=p
                 run["cps"].append(connection_rate(lab, connrate, *target(path, f, CONN_PORT), cps_seconds))
                 log(f"round {rep + 1}/{reps} {f.name} {path}: {run['gbit'][-1]:.2f} Gbit/s, "
                     f"{run['cps'][-1]:.0f} conn/s")
+                if path == "DNAT" and rep == 0:
+                    check_real_client(lab, f)
     rules(lab, up=True)
     return runs
+
+
+def check_real_client(lab, f: Family) -> None:
+    """The DNAT path delivered the client's own address to the homelab (no masquerade)."""
+    seen = lab.homelab.sh(f"conntrack -L -p tcp -s {f.client} -d {f.homelab_tunnel} --dport {CONN_PORT} "
+                          "2>/dev/null | grep -c . || true").strip()
+    if not int(seen or 0):
+        raise netlab.LabError(f"{f.name}: the homelab saw no connection from {f.client}")
 
 
 def medians(runs: dict) -> dict:
