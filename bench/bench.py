@@ -19,6 +19,7 @@ Nothing outside the lab's namespaces is changed; that is checked before it print
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -65,6 +66,7 @@ def main() -> int:
     links = ("veth", "wireguard") if args.link == "both" else (args.link,)
 
     root_before = netlab.root_netns_state()
+    load = [os.getloadavg()[0]]
     scratch = Path(tempfile.mkdtemp(prefix="cgnat-bench-"))
     results = {}
     try:
@@ -84,7 +86,8 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     if netlab.root_netns_state() != root_before:
         raise netlab.LabError("the benchmark changed the root network namespace")
-    print_tables(results, args)
+    load.append(os.getloadavg()[0])
+    print_tables(results, args, load)
     return 0
 
 
@@ -122,11 +125,12 @@ def verdict(value: float, target: float | None) -> str:
     return f">= {target:g}: {'ok' if value >= target else 'MISSED'}"
 
 
-def print_tables(results: dict, args) -> None:
+def print_tables(results: dict, args, load: list[float]) -> None:
     links = [link for link in ("veth", "wireguard") if link in results]
     names = {"veth": "veth (kernel speed)", "wireguard": "wireguard-go"}
     print(f"\niperf3 {args.seconds} s and connection rate {args.cps_seconds} s per path and round; "
-          f"medians of {args.reps} interleaved rounds.")
+          f"medians of {args.reps} interleaved rounds; {os.cpu_count()} CPUs, load average "
+          f"{load[0]:.1f} at the start, {load[1]:.1f} at the end (1 min).")
     for family in (f.name for f in datapath.FAMILIES):
         print(f"\n### {family}\n")
         head = [f"{what} {names[link]}" for link in links for what in ("Gbit/s", "conn/s")]
