@@ -68,7 +68,7 @@ def tunnel_addresses(node) -> list[str]:
             if line.replace(" ", "").startswith("Address=") for a in line.split("=", 1)[1].split(",")]
 
 
-def mac(node, interface: str) -> str:
+def mac_address(node, interface: str) -> str:
     return json.loads(node.sh(f"ip -j link show {interface}"))[0]["address"]
 
 
@@ -82,7 +82,7 @@ def veth_link(lab) -> None:
         node = lab.nodes[role]
         node.sh("ip link set wg0 mtu 1420; " +
                 "; ".join(f"ip addr add {a} dev wg0" for a in tunnel_addresses(node)))
-    bridge_mac = mac(lab.bridge, "wg0")
+    bridge_mac = mac_address(lab.bridge, "wg0")
     for client in (CLIENT, CLIENT6):
         lab.homelab.sh(f"ip neigh replace {client} lladdr {bridge_mac} dev wg0 nud permanent")
     rules(lab, up=True)
