@@ -57,7 +57,8 @@ def timed_loop(node, body: str, runs: int = 10) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--link", choices=("both", "veth", "wireguard"), default="both")
+    p.add_argument("--link", choices=("both", "veth", "wireguard"), default="both",
+                   help="veth: a veth pair in place of WireGuard (kernel speed); wireguard: the lab's wireguard-go")
     p.add_argument("--reps", type=int, default=5, help="rounds (every path once per family)")
     p.add_argument("--seconds", type=int, default=4, help="length of each iperf3 run")
     p.add_argument("--cps-seconds", type=int, default=3, help="length of each connection-rate run")
