@@ -137,11 +137,15 @@ def haproxy_config() -> str:
                 "    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n"]
     for f in FAMILIES:
         for port in (IPERF_PORT, CONN_PORT):
-            public = f"[{f.bridge_public}]" if ":" in f.bridge_public else f.bridge_public
-            tunnel = f"[{f.homelab_tunnel}]" if ":" in f.homelab_tunnel else f.homelab_tunnel
-            sections.append(f"listen {f.name}-{port}\n    bind {public}:{port + PROXY_OFFSET['haproxy']}\n"
-                            f"    server homelab {tunnel}:{port}\n")
+            sections.append(f"listen {f.name}-{port}\n"
+                            f"    bind {bracketed(f.bridge_public)}:{port + PROXY_OFFSET['haproxy']}\n"
+                            f"    server homelab {bracketed(f.homelab_tunnel)}:{port}\n")
     return "\n".join(sections)
+
+
+def bracketed(address: str) -> str:
+    """An address as it stands before ":port" (IPv6 in brackets)."""
+    return f"[{address}]" if ":" in address else address
 
 
 def target(path: str, f: Family, port: int) -> tuple[str, int]:
