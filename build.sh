@@ -7,6 +7,8 @@
 #   ./build.sh test      also install the test dependencies and .venv, build, then
 #                        run the whole suite: pytest tests/
 #   ./build.sh demo      like test, but run tests/lab/demo.py instead of the suite
+#   ./build.sh bench ARGS  like demo, plus the benchmark's own tools (haproxy, nft, gcc),
+#                        then run bench/bench.py ARGS (README, Performance)
 #   ./build.sh clean     remove build/ and dist/ (keeps .cache/ and .venv/)
 #
 # Nothing here starts a service: packages are installed with a policy-rc.d that
@@ -24,6 +26,7 @@ TEST_DEPS=(wireguard-tools wireguard-go iptables iproute2 openssh-server openssh
 	debootstrap lintian python3-venv python3-jinja2 python3-debian socat iperf3
 	tmux conntrack procps systemd util-linux iputils-ping dnsutils curl man-db
 	systemd-container mmdebstrap docker.io busybox-static piuparts)
+BENCH_DEPS=(haproxy nftables gcc libc6-dev)
 
 log() { echo "[$PROGRAM] $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -167,10 +170,17 @@ demo)
 	build
 	exec .venv/bin/python tests/lab/demo.py
 	;;
+bench)
+	venv
+	apt_install "${BENCH_DEPS[@]}"
+	build
+	shift
+	exec .venv/bin/python bench/bench.py "$@"
+	;;
 clean)
 	rm -rf build dist
 	;;
 *)
-	die "usage: $0 [build|test|demo|clean]"
+	die "usage: $0 [build|test|demo|bench [ARGS]|clean]"
 	;;
 esac

@@ -1,28 +1,25 @@
 #!/usr/bin/python3
 """Benchmark of the cgnat-tunnel data plane in the namespace lab (DESIGN.md section 8).
 
-Run as root from the repository, after ./build.sh (the lab installs dist/*.deb):
-    python3 bench/bench.py [--seconds 4] [--reps 3] [--pings 300]
-Prints one markdown table, every number measured in this run:
+Run as root from the repository: ./build.sh bench [ARGS] (installs haproxy, nft and gcc,
+builds dist/*.deb, which the lab installs), or after that:
+    python3 bench/bench.py [--link both|veth|wireguard] [--reps 5] [--seconds 4] [--cps-seconds 3]
+Prints markdown tables, every number measured in this run:
 
-- throughput client -> homelab (iperf3, TCP) along three paths over the same tunnel:
-    DNAT     client -> 198.51.100.1, DNAT on the bridge to 10.0.0.2 (the product);
-    direct   client -> 10.0.0.2 routed through the bridge (inet and client get a route to
-             the tunnel subnet; the bridge exempts it from NAT with a nat ACCEPT rule in
-             front of ours): the same hops, the same conntrack and FORWARD rules, no DNAT;
-    proxy    client -> 198.51.100.1:5202, a userspace socat on the bridge (port kept local)
-             connecting to 10.0.0.2 over the tunnel;
-  paths interleaved, `--reps` runs each, the median reported;
-- added RTT of the DNAT over the bare tunnel: mean ICMP echo RTT to 198.51.100.1 minus to
-  10.0.0.2 (interleaved blocks);
-- hooks: up + down on each role with the interface present (median of 10);
-- rule install (up hook) with 1 vs 100 forwarded port ranges (median of 10).
-Nothing outside the lab's namespaces is changed.
+- per family (IPv4, IPv6) and link, the four paths of bench/datapath.py (routed without any
+  rule, DNAT with our hooks, haproxy, socat): iperf3 throughput and new connections per
+  second, medians of --reps interleaved rounds; the ratios of DNAT to the others. The
+  links: a veth pair standing in for WireGuard (kernel speed: what the rules cost) and the
+  lab's wireguard-go (userspace, the bottleneck of every path there);
+- over wireguard-go, as before: the RTT the DNAT adds (interleaved blocks of echoes, DNAT
+  with our rules vs routed without), hooks up + down on each role, rule install (up hook)
+  with 1 vs 100 forwarded port ranges.
+Nothing outside the lab's namespaces is changed; that is checked before it prints.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import shutil
 import statistics
 import sys
@@ -31,16 +28,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "lab"))
 
+import datapath  # noqa: E402
 import netlab  # noqa: E402
 from netlab import BRIDGE_PUBLIC, HOMELAB_TUNNEL  # noqa: E402
 
-IPERF_PORT, PROXY_PORT = 5201, 5202
+TARGETS = {"routed": 0.97, "haproxy": 2.0}   # DNAT's throughput over the path's, at kernel speed
+LABELS = {"routed": "routed, no rule", "DNAT": "DNAT, our hooks", "haproxy": "haproxy (tcp, splice)",
+          "socat": "socat"}
 
 
-def iperf(lab, host: str, port: int, seconds: int) -> float:
-    """Gbit/s received by the homelab in one iperf3 run from the client."""
-    out = lab.client.sh(f"iperf3 -J -c {host} -p {port} -t {seconds}", timeout=seconds + 30)
-    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+def log(*words) -> None:
+    print(*words, file=sys.stderr, flush=True)
 
 
 def pings(lab, host: str, count: int) -> list[float]:
@@ -59,92 +57,120 @@ def timed_loop(node, body: str, runs: int = 10) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--link", choices=("both", "veth", "wireguard"), default="both",
+                   help="veth: a veth pair in place of WireGuard (kernel speed); wireguard: the lab's wireguard-go")
+    p.add_argument("--reps", type=int, default=5, help="rounds (every path once per family)")
     p.add_argument("--seconds", type=int, default=4, help="length of each iperf3 run")
-    p.add_argument("--reps", type=int, default=3, help="iperf3 runs per path")
-    p.add_argument("--pings", type=int, default=300, help="echoes per path")
+    p.add_argument("--cps-seconds", type=int, default=3, help="length of each connection-rate run")
+    p.add_argument("--pings", type=int, default=300, help="echoes per path (wireguard link)")
     args = p.parse_args()
+    links = ("veth", "wireguard") if args.link == "both" else (args.link,)
 
-    staged = Path(tempfile.mkdtemp(prefix="cgnat-bench-debs-"))
+    root_before = netlab.root_netns_state()
+    load = [os.getloadavg()[0]]
+    scratch = Path(tempfile.mkdtemp(prefix="cgnat-bench-"))
+    results = {}
     try:
-        packages = netlab.stage_packages(staged)
-        with netlab.Lab(packages, homelab_rp_filter=1, keep_local=[f"tcp/{PROXY_PORT}"],
-                        log=lambda *a: None) as lab:
-            rows = measure(lab, args)
+        packages = netlab.stage_packages(scratch / "debs")
+        connrate = datapath.build_connrate(scratch)
+        for link in links:
+            with netlab.Lab(packages, homelab_rp_filter=1, log=lambda *a: None) as lab:
+                log(f"{link}: building the lab")
+                lab.prepare()
+                datapath.LINKS[link](lab)
+                datapath.prepare(lab, connrate)
+                runs = datapath.rounds(lab, connrate, args.reps, args.seconds, args.cps_seconds, log=log)
+                results[link] = {"runs": runs, "medians": datapath.medians(runs)}
+                if link == "wireguard":
+                    results["extras"] = extras(lab, args)
     finally:
-        shutil.rmtree(staged, ignore_errors=True)
-    print_table(rows, args)
+        shutil.rmtree(scratch, ignore_errors=True)
+    if netlab.root_netns_state() != root_before:
+        raise netlab.LabError("the benchmark changed the root network namespace")
+    load.append(os.getloadavg()[0])
+    print_tables(results, args, load)
     return 0
 
 
-def measure(lab, args) -> dict:
-    lab.up(sshd=False)
-    # The "direct" path: routes to the tunnel subnet, and no NAT for it on the bridge.
-    lab.client.sh(f"ip route add 10.0.0.0/24 via 203.0.113.1")
-    lab.inet.sh(f"ip route add 10.0.0.0/24 via {BRIDGE_PUBLIC}")
-    lab.bridge.sh(f"iptables -t nat -I PREROUTING -d {HOMELAB_TUNNEL} -j ACCEPT")
-    lab.homelab.spawn(f"iperf3 -s -p {IPERF_PORT}")
-    lab.homelab.wait_listening("tcp", IPERF_PORT)
-    lab.bridge.spawn(f"socat TCP-LISTEN:{PROXY_PORT},reuseaddr,fork TCP:{HOMELAB_TUNNEL}:{IPERF_PORT}")
-    lab.bridge.wait_listening("tcp", PROXY_PORT)
-
-    paths = {"DNAT": (BRIDGE_PUBLIC, IPERF_PORT), "direct": (HOMELAB_TUNNEL, IPERF_PORT),
-             "proxy": (BRIDGE_PUBLIC, PROXY_PORT)}
-    runs = {name: [] for name in paths}
-    for _ in range(args.reps):
-        for name, (host, port) in paths.items():
-            runs[name].append(iperf(lab, host, port, args.seconds))
-    rows = {"throughput": {name: statistics.median(v) for name, v in runs.items()}, "runs": runs}
-
-    dnat, direct = [], []
+def extras(lab, args) -> dict:
+    """Over wireguard-go, rules up: added RTT, hook times, rule install times."""
+    dnat, routed = [], []
     block = 50
     for _ in range(max(1, args.pings // block)):
-        dnat += pings(lab, BRIDGE_PUBLIC, block)
-        direct += pings(lab, HOMELAB_TUNNEL, block)
-    rows["rtt"] = (statistics.mean(dnat), statistics.mean(direct), len(dnat))
+        for up, host, rtts in ((False, HOMELAB_TUNNEL, routed), (True, BRIDGE_PUBLIC, dnat)):
+            datapath.rules(lab, up)
+            pings(lab, host, 1)   # not counted: the first after a change of rules
+            rtts += pings(lab, host, block)
+    found = {"rtt": (statistics.mean(dnat), statistics.mean(routed), len(dnat))}
 
     quiet = "2>/dev/null"
-    rows["hooks"] = {role: timed_loop(lab.nodes[role], f"/usr/lib/cgnat-{role}/hooks/down wg0 {quiet}; "
-                                                       f"/usr/lib/cgnat-{role}/hooks/up wg0 {quiet}")
-                     for role in ("bridge", "homelab")}
-
+    found["hooks"] = {role: timed_loop(lab.nodes[role], f"/usr/lib/cgnat-{role}/hooks/down wg0 {quiet}; "
+                                                        f"/usr/lib/cgnat-{role}/hooks/up wg0 {quiet}")
+                      for role in datapath.ROLES}
     install = {}
     for count in (1, 100):
         lab.forward = [f"tcp/{10000 + 10 * i}-{10000 + 10 * i + 9}" for i in range(count)]
         lab.bridge.write("/run/lab/answers.toml", lab.answers("bridge"))
         lab.bridge.sh("cgnat-setup --answers /run/lab/answers.toml --root /")
-        dnats = lab.bridge.sh("grep -c DNAT /etc/cgnat/wg0.rules").strip()
+        dnats = lab.bridge.sh("grep -c -e '-j DNAT' /etc/cgnat/wg0.rules").strip()
         assert int(dnats) == count, dnats
         # Each up loads the whole rule set again (our chains are emptied and refilled).
         install[count] = timed_loop(lab.bridge, f"/usr/lib/cgnat-bridge/hooks/up wg0 {quiet}")
-    rows["install"] = install
-    return rows
+    found["install"] = install
+    return found
 
 
-def print_table(rows: dict, args) -> None:
-    t = rows["throughput"]
-    dnat_rtt, direct_rtt, n = rows["rtt"]
-    added = dnat_rtt - direct_rtt
-    hooks, install = rows["hooks"], rows["install"]
-    print(f"\n### cgnat-tunnel lab benchmark (iperf3 {args.seconds}s x {args.reps} per path, median; "
-          f"userspace wireguard-go on both ends)\n")
-    print("| measure | value | target | result |")
-    print("| --- | --- | --- | --- |")
-    print(f"| throughput via bridge DNAT | {t['DNAT']:.2f} Gbit/s | | |")
-    print(f"| throughput same tunnel, no DNAT | {t['direct']:.2f} Gbit/s | | |")
-    print(f"| throughput userspace proxy (socat) | {t['proxy']:.2f} Gbit/s | | |")
-    r1, r2 = t["DNAT"] / t["direct"], t["DNAT"] / t["proxy"]
-    print(f"| DNAT / no DNAT | {r1:.2f} | >= 0.95 | {'ok' if r1 >= 0.95 else 'MISSED'} |")
-    print(f"| DNAT / proxy | {r2:.2f} | >= 1 | {'ok' if r2 >= 1 else 'MISSED'} |")
-    print(f"| RTT via DNAT / direct (mean of {n}) | {dnat_rtt:.3f} / {direct_rtt:.3f} ms | | |")
-    print(f"| added RTT of the DNAT | {added:+.3f} ms | <= 0.05 ms | {'ok' if added <= 0.05 else 'MISSED'} |")
-    for role, ms in hooks.items():
-        print(f"| hooks up+down, {role} (median of 10) | {ms:.1f} ms | <= 300 ms | {'ok' if ms <= 300 else 'MISSED'} |")
-    r3 = install[100] / install[1]
-    print(f"| rule install (up), 1 port range | {install[1]:.1f} ms | | |")
-    print(f"| rule install (up), 100 port ranges | {install[100]:.1f} ms | | |")
-    print(f"| 100 / 1 ranges | {r3:.2f} | flat (~1) | {'ok' if r3 <= 1.5 else 'MISSED'} |")
-    runs = ", ".join(f"{k}: " + "/".join(f"{v:.2f}" for v in vs) for k, vs in rows["runs"].items())
-    print(f"\nAll iperf3 runs (Gbit/s): {runs}")
+def verdict(value: float, target: float | None) -> str:
+    if target is None:
+        return ""
+    return f">= {target:g}: {'ok' if value >= target else 'MISSED'}"
+
+
+def print_tables(results: dict, args, load: list[float]) -> None:
+    links = [link for link in ("veth", "wireguard") if link in results]
+    names = {"veth": "veth (kernel speed)", "wireguard": "wireguard-go"}
+    print(f"\niperf3 {args.seconds} s and connection rate {args.cps_seconds} s per path and round; "
+          f"medians of {args.reps} interleaved rounds; {os.cpu_count()} CPUs, load average "
+          f"{load[0]:.1f} at the start, {load[1]:.1f} at the end (1 min).")
+    for family in (f.name for f in datapath.FAMILIES):
+        print(f"\n### {family}\n")
+        head = [f"{what} {names[link]}" for link in links for what in ("Gbit/s", "conn/s")]
+        print("| path | " + " | ".join(head) + " | target (Gbit/s, veth) |")
+        print("| --- |" + " --- |" * (len(head) + 1))
+        for path in datapath.PATHS:
+            cells = [f"{results[link]['medians'][family][path][k]:{fmt}}"
+                     for link in links for k, fmt in (("gbit", ".2f"), ("cps", ".0f"))]
+            print(f"| {LABELS[path]} | " + " | ".join(cells) + " | |")
+        for other in ("routed", "haproxy", "socat"):
+            ratios = {link: {k: results[link]["medians"][family]["DNAT"][k] /
+                             results[link]["medians"][family][other][k] for k in ("gbit", "cps")}
+                      for link in links}
+            cells = [f"{ratios[link][k]:.2f}" for link in links for k in ("gbit", "cps")]
+            goal = verdict(ratios["veth"]["gbit"], TARGETS.get(other)) if "veth" in links else ""
+            print(f"| DNAT / {other} | " + " | ".join(cells) + f" | {goal} |")
+
+    if "extras" in results:
+        x = results["extras"]
+        dnat_rtt, routed_rtt, n = x["rtt"]
+        added = dnat_rtt - routed_rtt
+        hooks, install = x["hooks"], x["install"]
+        r = install[100] / install[1]
+        print("\n### wireguard-go, IPv4: latency and hooks\n")
+        print("| measure | value | target | result |")
+        print("| --- | --- | --- | --- |")
+        print(f"| RTT via DNAT / routed (mean of {n}) | {dnat_rtt:.3f} / {routed_rtt:.3f} ms | | |")
+        print(f"| added RTT of the DNAT | {added:+.3f} ms | <= 0.05 ms | {'ok' if added <= 0.05 else 'MISSED'} |")
+        for role, ms in hooks.items():
+            print(f"| hooks up+down, {role} (median of 10) | {ms:.1f} ms | <= 300 ms | {'ok' if ms <= 300 else 'MISSED'} |")
+        print(f"| rule install (up), 1 / 100 port ranges | {install[1]:.1f} / {install[100]:.1f} ms | | |")
+        print(f"| 100 / 1 ranges | {r:.2f} | flat (~1) | {'ok' if r <= 1.5 else 'MISSED'} |")
+
+    print("\nAll runs (Gbit/s; conn/s):")
+    for link in links:
+        for family, paths in results[link]["runs"].items():
+            for path, runs in paths.items():
+                print(f"- {link} {family} {path}: " + "/".join(f"{v:.2f}" for v in runs["gbit"]) +
+                      "; " + "/".join(f"{v:.0f}" for v in runs["cps"]))
 
 
 if __name__ == "__main__":

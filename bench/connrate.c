@@ -1,0 +1,120 @@
+/* New TCP connections per second, for bench/bench.py (built with gcc by the bench).
+ *
+ *   connrate serve PORT              accept every connection (IPv4 and IPv6) and close it
+ *                                    at once, on two threads
+ *   connrate connect HOST PORT SECONDS THREADS
+ *                                    THREADS loops of connect, read until the server's
+ *                                    close, close; prints "CONNECTIONS ERRORS" after SECONDS
+ *
+ * The server closes first, so the client (the measured side's customer) keeps no
+ * TIME_WAIT and never runs out of ports; a connection counts once the server's close
+ * arrived, i.e. after the whole handshake went through the path and back.
+ */
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct addrinfo *target;
+static struct timespec deadline;
+static atomic_ulong connections, errors;
+static int listener;
+
+static int before_deadline(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec < deadline.tv_sec ||
+	       (now.tv_sec == deadline.tv_sec && now.tv_nsec < deadline.tv_nsec);
+}
+
+static void *connect_loop(void *unused)
+{
+	struct timeval timeout = {.tv_sec = 5};
+	char buf[64];
+	(void)unused;
+	while (before_deadline()) {
+		int fd = socket(target->ai_family, SOCK_STREAM, 0);
+		if (fd < 0) {
+			atomic_fetch_add(&errors, 1);
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+		if (connect(fd, target->ai_addr, target->ai_addrlen) == 0) {
+			ssize_t n;
+			while ((n = read(fd, buf, sizeof buf)) > 0)
+				;
+			atomic_fetch_add(n == 0 ? &connections : &errors, 1);
+		} else {
+			atomic_fetch_add(&errors, 1);
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+static void *accept_loop(void *unused)
+{
+	(void)unused;
+	for (;;) {
+		int fd = accept(listener, NULL, NULL);
+		if (fd >= 0)
+			close(fd);
+	}
+	return NULL;
+}
+
+static int serve(const char *port)
+{
+	struct sockaddr_in6 addr = {.sin6_family = AF_INET6, .sin6_addr = in6addr_any,
+				    .sin6_port = htons((unsigned short)atoi(port))};
+	int on = 1, off = 0;
+	pthread_t second;
+	listener = socket(AF_INET6, SOCK_STREAM, 0);
+	if (listener < 0 ||
+	    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) ||
+	    setsockopt(listener, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) ||
+	    bind(listener, (struct sockaddr *)&addr, sizeof addr) || listen(listener, 4096)) {
+		perror("connrate serve");
+		return 1;
+	}
+	pthread_create(&second, NULL, accept_loop, NULL);
+	accept_loop(NULL);
+	return 0;
+}
+
+static int run(const char *host, const char *port, int seconds, int threads)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+	pthread_t *ids = calloc((size_t)threads, sizeof *ids);
+	int rc = getaddrinfo(host, port, &hints, &target);
+	if (rc != 0 || !ids) {
+		fprintf(stderr, "connrate: %s\n", rc ? gai_strerror(rc) : "out of memory");
+		return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += seconds;
+	for (int i = 0; i < threads; i++)
+		pthread_create(&ids[i], NULL, connect_loop, NULL);
+	for (int i = 0; i < threads; i++)
+		pthread_join(ids[i], NULL);
+	printf("%lu %lu\n", atomic_load(&connections), atomic_load(&errors));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "serve") == 0)
+		return serve(argv[2]);
+	if (argc == 6 && strcmp(argv[1], "connect") == 0)
+		return run(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+	fprintf(stderr, "usage: connrate serve PORT | connrate connect HOST PORT SECONDS THREADS\n");
+	return 2;
+}
