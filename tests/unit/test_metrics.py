@@ -219,7 +219,8 @@ def test_account_does_not_touch_the_state_before():
 
 @pytest.mark.parametrize("role,section", [("bridge", "[bridge]\nwatchdog_metrics_dir"),
                                           ("homelab", '[homelab]\nendpoint = "203.0.113.7:51820"\n'
-                                                      "[homelab.watchdog]\nmetrics_dir")])
+                                                      "[homelab.watchdog]\nmetrics_dir")],
+                         ids=["bridge", "homelab"])
 def test_the_metrics_dir_key(role, section):
     def load(text):
         return load_answers(parse_toml(f'role = "{role}"\n{section} = "{text}"\n'), None, None)
