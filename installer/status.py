@@ -131,15 +131,13 @@ class Watchdog:
             from cgnat_bridge.watchdog import STEP_KINDS
         else:
             from cgnat_homelab.watchdog import STEP_KINDS
-        state = self.state
-        ran = state is not None and state.last_run_at is not None
-        taken = state.steps_taken if state is not None else {}
-        return {"active": self.active, "healthy": state.healthy if ran else None,
-                "summary": state.summary if state is not None else "has not run yet",
-                "last_step": state.last_step if state is not None else "",
-                "last_run_at": state.last_run_at if state is not None else None,
-                "health_changed_at": state.health_changed_at if state is not None else None,
-                "steps_taken": {kind: taken.get(kind, 0) for kind in STEP_KINDS}}
+        facts = {"summary": "has not run yet", "last_step": "", "last_run_at": None,
+                 "health_changed_at": None, "steps_taken": {}}
+        if self.state is not None:
+            facts = {key: getattr(self.state, key) for key in facts}
+        ran = facts["last_run_at"] is not None
+        return {"active": self.active, "healthy": self.state.healthy if ran else None, **facts,
+                "steps_taken": {kind: facts["steps_taken"].get(kind, 0) for kind in STEP_KINDS}}
 
 
 def gather(answers, probe, watchdog: Watchdog) -> list[Check]:
