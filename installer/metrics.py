@@ -143,6 +143,13 @@ class Textfile:
         self.samples, self.written_at, self.error = samples, now, ""
         return True
 
+    def withdraw(self) -> None:
+        """Remove the file (the watchdog stops); none there is fine."""
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
 
 def write_atomically(path: Path, text: str) -> None:
     """A temp file beside `path` (not *.prom), mode 0644, renamed over it: never a partial file."""
