@@ -70,7 +70,7 @@ def main() -> int:
             own1, kids1 = cpu_seconds(dog.proc.pid)
             lines = dog.lines(mark)
             rows.append((role, own1 - own0, kids1 - kids0, wall, len(lines)))
-            if args.metrics:                       # written, and recently (every 10 s at least)
+            if args.metrics:                       # written, and recently (each minute at least)
                 age = dog.node.sh(f"echo $(( $(date +%s) - $(stat -c %Y {METRICS_DIR}/cgnat.prom) ))")
                 print(f"{role}: {METRICS_DIR}/cgnat.prom written {age.strip()} s ago")
             dog.stop()
