@@ -10,6 +10,8 @@ end-to-end check every 60 s), starts both watchdogs as cgnat-watchdog.service st
 --seconds the CPU time of each watchdog process (its threads, from schedstat in ns) and of
 the programs it ran (ssh-keyscan, iptables-save, wg: cutime+cstime), and counts the journal
 lines they wrote. Prints the share of one core; the target is < 0.05 %. Not part of CI.
+--metrics: both also write their Prometheus textfile (to /run/lab/metrics in each node), as
+on a host with node_exporter.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import netlab  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 TARGET = 0.05                  # % of one core
+METRICS_DIR = "/run/lab/metrics"
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -41,12 +44,19 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=600)
+    p.add_argument("--metrics", action="store_true", help="write the Prometheus textfile too")
     args = p.parse_args()
     packages = netlab.stage_packages(Path(tempfile.mkdtemp(prefix="cgnat-bench-debs-")))
     lab = netlab.Lab(packages, log=lambda *a: None)
     rows = []
     try:
-        faultlab.up(lab)
+        faultlab.up(lab, watchdog={"metrics_dir": METRICS_DIR} if args.metrics else None)
+        if args.metrics:
+            lab.bridge.write("/run/lab/answers.toml", faultlab.bridge_answers(lab) +
+                             f'watchdog_metrics_dir = "{METRICS_DIR}"\n')
+            lab.bridge.sh("cgnat-setup --answers /run/lab/answers.toml --root /")
+            for node in (lab.homelab, lab.bridge):
+                node.sh(f"mkdir -p {METRICS_DIR}")
         dogs = {role: faultlab.Watchdog(lab, role, every=None) for role in ("homelab", "bridge")}
         dogs["homelab"].wait_line(r"healthy", 0, 30)
         faultlab.wait_reachable(lab, 30)
@@ -60,6 +70,9 @@ def main() -> int:
             own1, kids1 = cpu_seconds(dog.proc.pid)
             lines = dog.lines(mark)
             rows.append((role, own1 - own0, kids1 - kids0, wall, len(lines)))
+            if args.metrics:                       # written, and recently (each minute at least)
+                age = dog.node.sh(f"echo $(( $(date +%s) - $(stat -c %Y {METRICS_DIR}/cgnat.prom) ))")
+                print(f"{role}: {METRICS_DIR}/cgnat.prom written {age.strip()} s ago")
             dog.stop()
     finally:
         lab.close()

@@ -6,7 +6,8 @@
 TYPE lines; `Textfile` puts them in DIRECTORY/cgnat.prom atomically (a temp file in the same
 directory, renamed over it; node_exporter reads only *.prom, never the temp file), mode 0644.
 It writes when a value changed, else every REFRESH seconds (the byte counters move all the
-time), and reads the tunnel's byte counters from /proc/net/dev only then: no program to start.
+time; a write is a rename that ext4 flushes), and reads the tunnel's byte counters from
+/proc/net/dev only then: no program to start.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Callable
 
 DEFAULT_DIR = "/var/lib/prometheus/node-exporter"   # node_exporter's on Debian and Ubuntu
 FILE_NAME = "cgnat.prom"
-REFRESH = 10.0          # seconds: the longest the byte counters stay unwritten
+REFRESH = 60.0          # seconds: the longest the byte counters stay unwritten (a scrape interval)
 BLOCKED = (errno.EROFS, errno.EACCES, errno.EPERM)   # what the unit's sandbox answers
 
 # name: (type, help). Labels besides `interface` are named in the help.
@@ -142,6 +143,13 @@ class Textfile:
             return False
         self.samples, self.written_at, self.error = samples, now, ""
         return True
+
+    def withdraw(self) -> None:
+        """Remove the file (the watchdog stops); none there is fine."""
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -121,15 +121,13 @@ class Watchdog:
 
     def to_json(self) -> dict:
         """healthy null: it has not run yet; steps_taken: every kind of step of the role."""
-        state = self.state
-        ran = state is not None and state.last_run_at is not None
-        taken = state.steps_taken if state is not None else {}
-        return {"active": self.active, "healthy": state.healthy if ran else None,
-                "summary": state.summary if state is not None else "has not run yet",
-                "last_step": state.last_step if state is not None else "",
-                "last_run_at": state.last_run_at if state is not None else None,
-                "health_changed_at": state.health_changed_at if state is not None else None,
-                "steps_taken": {kind: taken.get(kind, 0) for kind in self.step_kinds}}
+        facts = {"summary": "has not run yet", "last_step": "", "last_run_at": None,
+                 "health_changed_at": None, "steps_taken": {}}
+        if self.state is not None:
+            facts = {key: getattr(self.state, key) for key in facts}
+        ran = facts["last_run_at"] is not None
+        return {"active": self.active, "healthy": self.state.healthy if ran else None, **facts,
+                "steps_taken": {kind: facts["steps_taken"].get(kind, 0) for kind in self.step_kinds}}
 
 
 def gather(answers, probe, watchdog: Watchdog) -> list[Check]:

@@ -222,11 +222,19 @@ def main(argv: list[str] | None, *, role: str, description: str, every: float,
         detail = "; ".join(f"{q.key}: {q.message}" for q in problems) if problems else error
         log(f"cannot read {args.answers}: {detail}")
         return EXIT_BAD_ANSWERS
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     state_path = Path(args.state)
     state = None
     where = metrics.directory(metrics_setting(answers))
     textfile = metrics.Textfile(where, answers.interface, log) if where else None
+
+    def stop(*_):
+        """systemctl stop (or the package's removal): metrics of a watchdog that no longer runs
+        would tell a stale story; its file goes (a killed, hung one leaves it to age)."""
+        if textfile:
+            textfile.withdraw()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     notify("READY=1")
     while True:
         started = time.monotonic()

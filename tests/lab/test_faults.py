@@ -7,7 +7,8 @@ Each test starts from a working chain (asserted), injects one fault, measures th
 detect (the watchdog's first log line about it) and to heal (the client reaches the homelab's
 service through the bridge again), and leaves the chain working.
 The watchdog runs in a loop every 2 s; its restart command is `wg-quick down wg0; wg-quick up
-wg0` and its action appends to a file: nothing here can reboot anything.
+wg0` and its action appends to a file: nothing here can reboot anything. Its metrics go to
+METRICS_DIR in the node's private /run (never to the host's node_exporter directory).
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from faultlab import ACTIONS, BRIDGE_NAME, FAST, Watchdog, actions, reachable, w
 from netlab import BRIDGE_PUBLIC, WG_PORT, wait_for
 
 MOVED = "198.51.100.2"
+METRICS_DIR = "/run/lab/metrics"
+WATCHED = {**FAST, "metrics_dir": METRICS_DIR}
 TIMINGS: list[tuple[str, float, float]] = []
 # Which bridge setups a test runs on (the lab fixture's indirect parameter).
 BOTH = pytest.mark.parametrize("lab", faultlab.VARIANTS, indirect=True, ids=lambda v: v.name)
@@ -31,7 +34,9 @@ DEFAULT_ONLY = pytest.mark.parametrize("lab", [faultlab.DEFAULT], indirect=True,
 def lab(request, packages):
     setup = request.param
     lab = make_lab(request, packages, forward=setup.forward)
-    faultlab.up(lab, watchdog=FAST, setup=setup)
+    faultlab.up(lab, watchdog=WATCHED, setup=setup)
+    for node in (lab.homelab, lab.bridge):
+        node.sh(f"mkdir -p {METRICS_DIR}")
     lab.watchdog = Watchdog(lab, "homelab", every=2)
     request.addfinalizer(lab.watchdog.stop)
     request.addfinalizer(_print_timings)
@@ -67,6 +72,17 @@ def _hold_while_the_action_is_due(lab, mark, what: str) -> None:
     assert actions(lab) == 0
 
 
+def _steps_taken(node, kind: str) -> float:
+    """The watchdog's steps counter of this kind, from its textfile (node_exporter's view):
+    every sample line "name{labels} value", each metric announced by HELP and TYPE."""
+    text = node.sh(f"cat {METRICS_DIR}/cgnat.prom")
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    for name in {key.partition("{")[0] for key in samples}:
+        assert f"# HELP {name} " in text and f"# TYPE {name} " in text, name
+    assert node.sh(f"stat -c %a {METRICS_DIR}/cgnat.prom").strip() == "644"
+    return float(samples[f'cgnat_watchdog_steps_total{{interface="wg0",kind="{kind}"}}'])
+
+
 def _measure(lab, name, inject, detect_pattern, heal_timeout, address=BRIDGE_PUBLIC):
     mark = lab.watchdog.mark()
     t0 = time.monotonic()
@@ -86,11 +102,13 @@ def _timing(lab, name: str, detect: float, heal: float) -> None:
 @BOTH
 def test_bridge_restart_heals_by_a_fresh_handshake(healthy):
     lab = healthy
+    repeers = _steps_taken(lab.homelab, "re-peer")
     detect, heal, mark = _measure(lab, "bridge restart", lambda: faultlab.restart_bridge_tunnel(lab),
                                   r"FAILING: .*does not answer through the tunnel", 60)
     assert heal <= 15, f"recovery took {heal:.1f} s (target 15 s; recipe ~130 s)"
     lines = lab.watchdog.lines(mark)
     assert any(line.startswith("cgnat-watchdog: re-peer:") for line in lines), lines
+    assert _steps_taken(lab.homelab, "re-peer") > repeers      # the metrics counted it
     assert actions(lab) == 0
 
 
@@ -194,7 +212,8 @@ def test_bridge_answering_itself_is_an_outage_not_health(healthy):
 def test_bridge_watchdog_restores_missing_rules(healthy):
     lab = healthy
     lab.bridge.write("/run/lab/answers.toml", faultlab.bridge_answers(lab) +
-                     f'watchdog_restart_command = "{faultlab.RESTART}"\n')
+                     f'watchdog_restart_command = "{faultlab.RESTART}"\n'
+                     f'watchdog_metrics_dir = "{METRICS_DIR}"\n')
     lab.bridge.sh("cgnat-setup --answers /run/lab/answers.toml --root /")
     bridge_dog = Watchdog(lab, "bridge", every=1)
     try:
@@ -207,6 +226,7 @@ def test_bridge_watchdog_restores_missing_rules(healthy):
         heal = wait_reachable(lab, 20)
         _timing(lab, "bridge rules deleted", detect, heal)
         assert lab.bridge.ok("iptables -t nat -C PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE")
+        wait_for(lambda: _steps_taken(lab.bridge, "up-hook") == 1, 10, "the bridge's metrics to count the up hook")
         # and a deleted bridge interface comes back too
         mark = bridge_dog.mark()
         t0 = time.monotonic()
@@ -250,7 +270,7 @@ def test_repeated_failures_hold_the_rate_limit_and_the_boot_loop_guard(healthy):
     homelab is the suspect, so the action is due again and again; at most one per
     action_interval and max_reboots_per_day in all. Its own watchdog, answers and state file."""
     lab = healthy
-    strict = {**FAST, "action_interval": 15, "max_reboots_per_day": 2}
+    strict = {**WATCHED, "action_interval": 15, "max_reboots_per_day": 2}
     lab.homelab.write("/run/lab/strict.toml", faultlab.homelab_answers(lab, watchdog=strict))
     lab.watchdog.stop()
     dog = Watchdog(lab, "homelab", every=2, answers="/run/lab/strict.toml", state="/run/lab/strict.json")

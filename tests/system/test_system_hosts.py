@@ -8,6 +8,7 @@ and 13: the scenarios of the README's "Install on real hosts", in order on one l
 """
 from __future__ import annotations
 
+import json
 import shlex
 import time
 
@@ -20,6 +21,7 @@ from bootlab import LabError, wait_for
 UNITS = ("wg-quick@wg0.service", "cgnat-watchdog.service", "cgnat-watchdog.timer")
 CONFIG = ("/etc/wireguard/wg0.conf", "/etc/cgnat/answers.toml", "/etc/cgnat/wg0.rules",
           "/etc/cgnat/wg0.env", "/var/lib/cgnat/manifest")
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"     # node_exporter's, when it is installed
 
 
 def status_healthy(host, timeout: float = 120) -> str:
@@ -71,6 +73,18 @@ def test_status_exits_0_on_both_hosts(lab):
         assert "FAIL" not in out, out
         assert "handshake" in out and "rules" in out, out
     assert "end2end" in status_healthy(lab.hosts["homelab"])
+    # node_exporter's textfile directory appears (its package makes it): once restarted, the
+    # sandboxed watchdog writes its metrics there; status --json says what status says.
+    for role in ("bridge", "homelab"):
+        lab.hosts[role].sh(f"mkdir -p {TEXTFILE_DIR} && systemctl restart cgnat-watchdog.service")
+    for role in ("bridge", "homelab"):
+        host = lab.hosts[role]
+        wait_for(lambda: 'cgnat_healthy{interface="wg0"} 1' in
+                 host.run(f"cat {TEXTFILE_DIR}/cgnat.prom", check=False).stdout,
+                 60, f"the {role}'s watchdog to write its metrics")
+        done = host.run("cgnat-setup status --json", check=False)
+        report = json.loads(done.stdout)
+        assert done.returncode == 0 and report["healthy"] and report["watchdog"]["active"] is True, report
 
 
 def test_bridge_sshd_moved_to_its_port_without_lockout(lab):
@@ -174,6 +188,7 @@ def test_purge_leaves_no_rule_route_unit_file_or_key(lab):
         units = host.run("systemctl list-unit-files --no-legend 'cgnat*'", check=False).stdout
         assert units == "", f"{role}: units left: {units}"
         assert host.unit("wg-quick@wg0.service") == ("disabled", "inactive"), role
+        assert not host.ok(f"test -e {TEXTFILE_DIR}/cgnat.prom"), f"{role}: its metrics outlived it"
         leftovers = host.run(f"grep -rlF {shlex.quote(private)} /etc /var /root", check=False).stdout
         assert leftovers == "", f"{role}: the private key is still in {leftovers}"
     # Port 22 of the bridge is the bridge's again.

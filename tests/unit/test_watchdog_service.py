@@ -3,6 +3,7 @@ keep systemd's watchdog fed."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 
 import pytest
@@ -84,6 +85,27 @@ def test_the_loop_tells_systemd_it_is_ready_then_alive_after_each_run(tmp_path, 
     assert runs == [None, "state 1", "state 2"]       # the state is carried from run to run
     assert textfiles[0].path == tmp_path / "cgnat.prom" and textfiles.count(textfiles[0]) == 3
     assert received(notify_socket) == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
+
+
+def test_stopping_the_service_withdraws_its_metrics(tmp_path, notify_socket):
+    """SIGTERM (systemctl stop, the package's removal): the metrics file goes with the watchdog."""
+    answers = tmp_path / "answers.toml"
+    answers.write_text(BRIDGE)
+
+    def run_once(config, state_path, state, textfile):
+        textfile.publish([("cgnat_healthy", {}, True)], 0.0)
+        assert textfile.path.exists()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            common.main(["--answers", str(answers), "--state", str(tmp_path / "s"), "--every", "0"],
+                        role="bridge", description="test", every=10, config_from_answers=lambda a: a,
+                        metrics_setting=lambda a: str(tmp_path), run_once=run_once)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert stopped.value.code == 0 and not (tmp_path / "cgnat.prom").exists()
 
 
 def test_once_runs_once(tmp_path, notify_socket):
