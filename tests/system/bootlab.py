@@ -4,7 +4,7 @@ in that node's network namespace, and the packages installed with apt from dist/
 
     client 203.0.113.10 -- inet -- bridge [booted Debian] ens3 198.51.100.1
                              \\-- cgnat 192.0.2.2 (MASQUERADE) -- homelab [booted Debian] eth0 100.64.0.2
-                                                                  (+ real dockerd, test_system_docker.py)
+                                                                  (+ real dockerd, test_system_hosts.py)
 
 The network namespaces are netlab's holder processes (netlab.Node); a container joins one
 with --network-namespace-path=/proc/HOLDER/ns/net, so it outlives the container's reboots
@@ -14,6 +14,7 @@ refused if they would run in the test runner's network namespace.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -262,6 +263,11 @@ class BootLab(netlab.Lab):
              "ip addr add 192.0.2.1/24 dev n0")
         i.sysctl(**{"net.ipv4.ip_forward": 1})
         b.sh(f"ip addr add {netlab.BRIDGE_PUBLIC}/24 dev ens3; ip route add default via 198.51.100.254")
+        # IPv6 as in netlab: the client, the inet and the bridge (the homelab has none of its own).
+        c.sh(f"ip addr add {netlab.CLIENT6}/64 dev eth0; ip route add default via 2001:db8:c::1")
+        i.sh(f"ip addr add 2001:db8:c::1/64 dev c0; ip addr add {netlab.INET_BRIDGE_SIDE6}/64 dev b0")
+        i.sysctl(**{"net.ipv6.conf.all.forwarding": 1})
+        b.sh(f"ip addr add {netlab.BRIDGE_PUBLIC6}/64 dev ens3; ip route add default via {netlab.INET_BRIDGE_SIDE6}")
         g.sh(f"ip addr add {netlab.CGNAT_PUBLIC}/24 dev wan; ip route add default via 192.0.2.1;"
              "ip addr add 100.64.0.1/24 dev lan")
         g.sysctl(**{"net.ipv4.ip_forward": 1})
@@ -405,8 +411,8 @@ TRUST_KEY = Path("/etc/docker/key.json")
 class Dockerd:
     """Debian's dockerd in a lab node's network namespace (`nsenter --net`, not
     `ip netns exec`, which remounts /sys and hides the cgroups), with its own data root,
-    exec root, pid file and socket under the lab's work directory; no default bridge.
-    The docker CLI talks to it through that socket."""
+    exec root, pid file, socket and daemon.json under the lab's work directory; no default
+    bridge. The docker CLI talks to it through that socket."""
 
     def __init__(self, node: netlab.Node, workdir: Path):
         self.node = node
@@ -414,17 +420,19 @@ class Dockerd:
         self.sock = self.dir / "docker.sock"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, userland_proxy: bool) -> None:
+    def start(self, config: dict) -> None:
+        """dockerd with `config` as its /etc/docker/daemon.json (its own copy)."""
         if self.node.netns in (None, netlab.ROOT_NETNS, netlab.INIT_NETNS):
             raise LabError("refusing to start dockerd in the root network namespace")
         for sub in ("data", "exec"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         # dockerd 20.10 writes its identity key there and has no option to put it elsewhere.
         self.own_key = not TRUST_KEY.exists()
+        (self.dir / "daemon.json").write_text(json.dumps(config))
         argv = ["nsenter", f"--net=/proc/{self.node.pid}/ns/net", "dockerd",
                 "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
                 "--pidfile", str(self.dir / "docker.pid"), "-H", f"unix://{self.sock}",
-                "--bridge=none", f"--userland-proxy={'true' if userland_proxy else 'false'}"]
+                "--bridge=none", "--config-file", str(self.dir / "daemon.json")]
         with open(self.dir / "dockerd.log", "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
