@@ -119,11 +119,51 @@ def stage_packages(dest: Path) -> dict[str, Path]:
 
 # ---------------------------------------------------------------- nodes
 
-class Node:
+# Prepended to every command: the shell itself refuses to run in the test runner's namespace.
+ROOT_GUARD = (f'[ "$(stat -L -c %i /proc/self/ns/net)" != {ROOT_NETNS} ] || '
+              '{ echo "lab guard: refusing to run in the root network namespace" >&2; exit 99; }\n')
+
+
+class Shell:
+    """A lab machine that runs shell commands: run/sh/ok/write over the subclass's
+    `_argv(command)` (how a command enters the machine's namespaces) and `label` (its
+    name in errors); `timeout` is the default of run and ok, `umask` that of the
+    directories write makes."""
+
+    label = "?"
+    timeout: float = 60
+    umask = 0o077
+
+    def _argv(self, command: str) -> list[str]:
+        raise NotImplementedError
+
+    def run(self, command: str, check: bool = True, timeout: float | None = None, input: str | None = None,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+        """Run a shell command in the machine; raise LabError on failure when check."""
+        done = subprocess.run(self._argv(command), capture_output=True, text=True,
+                              timeout=self.timeout if timeout is None else timeout,
+                              input=input, env={**os.environ, **(env or {})})
+        if check and done.returncode != 0:
+            raise LabError(f"[{self.label}] `{command.strip()}` exited {done.returncode}\n"
+                           f"stdout: {done.stdout.strip()[-3000:]}\nstderr: {done.stderr.strip()[-3000:]}")
+        return done
+
+    def sh(self, command: str, **kw) -> str:
+        return self.run(command, **kw).stdout
+
+    def ok(self, command: str, timeout: float | None = None) -> bool:
+        return self.run(command, check=False, timeout=timeout).returncode == 0
+
+    def write(self, path: str, content: str, mode: int = 0o644) -> None:
+        self.run(f"umask {self.umask:03o}; mkdir -p {shlex.quote(os.path.dirname(path))}; "
+                 f"cat > {shlex.quote(path)}; chmod {mode:o} {shlex.quote(path)}", input=content)
+
+
+class Node(Shell):
     """One namespace-isolated host of the lab."""
 
     def __init__(self, name: str):
-        self.name = name
+        self.name = self.label = name
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None
         self.spawned: list[subprocess.Popen] = []
@@ -218,25 +258,7 @@ class Node:
             raise LabError(f"refusing to run in the root network namespace: {command}")
         if os.stat(f"/proc/{self.pid}/ns/net").st_ino != self.netns:
             raise LabError(f"{self.name}'s holder {self.pid} is gone")
-        guard = (f'[ "$(stat -L -c %i /proc/self/ns/net)" != {ROOT_NETNS} ] || '
-                 '{ echo "lab guard: refusing to run in the root network namespace" >&2; exit 99; }\n')
-        return ["nsenter", "-t", str(self.pid), "-n", "-m", "--", "sh", "-c", guard + command]
-
-    def run(self, command: str, check: bool = True, timeout: float = 60, input: str | None = None,
-            env: dict | None = None) -> subprocess.CompletedProcess:
-        """Run a shell command in the node; raise LabError on failure when check."""
-        done = subprocess.run(self._argv(command), capture_output=True, text=True, timeout=timeout,
-                              input=input, env={**os.environ, **(env or {})})
-        if check and done.returncode != 0:
-            raise LabError(f"[{self.name}] `{command.strip()}` exited {done.returncode}\n"
-                           f"stdout: {done.stdout.strip()}\nstderr: {done.stderr.strip()}")
-        return done
-
-    def sh(self, command: str, **kw) -> str:
-        return self.run(command, **kw).stdout
-
-    def ok(self, command: str, timeout: float = 60) -> bool:
-        return self.run(command, check=False, timeout=timeout).returncode == 0
+        return ["nsenter", "-t", str(self.pid), "-n", "-m", "--", "sh", "-c", ROOT_GUARD + command]
 
     def spawn(self, command: str, log: Path | None = None) -> subprocess.Popen:
         """A long-running process in the node (a server); killed at teardown."""
@@ -246,10 +268,6 @@ class Node:
                                 start_new_session=True)
         self.spawned.append(proc)
         return proc
-
-    def write(self, path: str, content: str, mode: int = 0o644) -> None:
-        self.run(f"umask 077; mkdir -p {shlex.quote(os.path.dirname(path))}; "
-                 f"cat > {shlex.quote(path)}; chmod {mode:o} {shlex.quote(path)}", input=content)
 
     def read(self, path: str) -> str:
         return self.sh(f"cat {shlex.quote(path)}")
@@ -371,23 +389,36 @@ class Lab:
 
     # -- building
     def build(self) -> None:
-        """Namespaces, links, addresses, routes, the CGNAT and the Docker-like container."""
+        """The wired topology, the bridge's ufw-like firewall and the homelab's Docker-like
+        container."""
+        self.wire()
+        b, h, k = self.nodes["bridge"], self.nodes["homelab"], self.nodes["ctr"]
+        # A VPS with a ufw-like firewall: forwarding closed unless allowed.
+        b.write("/run/lab/foreign.rules", UFW_LIKE + "*filter\n:FORWARD DROP [0:0]\nCOMMIT\n")
+        b.sh("iptables-restore --noflush /run/lab/foreign.rules")
+        self.link("homelab", "vctr", "ctr", "eth0")
+        h.sh("ip link add br0 type bridge; ip link set br0 up; ip addr add 172.19.0.1/16 dev br0;"
+             "ip link set vctr master br0")
+        h.sysctl(**{"net.ipv4.ip_forward": 1})  # as Docker does
+        h.write("/run/lab/foreign.rules", DOCKER_LIKE + UFW_LIKE)
+        h.sh("iptables-restore --noflush /run/lab/foreign.rules")
+        k.sh(f"ip addr add {CONTAINER}/16 dev eth0; ip route add default via 172.19.0.1")
+
+    def wire(self) -> None:
+        """Every node's namespaces; client, inet, bridge, CGNAT and homelab linked, addressed
+        and routed: IPv4 everywhere, IPv6 on the client's side (and at home with homelab_ipv6)."""
         for name, node in self.nodes.items():
             node.start(self.homelab_rp_filter if name == "homelab" else 0)
         self.link("client", "eth0", "inet", "c0")
         self.link("inet", "b0", "bridge", "ens3")
         self.link("inet", "n0", "cgnat", "wan")
         self.link("cgnat", "lan", "homelab", "eth0")
-        self.link("homelab", "vctr", "ctr", "eth0")
-        c, i, b, g, h, k = (self.nodes[n] for n in NODES)
+        c, i, b, g, h = (self.nodes[n] for n in ("client", "inet", "bridge", "cgnat", "homelab"))
         c.sh(f"ip addr add {CLIENT}/24 dev eth0; ip route add default via 203.0.113.1")
         i.sh("ip addr add 203.0.113.1/24 dev c0; ip addr add 198.51.100.254/24 dev b0;"
              "ip addr add 192.0.2.1/24 dev n0")
         i.sysctl(**{"net.ipv4.ip_forward": 1})
         b.sh(f"ip addr add {BRIDGE_PUBLIC}/24 dev ens3; ip route add default via 198.51.100.254")
-        # A VPS with a ufw-like firewall: forwarding closed unless allowed.
-        b.write("/run/lab/foreign.rules", UFW_LIKE + "*filter\n:FORWARD DROP [0:0]\nCOMMIT\n")
-        b.sh("iptables-restore --noflush /run/lab/foreign.rules")
         # IPv6: the client, the inet and the bridge (a dual-stack VPS). No NAT for IPv6.
         c.sh(f"ip addr add {CLIENT6}/64 dev eth0; ip route add default via 2001:db8:c::1")
         i.sh(f"ip addr add 2001:db8:c::1/64 dev c0; ip addr add {INET_BRIDGE_SIDE6}/64 dev b0")
@@ -405,13 +436,7 @@ class Lab:
         g.sysctl(**{"net.ipv4.ip_forward": 1})
         g.write("/run/lab/cgnat.rules", CGNAT_RULES)
         g.sh("iptables-restore /run/lab/cgnat.rules")
-        h.sh(f"ip addr add {HOMELAB_LAN}/24 dev eth0; ip route add default via 100.64.0.1;"
-             "ip link add br0 type bridge; ip link set br0 up; ip addr add 172.19.0.1/16 dev br0;"
-             "ip link set vctr master br0")
-        h.sysctl(**{"net.ipv4.ip_forward": 1})  # as Docker does
-        h.write("/run/lab/foreign.rules", DOCKER_LIKE + UFW_LIKE)
-        h.sh("iptables-restore --noflush /run/lab/foreign.rules")
-        k.sh(f"ip addr add {CONTAINER}/16 dev eth0; ip route add default via 172.19.0.1")
+        h.sh(f"ip addr add {HOMELAB_LAN}/24 dev eth0; ip route add default via 100.64.0.1")
 
     def link(self, a: str, ifa: str, b: str, ifb: str) -> None:
         """A veth pair created inside node a with its peer born in node b (never in the root)."""

@@ -4,34 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from debchroot import REPO, Chroot
+from debchroot import Chroot
 
-ROLES = ("bridge", "homelab")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from built_packages import ROLES, debs, version  # noqa: E402  (the fixtures: pytest finds them here)
+
+__all__ = ["ROLES", "debs", "version"]
+
 SUITES = ("bookworm", "trixie")
-
-
-@pytest.fixture(scope="session")
-def version() -> str:
-    done = subprocess.run(["dpkg-parsechangelog", "-l", str(REPO / "debian/changelog"), "-S", "Version"],
-                          capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
-@pytest.fixture(scope="session")
-def debs(version) -> dict[str, Path]:
-    """The built packages; the tests never build them (./build.sh test does, first)."""
-    found = {}
-    for role in ROLES:
-        path = REPO / "dist" / f"cgnat-{role}_{version}_all.deb"
-        if not path.is_file():
-            pytest.fail(f"{path} is missing: build the packages with ./build.sh first")
-        found[role] = path
-    return found
 
 
 @pytest.fixture(scope="session", params=SUITES)

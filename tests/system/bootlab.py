@@ -4,7 +4,7 @@ in that node's network namespace, and the packages installed with apt from dist/
 
     client 203.0.113.10 -- inet -- bridge [booted Debian] ens3 198.51.100.1
                              \\-- cgnat 192.0.2.2 (MASQUERADE) -- homelab [booted Debian] eth0 100.64.0.2
-                                                                  (+ real dockerd, test_system_docker.py)
+                                                                  (+ real dockerd, test_system_hosts.py)
 
 The network namespaces are netlab's holder processes (netlab.Node); a container joins one
 with --network-namespace-path=/proc/HOLDER/ns/net, so it outlives the container's reboots
@@ -14,6 +14,7 @@ refused if they would run in the test runner's network namespace.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -50,13 +51,17 @@ WantedBy=multi-user.target
 """
 
 
-class Host:
+class Host(netlab.Shell):
     """A booted Debian container in a lab node's network namespace."""
+
+    timeout = 120
+    umask = 0o022
 
     def __init__(self, node: netlab.Node, suite: str, workdir: Path):
         self.node = node
         self.role = node.name
         self.suite = suite
+        self.label = f"{self.role} {suite}"
         self.dir = workdir / self.role
         self.root: Path | None = None
         self.nspawn: subprocess.Popen | None = None
@@ -161,30 +166,9 @@ class Host:
             raise LabError(f"{self.role} is not running")
         if self.node.netns in (None, netlab.ROOT_NETNS, netlab.INIT_NETNS):
             raise LabError(f"refusing to run in the root network namespace: {command}")
-        guard = (f'[ "$(stat -L -c %i /proc/self/ns/net)" != {netlab.ROOT_NETNS} ] || '
-                 '{ echo "lab guard: refusing to run in the root network namespace" >&2; exit 99; }\n')
         return ["nsenter", "-t", str(pid), "-a", "--", "/usr/bin/env", "-i", f"PATH={PATH}",
                 "LANG=C.UTF-8", "HOME=/root", "TERM=dumb", "DEBIAN_FRONTEND=noninteractive",
-                "/bin/sh", "-c", guard + command]
-
-    def run(self, command: str, check: bool = True, timeout: float = 120,
-            input: str | None = None) -> subprocess.CompletedProcess:
-        done = subprocess.run(self._argv(command), capture_output=True, text=True, timeout=timeout,
-                              input=input)
-        if check and done.returncode != 0:
-            raise LabError(f"[{self.role} {self.suite}] `{command.strip()}` exited {done.returncode}\n"
-                           f"stdout: {done.stdout.strip()[-3000:]}\nstderr: {done.stderr.strip()[-3000:]}")
-        return done
-
-    def sh(self, command: str, **kw) -> str:
-        return self.run(command, **kw).stdout
-
-    def ok(self, command: str, timeout: float = 120) -> bool:
-        return self.run(command, check=False, timeout=timeout).returncode == 0
-
-    def write(self, path: str, content: str, mode: int = 0o644) -> None:
-        self.run(f"mkdir -p {shlex.quote(os.path.dirname(path))}; cat > {shlex.quote(path)}; "
-                 f"chmod {mode:o} {shlex.quote(path)}", input=content)
+                "/bin/sh", "-c", netlab.ROOT_GUARD + command]
 
     def put(self, src: Path, inside: str) -> str:
         """Copy a file of the test runner into the container (through its root)."""
@@ -250,24 +234,8 @@ class BootLab(netlab.Lab):
             raise LabError("; ".join(errors))
 
     def build(self) -> None:
-        for name, node in self.nodes.items():
-            node.start(self.homelab_rp_filter if name == "homelab" else 0)
-        self.link("client", "eth0", "inet", "c0")
-        self.link("inet", "b0", "bridge", "ens3")
-        self.link("inet", "n0", "cgnat", "wan")
-        self.link("cgnat", "lan", "homelab", "eth0")
-        c, i, g, b, h = (self.nodes[n] for n in self.NODES)
-        c.sh(f"ip addr add {netlab.CLIENT}/24 dev eth0; ip route add default via 203.0.113.1")
-        i.sh("ip addr add 203.0.113.1/24 dev c0; ip addr add 198.51.100.254/24 dev b0;"
-             "ip addr add 192.0.2.1/24 dev n0")
-        i.sysctl(**{"net.ipv4.ip_forward": 1})
-        b.sh(f"ip addr add {netlab.BRIDGE_PUBLIC}/24 dev ens3; ip route add default via 198.51.100.254")
-        g.sh(f"ip addr add {netlab.CGNAT_PUBLIC}/24 dev wan; ip route add default via 192.0.2.1;"
-             "ip addr add 100.64.0.1/24 dev lan")
-        g.sysctl(**{"net.ipv4.ip_forward": 1})
-        g.write("/run/lab/cgnat.rules", netlab.CGNAT_RULES)
-        g.sh("iptables-restore /run/lab/cgnat.rules")
-        h.sh(f"ip addr add {netlab.HOMELAB_LAN}/24 dev eth0; ip route add default via 100.64.0.1")
+        """netlab's wired topology: no ufw-like rules, no Docker-like container."""
+        self.wire()
 
     def boot(self, roles=("bridge", "homelab")) -> None:
         """The hosts, prepared first, then booted."""
@@ -405,8 +373,8 @@ TRUST_KEY = Path("/etc/docker/key.json")
 class Dockerd:
     """Debian's dockerd in a lab node's network namespace (`nsenter --net`, not
     `ip netns exec`, which remounts /sys and hides the cgroups), with its own data root,
-    exec root, pid file and socket under the lab's work directory; no default bridge.
-    The docker CLI talks to it through that socket."""
+    exec root, pid file, socket and daemon.json under the lab's work directory; no default
+    bridge. The docker CLI talks to it through that socket."""
 
     def __init__(self, node: netlab.Node, workdir: Path):
         self.node = node
@@ -414,17 +382,19 @@ class Dockerd:
         self.sock = self.dir / "docker.sock"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, userland_proxy: bool) -> None:
+    def start(self, config: dict) -> None:
+        """dockerd with `config` as its /etc/docker/daemon.json (its own copy)."""
         if self.node.netns in (None, netlab.ROOT_NETNS, netlab.INIT_NETNS):
             raise LabError("refusing to start dockerd in the root network namespace")
         for sub in ("data", "exec"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         # dockerd 20.10 writes its identity key there and has no option to put it elsewhere.
         self.own_key = not TRUST_KEY.exists()
+        (self.dir / "daemon.json").write_text(json.dumps(config))
         argv = ["nsenter", f"--net=/proc/{self.node.pid}/ns/net", "dockerd",
                 "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
                 "--pidfile", str(self.dir / "docker.pid"), "-H", f"unix://{self.sock}",
-                "--bridge=none", f"--userland-proxy={'true' if userland_proxy else 'false'}"]
+                "--bridge=none", "--config-file", str(self.dir / "daemon.json")]
         with open(self.dir / "dockerd.log", "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,11 @@ import pytest
 import bootlab
 import netlab
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from built_packages import debs, version  # noqa: E402  (the fixtures: pytest finds them here)
+
+__all__ = ["debs", "version"]
+
 TOOLS = ("systemd-nspawn", "mmdebstrap", "nsenter", "unshare", "ip", "iptables-save", "dpkg-deb",
          "ssh-keygen", "ssh-keyscan", "ssh", "socat", "curl", "dockerd", "docker", "busybox", "piuparts")
 SUITES = ("bookworm", "trixie")
@@ -32,25 +37,6 @@ def root_netns_unchanged():
     before = netlab.root_netns_state()
     yield before
     assert netlab.root_netns_state() == before, "the booted lab changed the root network namespace"
-
-
-@pytest.fixture(scope="session")
-def version() -> str:
-    done = subprocess.run(["dpkg-parsechangelog", "-l", str(REPO / "debian/changelog"), "-S", "Version"],
-                          capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
-@pytest.fixture(scope="session")
-def debs(version) -> dict[str, Path]:
-    """The built packages (./build.sh test builds them first; the tests never do)."""
-    found = {}
-    for role in ("bridge", "homelab"):
-        path = REPO / "dist" / f"cgnat-{role}_{version}_all.deb"
-        if not path.is_file():
-            pytest.fail(f"{path} is missing: build the packages with ./build.sh first", pytrace=False)
-        found[role] = path
-    return found
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,11 @@ and 13: the scenarios of the README's "Install on real hosts", in order on one l
 
     1 preseeded install   2 client -> homelab service, real address   3 status on both
     4 bridge's own sshd   5 upgrade   6 failed setup
-    7 reboot each host (timed)   8 purge   9 reinstall + real Docker
+    7 reboot each host (timed)   8 purge   9 reinstall + real Docker (IPv4 and IPv6 clients)
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import shlex
 import time
@@ -51,7 +52,7 @@ def failed_units(host) -> str:
 def test_preseeded_answers_are_applied_by_postinst(lab):
     for role, output in lab.install_output.items():
         host = lab.hosts[role]
-        assert f"cgnat-setup --answers /etc/cgnat/answers.toml (preseeded)" in output, output
+        assert "cgnat-setup --answers /etc/cgnat/answers.toml (preseeded)" in output, output
         assert f"cgnat-setup: {role} configured" in output, output
         assert host.unit("wg-quick@wg0.service") == ("enabled", "active"), role
         assert host.sh("stat -c %a /etc/wireguard/wg0.conf").strip() == "600"
@@ -240,11 +241,51 @@ def test_reinstall_bridge_through_the_wizard_in_tmux(lab, debs):
         status_healthy(host)
 
 
+# What a container published with -p 8080:80 sees of the client, over IPv4 and IPv6, per
+# /etc/docker/daemon.json and whether its network has IPv6 (`docker network create --ipv6`);
+# None: the connection fails. Debian 12's docker.io (20.10) takes "ip6tables" only with
+# "experimental"; the proxy answers IPv6 clients from the network's IPv4 gateway.
+DOCKER_CASES = (
+    ({"userland-proxy": True}, False, netlab.CLIENT, "172.19.0.1"),
+    ({"userland-proxy": False}, False, netlab.CLIENT, None),
+    ({"userland-proxy": True, "experimental": True, "ip6tables": True}, True, netlab.CLIENT, netlab.CLIENT6),
+    ({"userland-proxy": False, "experimental": True, "ip6tables": True}, True, netlab.CLIENT, netlab.CLIENT6),
+)
+CONTAINER_NET6 = "2001:db8:ac13::/64"
+
+
+def container_sees(lab, bridge_address: str, timeout: float = 5) -> str | None:
+    """The client's address as the container's web server saw it (REMOTE_ADDR), through
+    the bridge's IPv4 or IPv6 address and the published port; None if that fails."""
+    host = f"[{bridge_address}]" if ":" in bridge_address else bridge_address
+    done = lab.nodes["client"].run(f"curl -sf --max-time {timeout} http://{host}:{netlab.PUBLISHED_PORT}/cgi-bin/ip",
+                                   check=False, timeout=timeout + 10)
+    if done.returncode != 0:
+        return None
+    seen = ipaddress.ip_address(done.stdout.strip().strip("[]"))   # the server listens on [::]
+    return str(getattr(seen, "ipv4_mapped", None) or seen)
+
+
+def container_sees_ipv6_without_connmark(lab) -> str | None:
+    """What the container sees over IPv6 while the homelab's IPv6 CONNMARK jump is gone
+    (the watchdog stopped meanwhile); the up hook puts the jump back."""
+    homelab = lab.hosts["homelab"]
+    homelab.sh("systemctl stop cgnat-watchdog.service; "
+               "ip6tables -t mangle -D PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE")
+    try:
+        return container_sees(lab, netlab.BRIDGE_PUBLIC6, timeout=2)
+    finally:
+        homelab.sh("/usr/lib/cgnat-homelab/hooks/up wg0; systemctl start cgnat-watchdog.service")
+
+
 def test_real_docker_container_sees_client_address(lab, debs):
     """Debian's dockerd in the homelab's namespace (on the hosts set up again after the
-    purge; preseeded if the wizard test could not): a container published with -p 8080:80 is reached through
-    the bridge and sees the client's real address, with the userland proxy on and off; the
-    homelab's containers and the homelab itself still go out through the home line."""
+    purge; preseeded if the wizard test could not): a container published with -p 8080:80
+    is reached through the bridge's IPv4 and IPv6 addresses, per DOCKER_CASES: over IPv4 it
+    sees the client's real address with the userland proxy on and off; over IPv6 only with
+    Docker's ip6tables, whose DNAT replies the homelab's IPv6 connection marks send back
+    through the tunnel (without them the connection fails). The homelab's containers and
+    the homelab itself still go out through the home line."""
     if not lab.installed("bridge") or not lab.installed("homelab"):
         for role in ("bridge", "homelab"):
             lab.hosts[role].sh(f"dpkg --purge cgnat-{role} 2>&1")
@@ -254,23 +295,31 @@ def test_real_docker_container_sees_client_address(lab, debs):
     try:
         image = bootlab.busybox_image_tar(lab.workdir)
         lab.serve_peer_tcp("client", 8000)   # "the Internet": tells each caller its address
-        for proxy in (True, False):
-            docker.start(userland_proxy=proxy)
-            if proxy:
+        seen = {}
+        for config, ipv6, _, _ in DOCKER_CASES:
+            docker.start(config)
+            if not seen:
                 docker.docker("import", str(image), "cgnat-lab/busybox")
-                docker.docker("network", "create", "--subnet", "172.19.0.0/16",
-                              "-o", "com.docker.network.bridge.name=br-lab", "labnet")
+            docker.docker("network", "rm", "labnet", check=False)
+            docker.docker("network", "create", "--subnet", "172.19.0.0/16",
+                          *(("--ipv6", "--subnet", CONTAINER_NET6) if ipv6 else ()),
+                          "-o", "com.docker.network.bridge.name=br-lab", "labnet")
             docker.docker("run", "-d", "--name", "web", "--network", "labnet", "-p", f"{netlab.PUBLISHED_PORT}:80",
-                          "cgnat-lab/busybox", "httpd", "-f", "-p", "0.0.0.0:80", "-h", "/www")
-            url = f"http://{netlab.BRIDGE_PUBLIC}:{netlab.PUBLISHED_PORT}/cgi-bin/ip"
-            seen = wait_for(lambda: lab.nodes["client"].run(f"curl -sf --max-time 5 {url}", check=False).stdout.strip(),
-                            60, f"the client to reach the container (userland proxy {proxy})", interval=0.5)
-            assert seen == netlab.CLIENT, f"userland-proxy={proxy}: the container saw {seen}"
-            out = docker.docker("run", "--rm", "--network", "labnet", "cgnat-lab/busybox",
-                                "nc", "-w", "10", netlab.CLIENT, "8000").stdout.decode().strip()
+                          "cgnat-lab/busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+            case = (json.dumps(config), ipv6)
+            seen[case] = (wait_for(lambda: container_sees(lab, netlab.BRIDGE_PUBLIC), 60,
+                                   f"the client to reach the container ({case})", interval=0.5),
+                          container_sees(lab, netlab.BRIDGE_PUBLIC6))
+            if seen[case][1] == netlab.CLIENT6 and not config["userland-proxy"]:
+                assert container_sees_ipv6_without_connmark(lab) is None, \
+                    "the container's IPv6 replies found their way without the homelab's connection marks"
+                assert container_sees(lab, netlab.BRIDGE_PUBLIC6) == netlab.CLIENT6
+            out = docker.docker("exec", "web", "nc", "-w", "10", netlab.CLIENT, "8000").stdout.decode().strip()
             assert out == netlab.CGNAT_PUBLIC, f"a container went out as {out}, not through the home line"
             docker.docker("rm", "-f", "web")
             docker.stop()
+        expected = {(json.dumps(config), ipv6): (seen4, seen6) for config, ipv6, seen4, seen6 in DOCKER_CASES}
+        assert seen == expected
         own = lab.hosts["homelab"].sh(f"socat -T5 - TCP:{netlab.CLIENT}:8000 </dev/null").strip()
         assert own == netlab.CGNAT_PUBLIC, f"the homelab went out as {own}, not through the home line"
         lab.wait_serving(timeout=60)
