@@ -100,6 +100,8 @@ def rules(lab, up: bool) -> None:
     for role in ROLES:
         hooks = f"/usr/lib/cgnat-{role}/hooks"
         lab.nodes[role].sh(f"{hooks}/up wg0" if up else f"{hooks}/down wg0 && nft flush ruleset")
+    if not up:   # the homelab's down takes the tunnel's ULA its up added; routing still needs it
+        lab.homelab.sh(f"ip -6 address replace {HOMELAB_TUNNEL6}/64 dev wg0")
 
 
 # ---------------------------------------------------------------- paths
