@@ -137,18 +137,23 @@ def test_failed_setup_leaves_every_unit_as_it_was(lab):
               f"b.bind(('::', {taken}))\nsignal.pause()\n")
     bridge.write("/root/take-port.py", holder)
     bridge.sh("systemd-run --unit=lab-port-taken python3 /root/take-port.py")
-    done = None
+    done, seen = None, ""
     try:
         wait_for(lambda: bridge.sh("ss -Hlun").count(f":{taken} ") >= 2, 30, f"udp/{taken} taken")
         bridge.sh("sed 's/^listen_port = .*/listen_port = %d/' /etc/cgnat/answers.toml > /root/taken.toml" % taken)
         done = bridge.run("cgnat-setup --answers /root/taken.toml", check=False, timeout=180)
         after = {unit: bridge.unit(unit) for unit in units}
+        if done.returncode == 0:   # seen once under load on Debian 13: say what held the port
+            seen = bridge.run("ss -Hlunp; wg show wg0 listen-port; systemctl status --no-pager "
+                              "lab-port-taken; journalctl -u wg-quick@wg0 -n 40 --no-pager",
+                              check=False).stdout
     finally:
         bridge.run("systemctl stop lab-port-taken", check=False)
         if done is not None and done.returncode == 0:   # keep the lab usable for the next tests
             bridge.run("sed 's/^listen_port = .*/listen_port = %d/' /root/taken.toml > /root/back.toml && "
                        "cgnat-setup --answers /root/back.toml" % netlab.WG_PORT, check=False, timeout=180)
-    assert done.returncode == 1, f"setup on a taken port exited {done.returncode}:\n{done.stdout}{done.stderr}"
+    assert done.returncode == 1, (f"setup on a taken port exited {done.returncode}:\n{done.stdout}"
+                                  f"{done.stderr}\n{seen}")
     assert checksums(bridge) == sums, "the failed setup changed files"
     assert after == before, f"the failed setup changed units: {before} -> {after}\n{done.stderr}"
     lab.wait_serving(timeout=120)
