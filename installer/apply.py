@@ -7,13 +7,11 @@ as it was. Under --root nothing is written outside the root, symlinks included.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from installer import sshd
+from installer import atomic, sshd
 from installer.errors import SetupError
 from installer.plan import BACKUP_SUFFIX, FileWrite, Plan
 
@@ -39,17 +37,7 @@ def host_path(root: Path, path: str) -> Path:
 
 def write_atomic(target: Path, content: str, mode: int) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        os.fchmod(fd, mode)  # before any byte is written: a key is never readable by others
-        with os.fdopen(fd, "w") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_atomic(target, content, mode)
 
 
 class Transaction:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import errno
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
+
+from installer import atomic
 
 DEFAULT_DIR = "/var/lib/prometheus/node-exporter"   # node_exporter's on Debian and Ubuntu
 FILE_NAME = "cgnat.prom"
@@ -132,7 +133,8 @@ class Textfile:
         counted = [("cgnat_transfer_bytes_total", {"direction": way}, n)
                    for way, n in zip(("rx", "tx"), transfer or ())]
         try:
-            write_atomically(self.path, render(self.interface, samples + counted))
+            atomic.write_atomic(self.path, render(self.interface, samples + counted), 0o644,
+                                durable=False)
         except OSError as error:
             problem = error.strerror or str(error)     # not the temp file's random name
             if problem != self.error:
@@ -151,15 +153,3 @@ class Textfile:
         except OSError:
             pass
 
-
-def write_atomically(path: Path, text: str) -> None:
-    """A temp file beside `path` (not *.prom), mode 0644, renamed over it: never a partial file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as out:
-            os.fchmod(out.fileno(), 0o644)
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from installer import metrics
+from installer import atomic, metrics
 from installer.answers import ANSWERS_PATH
 
 STATE_PATH = "/var/lib/cgnat/watchdog.json"
@@ -185,12 +185,7 @@ class JsonState:
     def save(self, path: Path) -> None:
         """Atomically and durably: a reboot right after must not lose it (the reboot count)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as out:
-            out.write(self.to_json())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        atomic.write_atomic(path, self.to_json(), 0o600)
 
 
 def load_role_answers(path: Path, role: str):

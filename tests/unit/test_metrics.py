@@ -13,7 +13,7 @@ from cgnat_bridge import watchdog as bridge
 from cgnat_homelab import probe
 from cgnat_homelab import watchdog as homelab
 from cgnat_homelab.decision import Config, Observation, State
-from installer import metrics
+from installer import atomic, metrics
 from installer.answers import parse_toml
 from installer.errors import InvalidAnswers
 from installer.validate import load_answers
@@ -132,10 +132,10 @@ def test_the_write_is_atomic_and_world_readable(tmp_path, monkeypatch):
                      os.stat(src).st_mode & 0o777))
         real_replace(src, dst)
 
-    monkeypatch.setattr(metrics.os, "replace", replace)
+    monkeypatch.setattr(atomic.os, "replace", replace)
     old_umask = os.umask(0o077)            # the unit's UMask=0077
     try:
-        metrics.write_atomically(target, "new complete\n")
+        atomic.write_atomic(target, "new complete\n", 0o644, durable=False)   # as metrics writes
     finally:
         os.umask(old_umask)
     (before, temp_text, temp_name, mode), = seen
@@ -148,9 +148,9 @@ def test_the_write_is_atomic_and_world_readable(tmp_path, monkeypatch):
 def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
     target = tmp_path / "cgnat.prom"
     target.write_text("old\n")
-    monkeypatch.setattr(metrics.os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError("boom")))
+    monkeypatch.setattr(atomic.os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError("boom")))
     with pytest.raises(OSError):
-        metrics.write_atomically(target, "new\n")
+        atomic.write_atomic(target, "new\n", 0o644, durable=False)
     assert os.listdir(tmp_path) == ["cgnat.prom"] and target.read_text() == "old\n"
 
 
@@ -172,7 +172,7 @@ def test_textfile_writes_on_change_or_refresh_and_reports_a_failure_once(tmp_pat
     assert said == [f"cannot write the metrics {tmp_path}/missing/cgnat.prom: No such file or directory"]
     (tmp_path / "sealed").mkdir()
     sealed = metrics.Textfile(tmp_path / "sealed", "wg0", said.append, proc_net_dev=dev)
-    monkeypatch.setattr(metrics.tempfile, "mkstemp", lambda **kw: (_ for _ in ()).throw(
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", lambda **kw: (_ for _ in ()).throw(
         OSError(metrics.errno.EROFS, "Read-only file system")))
     assert not sealed.publish(healthy, T0) and not sealed.publish(healthy, T0 + 60)
     assert len(said) == 2 and f"ReadWritePaths={tmp_path}/sealed with systemctl edit" in said[1]
