@@ -225,7 +225,8 @@ def test_bridge_watchdog_restores_missing_rules(healthy):
         detect = time.monotonic() - t0
         heal = wait_reachable(lab, 20)
         _timing(lab, "bridge rules deleted", detect, heal)
-        assert lab.bridge.ok("iptables -t nat -C PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE")
+        assert lab.bridge.ok("iptables -t nat -C PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE"), \
+            "the jump is gone again (seen once in CI); the watchdog said:\n" + "\n".join(bridge_dog.lines(mark))
         wait_for(lambda: _steps_taken(lab.bridge, "up-hook") == 1, 10, "the bridge's metrics to count the up hook")
         # and a deleted bridge interface comes back too
         mark = bridge_dog.mark()
