@@ -1,4 +1,6 @@
 """Every validation message: the key it names and what it says."""
+from pathlib import Path
+
 import pytest
 
 from installer.errors import InvalidAnswers
@@ -113,14 +115,23 @@ def test_public_interface_needs_a_default_route_when_not_given(facts):
     assert "no default route" in found["bridge.public_interface"]
 
 
-def test_private_key_file_checks(tmp_path, key_file):
+def test_private_key_file_checks(tmp_path, key_file, facts):
     missing = tmp_path / "nope.key"
-    assert "does not exist" in problems({**bridge(), "private_key_file": str(missing)})["private_key_file"]
+    assert "does not exist" in problems({**bridge(), "private_key_file": str(missing)}, facts)["private_key_file"]
     key_file.chmod(0o644)
-    assert "readable by others (mode 0644)" in problems({**bridge(), "private_key_file": str(key_file)})["private_key_file"]
+    assert "readable by others (mode 0644)" in problems({**bridge(), "private_key_file": str(key_file)}, facts)["private_key_file"]
     key_file.write_text("not a key\n")
     key_file.chmod(0o600)
-    assert "does not hold a WireGuard private key" in problems({**bridge(), "private_key_file": str(key_file)})["private_key_file"]
+    assert "does not hold a WireGuard private key" in problems({**bridge(), "private_key_file": str(key_file)}, facts)["private_key_file"]
+
+
+def test_the_watchdogs_never_read_the_key_file(tmp_path, monkeypatch):
+    """The watchdogs validate with facts=None inside a sandbox that may hide the key
+    (ProtectHome=yes and a key under /root): they must not need it (issue 18, HIGH)."""
+    hidden = tmp_path / "root" / "wg.key"
+    monkeypatch.setattr(Path, "read_text", lambda *a, **k: pytest.fail("read the key file"))
+    answers = load_answers({**bridge(), "private_key_file": str(hidden)}, None, None)
+    assert answers.private_key_file == str(hidden)
 
 
 def test_role_comes_from_the_installed_package_when_absent():
