@@ -57,14 +57,13 @@ def default_route_interface(ip_route_json: str) -> str | None:
 
 
 def routes(ip_route_json: str) -> list[tuple[str, str]]:
-    """(destination network, device) of every non-default route (`ip -j route`)."""
+    """(destination network, device) of every non-default route (`ip -j -4 route`, `ip -j -6
+    route`); a host route's destination gets its family's full prefix length."""
     result = []
     for route in json.loads(ip_route_json or "[]"):
         dst = route.get("dst", "default")
         if dst != "default":
-            if "/" not in dst:
-                dst += "/32"
-            result.append((dst, route.get("dev", "")))
+            result.append((str(ipaddress.ip_network(dst, strict=False)), route.get("dev", "")))
     return result
 
 
@@ -115,7 +114,7 @@ class HostFacts:
 
     interfaces: dict[str, list[str]] = field(default_factory=dict)
     default_interface: str | None = None
-    routes: list[tuple[str, str]] = field(default_factory=list)
+    routes: list[tuple[str, str]] = field(default_factory=list)   # both families
     sshd_ports: list[int] | None = None       # None: no sshd on this host
     sshd_kept_ports: list[int] = field(default_factory=list)   # kept whatever Port a drop-in adds
     sockets: list[Socket] = field(default_factory=list)
@@ -155,7 +154,7 @@ class HostFacts:
         return cls(
             interfaces=interfaces(addr),
             default_interface=default_route_interface(route),
-            routes=routes(route),
+            routes=routes(route) + routes(_run("ip", "-j", "-6", "route")),
             sshd_ports=ports,
             sshd_kept_ports=sshd_kept_ports(ports) if ports is not None else [],
             sockets=listening_sockets(_run("ss", "-Hlntup")),

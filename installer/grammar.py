@@ -37,6 +37,14 @@ SAFE_DIRECTORY = re.compile(r"(?:/[A-Za-z0-9_.-]+)+/?", re.ASCII)
 ULA = ipaddress.IPv6Network("fc00::/7")            # unique local addresses (RFC 4193)
 GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")  # what a public IPv6 address is in
 ULA_MAX_PREFIXLEN = 64                               # a /64 or shorter: room for ::1 and ::2
+ULA_MIN_PREFIXLEN = 48                               # one site's ULA prefix at most (RFC 4193)
+# Where an IPv4 tunnel may lie: private (RFC 1918) and CGNAT (RFC 6598) space, at most a /16
+# (a pasted token's tunnel becomes the homelab's routes: 32.0.0.0/3 would take an eighth of
+# the Internet there).
+TUNNEL_SPACES = tuple(ipaddress.IPv4Network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))
+TUNNEL_MIN_PREFIXLEN = 16
+TUNNEL_MAX_PREFIXLEN = 30                            # room for .1 and .2
 
 # Networks a tunnel or a public address must never be in (or overlap).
 UNUSABLE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
@@ -93,7 +101,7 @@ def ipv4_network(text: str) -> ipaddress.IPv4Network | None:
 
 
 def ula_network(text: str) -> ipaddress.IPv6Network | None:
-    """The network of a ULA prefix of /64 or shorter like "fd63:676e:6174::/64" (host bits
+    """The network of a ULA prefix of /48 to /64 like "fd63:676e:6174::/64" (host bits
     allowed), or None."""
     if IPV6_NETWORK.fullmatch(text) is None:
         return None
@@ -101,7 +109,22 @@ def ula_network(text: str) -> ipaddress.IPv6Network | None:
         network = ipaddress.IPv6Network(text, strict=False)
     except ValueError:
         return None
-    return network if network.subnet_of(ULA) and network.prefixlen <= ULA_MAX_PREFIXLEN else None
+    fits = network.subnet_of(ULA) and ULA_MIN_PREFIXLEN <= network.prefixlen <= ULA_MAX_PREFIXLEN
+    return network if fits else None
+
+
+def tunnel_problem(network: ipaddress.IPv4Network) -> str | None:
+    """Why an IPv4 network cannot be a tunnel, or None."""
+    if (unusable_network := unusable(network)) is not None:
+        return f"{network} overlaps {unusable_network}, which cannot carry a tunnel"
+    if not any(network.subnet_of(space) for space in TUNNEL_SPACES):
+        return (f"{network} is not in private or CGNAT space "
+                f"({', '.join(map(str, TUNNEL_SPACES))}); like 10.0.0.0/24")
+    if network.prefixlen < TUNNEL_MIN_PREFIXLEN:
+        return f"{network} is broader than /{TUNNEL_MIN_PREFIXLEN}; a tunnel needs two addresses, like 10.0.0.0/24"
+    if network.prefixlen > TUNNEL_MAX_PREFIXLEN:
+        return f"must hold at least two hosts (a prefix of /{TUNNEL_MAX_PREFIXLEN} or shorter)"
+    return None
 
 
 def is_global_ipv6(text: str) -> bool:

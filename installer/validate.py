@@ -118,17 +118,16 @@ def _check_common(a, facts) -> list[Problem]:
     tunnel = grammar.ipv4_network(a.tunnel)
     if tunnel is None:
         problems.append(Problem("tunnel", f"{a.tunnel!r} is not an IPv4 network like 10.0.0.0/24"))
-    elif (unusable := grammar.unusable(tunnel)) is not None:
-        problems.append(Problem("tunnel", f"{tunnel} overlaps {unusable}, which cannot carry a tunnel"))
-    elif tunnel.prefixlen > 30:
-        problems.append(Problem("tunnel", "must hold at least two hosts (a prefix of /30 or shorter)"))
+    elif (message := grammar.tunnel_problem(tunnel)) is not None:
+        problems.append(Problem("tunnel", message))
     elif facts is not None:
-        for dst, dev in facts.routes:
-            if dev != a.interface and tunnel.overlaps(ipaddress.ip_network(dst, strict=False)):
-                problems.append(Problem("tunnel", f"overlaps the route {dst} dev {dev} of this host"))
-    if grammar.ula_network(a.tunnel6) is None:
-        problems.append(Problem("tunnel6", f"{a.tunnel6!r} is not a unique local IPv6 network of /64 or "
-                                           f"shorter, like fd63:676e:6174::/64"))
+        problems += _route_overlaps("tunnel", tunnel, a.interface, facts)
+    tunnel6 = grammar.ula_network(a.tunnel6)
+    if tunnel6 is None:
+        problems.append(Problem("tunnel6", f"{a.tunnel6!r} is not a unique local IPv6 network of /48 to "
+                                           f"/64, like fd63:676e:6174::/64"))
+    elif facts is not None:
+        problems += _route_overlaps("tunnel6", tunnel6, a.interface, facts)
     problems += check_port("listen_port", a.listen_port)
     if a.private_key_file is not None:
         if grammar.ABSOLUTE_PATH.fullmatch(a.private_key_file) is None:
@@ -140,6 +139,13 @@ def _check_common(a, facts) -> list[Problem]:
     if a.peer_public_key is not None and not is_wireguard_key(a.peer_public_key):
         problems.append(Problem("peer_public_key", "is not a WireGuard key (44 characters of base64)"))
     return problems
+
+
+def _route_overlaps(key: str, network, interface: str, facts: HostFacts) -> list[Problem]:
+    """The host's routes (either family) that `network` overlaps, but those of our interface."""
+    return [Problem(key, f"overlaps the route {dst} dev {dev} of this host")
+            for dst, dev in facts.routes
+            if dev != interface and network.overlaps(ipaddress.ip_network(dst, strict=False))]
 
 
 def forward_problems(key: str, forward) -> list[Problem]:

@@ -47,7 +47,7 @@ def test_valid_answers_pass(facts):
     ({**bridge(), "bridge": "ens3"}, "bridge", "must be a table"),
     (bridge(public_interface="eth-with-a-long-name"), "bridge.public_interface", "must be 1-15 letters, digits"),
     (bridge(public_address="203.0.113.300"), "bridge.public_address", "is not an IPv4 address"),
-    ({**bridge(), "tunnel6": "10.0.0.0/24"}, "tunnel6", "is not a unique local IPv6 network of /64 or shorter"),
+    ({**bridge(), "tunnel6": "10.0.0.0/24"}, "tunnel6", "is not a unique local IPv6 network of /48 to /64"),
     ({**bridge(), "tunnel6": "fd00::/96"}, "tunnel6", "is not a unique local IPv6 network"),
     (bridge(public_address6="fe80::1"), "bridge.public_address6", "is not a global unicast IPv6 address"),
     (bridge(public_address6="203.0.113.7"), "bridge.public_address6", "is not a global unicast IPv6 address"),
