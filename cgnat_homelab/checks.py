@@ -13,10 +13,13 @@ from installer.forward import forwards
 # Marks other tools on the same host use: clashing with them would misroute their traffic.
 FOREIGN_MARKS = {"Tailscale": 0xFF0000, "kube-proxy": 0xC000}
 RESERVED_TABLES = {0, 253, 254, 255}
+# Routing tables of other tools: Tailscale's is looked up before main (all traffic would go
+# into our tunnel), wg-quick's (Table = auto) is its tunnel's default route.
+FOREIGN_TABLES = {"Tailscale": 52, "wg-quick": 51820}
 
 
 def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
-    """The meaning of the homelab's own keys (none depends on the host)."""
+    """The meaning of the homelab's own keys; facts=None skips the checks against the host."""
     h = a.homelab
     problems = []
     if h.endpoint is None:
@@ -34,6 +37,12 @@ def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
             problems.append(Problem(f"homelab.docker_subnets[{i}]", f"{subnet} overlaps the tunnel {a.tunnel}"))
     if not 1 <= h.table < 2**32 or h.table in RESERVED_TABLES:
         problems.append(Problem("homelab.table", "must be 1 to 4294967295 and not 253-255 (default, main, local)"))
+    problems += [Problem("homelab.table", f"{h.table} is the routing table of {tool}; choose another, like 200")
+                 for tool, table in FOREIGN_TABLES.items() if h.table == table]
+    if facts is not None:
+        problems += [Problem("homelab.table", f"{h.table} is already looked up by this host's ip rule "
+                                              f"\"{rule}\"; choose another")
+                     for rule in _foreign_rules(a, facts) if rule.table == h.table][:1]
     problems += _check_fwmark(h.fwmark)
     w = h.watchdog
     if w.action not in WATCHDOG_ACTIONS:
@@ -44,6 +53,14 @@ def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
     if w.bridge_forward is not None:
         problems += validate.forward_problems("homelab.watchdog.bridge_forward", w.bridge_forward)
     return problems
+
+
+def _foreign_rules(a: HomelabAnswers, facts: HostFacts) -> list:
+    """The host's ip rules that are not this tunnel's (its fwmark rule, its "from" rules)."""
+    ours = {str(network[2]) for network in (grammar.ipv4_network(a.tunnel), grammar.ula_network(a.tunnel6))
+            if network is not None}
+    mark = int(a.homelab.fwmark, 0) if grammar.FWMARK.fullmatch(a.homelab.fwmark) else None
+    return [rule for rule in facts.ip_rules if rule.src not in ours and (mark is None or rule.fwmark != mark)]
 
 
 def _check_fwmark(text: str) -> list[Problem]:

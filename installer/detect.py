@@ -49,6 +49,24 @@ def interfaces(ip_addr_json: str) -> dict[str, list[str]]:
     return result
 
 
+def link_kinds(ip_addr_json: str) -> dict[str, str]:
+    """Interface name -> its kind ("wireguard", "tun", "veth", "bridge", ...; "" for a device
+    without one, like lo or a NIC), from `ip -d -j addr` (linkinfo.info_kind)."""
+    return {link["ifname"]: link.get("linkinfo", {}).get("info_kind", "")
+            for link in json.loads(ip_addr_json or "[]")}
+
+
+def ip_rules(ip_rule_json: str) -> list[IpRule]:
+    """The rules that look up a numbered table (`ip -N -j rule`, either family)."""
+    result = []
+    for rule in json.loads(ip_rule_json or "[]"):
+        table = rule.get("table", "")
+        if table.isdigit():
+            mark = rule.get("fwmark")
+            result.append(IpRule(int(table), rule.get("src", "all"), int(mark, 0) if mark else None))
+    return result
+
+
 def default_route_interface(ip_route_json: str) -> str | None:
     for route in json.loads(ip_route_json or "[]"):
         if route.get("dst") == "default" and "dev" in route:
@@ -108,13 +126,26 @@ def port_free(proto: str, port: int, sockets: list[Socket]) -> bool:
     return not any(s.proto == proto and s.port == port for s in sockets)
 
 
+@dataclass(frozen=True)
+class IpRule:
+    table: int
+    src: str = "all"            # "all", or the address or network it selects
+    fwmark: int | None = None   # the mark it selects, if any
+
+    def __str__(self) -> str:
+        mark = f" fwmark {self.fwmark:#x}" if self.fwmark is not None else ""
+        return f"from {self.src}{mark} lookup {self.table}"
+
+
 @dataclass
 class HostFacts:
     """A snapshot of the host that validation and planning read; never written."""
 
     interfaces: dict[str, list[str]] = field(default_factory=dict)
+    link_kinds: dict[str, str] = field(default_factory=dict)   # name -> kind (link_kinds())
     default_interface: str | None = None
     routes: list[tuple[str, str]] = field(default_factory=list)   # both families
+    ip_rules: list[IpRule] = field(default_factory=list)           # both families
     sshd_ports: list[int] | None = None       # None: no sshd on this host
     sshd_kept_ports: list[int] = field(default_factory=list)   # kept whatever Port a drop-in adds
     sockets: list[Socket] = field(default_factory=list)
@@ -147,14 +178,16 @@ class HostFacts:
 
     @classmethod
     def detect(cls, root: Path = Path("/")) -> "HostFacts":
-        addr = _run("ip", "-j", "addr")
+        addr = _run("ip", "-d", "-j", "addr")
         route = _run("ip", "-j", "-4", "route")
         sshd = _sshd_effective_config()
         ports = sshd_ports(sshd[0]) if sshd and not sshd[1] else None
         return cls(
             interfaces=interfaces(addr),
+            link_kinds=link_kinds(addr),
             default_interface=default_route_interface(route),
             routes=routes(route) + routes(_run("ip", "-j", "-6", "route")),
+            ip_rules=ip_rules(_run("ip", "-N", "-j", "-4", "rule")) + ip_rules(_run("ip", "-N", "-j", "-6", "rule")),
             sshd_ports=ports,
             sshd_kept_ports=sshd_kept_ports(ports) if ports is not None else [],
             sockets=listening_sockets(_run("ss", "-Hlntup")),

@@ -12,7 +12,7 @@ import typing
 from pathlib import Path
 
 from installer import ROLES, grammar, roles
-from installer.detect import HostFacts
+from installer.detect import WIREGUARD_DIR, HostFacts
 from installer.errors import InvalidAnswers, Problem
 from installer.keys import is_wireguard_key
 
@@ -115,6 +115,8 @@ def _check_common(a, facts) -> list[Problem]:
                                         f"package; a {a.role} needs cgnat-{a.role} (they conflict)"))
     if not grammar.is_interface(a.interface):
         problems.append(Problem("interface", INTERFACE_RULE))
+    elif facts is not None:
+        problems += _link_clash(a.interface, facts)
     tunnel = grammar.ipv4_network(a.tunnel)
     if tunnel is None:
         problems.append(Problem("tunnel", f"{a.tunnel!r} is not an IPv4 network like 10.0.0.0/24"))
@@ -139,6 +141,20 @@ def _check_common(a, facts) -> list[Problem]:
     if a.peer_public_key is not None and not is_wireguard_key(a.peer_public_key):
         problems.append(Problem("peer_public_key", "is not a WireGuard key (44 characters of base64)"))
     return problems
+
+
+def _link_clash(interface: str, facts: HostFacts) -> list[Problem]:
+    """An existing link of that name must be a tunnel setup may (re)configure: a kernel
+    WireGuard link, or wireguard-go's "tun" link with its wg-quick config (a bare tun link is
+    another VPN's, OpenVPN's say). Anything else (eth0, lo, a bridge) is never ours to take;
+    whose WireGuard config it is, plan.py judges (--replace-existing)."""
+    if interface not in facts.interfaces:
+        return []
+    kind = facts.link_kinds.get(interface, "")
+    if kind == "wireguard" or kind == "tun" and f"{WIREGUARD_DIR}/{interface}.conf" in facts.wireguard_configs:
+        return []
+    return [Problem("interface", f"{interface} is an existing {kind or 'network'} link of this host, not a "
+                                 f"WireGuard tunnel; choose another name, like wg0")]
 
 
 def _route_overlaps(key: str, network, interface: str, facts: HostFacts) -> list[Problem]:

@@ -99,3 +99,70 @@ def test_every_accepted_tunnel6_is_ula_of_48_to_64(address, prefixlen):
     network = grammar.ula_network(f"{address}/{prefixlen}")
     if network is not None:
         assert network.subnet_of(grammar.ULA) and 48 <= network.prefixlen <= 64
+
+
+# --- 2. routing tables and interface names other tools or the host already use ---
+
+@pytest.mark.parametrize("table, tool", [(52, "Tailscale"), (51820, "wg-quick")])
+def test_the_tables_of_well_known_tools_are_refused(table, tool):
+    assert problems(homelab(table=table))["homelab.table"] == \
+        f"{table} is the routing table of {tool}; choose another, like 200"
+
+
+RULES4 = ('[{"priority":0,"src":"all","table":"255"},{"priority":1000,"src":"all","fwmark":"0x1000000",'
+          '"fwmask":"0x1000000","table":"200"},{"priority":1001,"src":"10.0.0.2","table":"200"},'
+          '{"priority":2000,"src":"192.168.1.0","srclen":24,"table":"300"},{"priority":32766,"src":"all","table":"254"}]')
+RULES6 = '[{"priority":0,"src":"all","table":"255"},{"priority":7,"src":"fd00::9","table":"301"}]'
+
+
+def test_ip_rules_are_read_with_their_tables_sources_and_marks():
+    rules = detect.ip_rules(RULES4) + detect.ip_rules(RULES6)
+    assert detect.IpRule(200, "all", 0x1000000) in rules and detect.IpRule(301, "fd00::9") in rules
+    assert [r.table for r in rules] == [255, 200, 200, 300, 254, 255, 301]
+    assert detect.ip_rules('[{"priority":5,"src":"all","action":"unreachable"}]') == []
+
+
+@pytest.mark.parametrize("table, rule", [(300, "from 192.168.1.0 lookup 300"), (301, "from fd00::9 lookup 301")])
+def test_a_table_the_hosts_ip_rules_use_is_refused_in_both_families(facts, table, rule):
+    facts.ip_rules = detect.ip_rules(RULES4) + detect.ip_rules(RULES6)
+    assert problems(homelab(docker_subnets=[], table=table), facts)["homelab.table"] == \
+        f"{table} is already looked up by this host's ip rule \"{rule}\"; choose another"
+
+
+def test_the_tables_of_our_own_rules_are_no_clash(facts):
+    facts.ip_rules = detect.ip_rules(RULES4)     # this tunnel's fwmark and "from 10.0.0.2" rules
+    assert load_answers(homelab(docker_subnets=[]), None, facts).homelab.table == 200
+    facts.ip_rules.append(detect.IpRule(200, "all", 0x2000000))     # another tunnel's mark
+    assert "already looked up by this host's ip rule \"from all fwmark 0x2000000 lookup 200\"" in \
+        problems(homelab(docker_subnets=[]), facts)["homelab.table"]
+
+
+ADDR = ('[{"ifname":"lo","addr_info":[]},{"ifname":"eth0","addr_info":[]},'
+        '{"ifname":"br0","linkinfo":{"info_kind":"bridge"},"addr_info":[]},'
+        '{"ifname":"wg0","linkinfo":{"info_kind":"wireguard"},"addr_info":[]},'
+        '{"ifname":"wg1","linkinfo":{"info_kind":"tun","info_data":{"type":"tun"}},"addr_info":[]},'
+        '{"ifname":"tun0","linkinfo":{"info_kind":"tun"},"addr_info":[]}]')
+
+
+def addr_facts(facts):
+    facts.interfaces.update(detect.interfaces(ADDR))
+    facts.link_kinds = detect.link_kinds(ADDR)
+    facts.wireguard_configs = frozenset({"/etc/wireguard/wg1.conf"})
+    return facts
+
+
+def test_link_kinds_come_from_linkinfo():
+    assert detect.link_kinds(ADDR) == {"lo": "", "eth0": "", "br0": "bridge", "wg0": "wireguard",
+                                       "wg1": "tun", "tun0": "tun"}
+
+
+@pytest.mark.parametrize("name, kind", [("eth0", "network"), ("lo", "network"), ("br0", "bridge"), ("tun0", "tun")])
+def test_an_existing_link_that_is_not_a_wireguard_tunnel_is_refused(facts, name, kind):
+    found = problems({**bridge(), "interface": name}, addr_facts(facts))
+    assert found["interface"] == (f"{name} is an existing {kind} link of this host, not a WireGuard "
+                                  f"tunnel; choose another name, like wg0")
+
+
+@pytest.mark.parametrize("name", ["wg0", "wg1", "wg7"])
+def test_a_wireguard_link_wireguard_gos_with_its_config_or_a_new_name_passes(facts, name):
+    assert load_answers({**bridge(), "interface": name}, None, addr_facts(facts)).interface == name
