@@ -61,8 +61,15 @@ def _host(network: str, index: int) -> str:
     return str(ipaddress.ip_network(network, strict=False)[index])
 
 
+MAX_BYTES = 1 << 20     # 1 MiB: an answers file is a few hundred bytes; /dev/zero is not one
+
+
 def parse_toml(data: bytes | str) -> dict:
-    """Parsed answers; InvalidAnswers for anything that is not UTF-8 TOML of sane depth."""
+    """Parsed answers; InvalidAnswers for anything that is not UTF-8 TOML of sane depth and
+    size (read_source() reads at most MAX_BYTES + 1)."""
+    if len(data) > MAX_BYTES:
+        raise InvalidAnswers([Problem("(syntax)", f"longer than {MAX_BYTES} bytes; an answers file "
+                                                  f"is a few hundred")])
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         return tomllib.loads(text)
@@ -72,6 +79,8 @@ def parse_toml(data: bytes | str) -> dict:
         problem = str(error)
     except RecursionError:
         problem = "nested too deeply"
+    except ValueError:      # after its subclasses above: only an integer beyond Python's digit limit
+        problem = "a number is too long to read (more than 4300 digits)"
     raise InvalidAnswers([Problem("(syntax)", problem)])
 
 

@@ -45,13 +45,15 @@ def warnings(answers, root: Path) -> list[Problem]:
 
 def read_source(source: str | None, root: Path) -> bytes:
     """An answers file's bytes: a path, "-" for standard input, or None for the answers
-    saved by the last setup on this host (nothing when there are none)."""
+    saved by the last setup on this host (nothing when there are none); one byte more than
+    parse_toml() takes at most, so that it can say the file is too long."""
     if source == "-":
-        return sys.stdin.buffer.read()
-    if source is not None:
-        return Path(source).read_bytes()
-    saved = host_path(root, ANSWERS_PATH)
-    return saved.read_bytes() if saved.exists() else b""
+        return sys.stdin.buffer.read(answers_toml.MAX_BYTES + 1)
+    path = Path(source) if source is not None else host_path(root, ANSWERS_PATH)
+    if source is None and not path.exists():
+        return b""
+    with path.open("rb") as file:     # never more than parse_toml takes (--answers /dev/zero)
+        return file.read(answers_toml.MAX_BYTES + 1)
 
 
 def plan(answers, facts: HostFacts, root: Path, *, start: bool, replace_existing: bool = False,

@@ -177,25 +177,33 @@ def forward_problems(key: str, forward) -> list[Problem]:
 # --- the watchdogs' added keys (cgnat_homelab.watchdog, cgnat_bridge.watchdog) ---
 WATCHDOG_PORT_KEYS = ("check_port", "bridge_ssh_port")
 WATCHDOG_SECONDS_KEYS = ("check_interval", "restart_after", "restart_interval", "action_after",
-                         "action_interval", "boot_grace", "max_reboots_per_day",
-                         "watchdog_silent_after")
+                         "action_interval", "boot_grace", "watchdog_silent_after")
+WATCHDOG_COUNT_KEYS = ("max_reboots_per_day",)
 WATCHDOG_COMMAND_KEYS = ("restart_command", "action_command",
                          "watchdog_restart_command", "watchdog_up_command")
 WATCHDOG_DIRECTORY_KEYS = ("metrics_dir", "watchdog_metrics_dir")   # "" turns the metrics off
 
 
+# Every number has a bound the watchdogs' arithmetic (floats, timestamps) never overflows on.
+MAX_SECONDS = 7 * 24 * 3600     # a week: longer than any sane wait or interval
+MAX_COUNT = 24                  # reboots a day: one an hour is already a boot loop
+
+
 def check_watchdog_keys(prefix: str, section) -> list[Problem]:
-    """Ports are ports, durations and counts are not negative, commands are not blank, directories
-    are safe absolute paths."""
+    """Ports are ports, durations (at most a week) and counts (at most MAX_COUNT) are not
+    negative, commands are not blank, directories are safe absolute paths."""
     problems = []
-    for name in WATCHDOG_PORT_KEYS + WATCHDOG_SECONDS_KEYS + WATCHDOG_COMMAND_KEYS + WATCHDOG_DIRECTORY_KEYS:
+    for name in (WATCHDOG_PORT_KEYS + WATCHDOG_SECONDS_KEYS + WATCHDOG_COUNT_KEYS + WATCHDOG_COMMAND_KEYS
+                 + WATCHDOG_DIRECTORY_KEYS):
         value = getattr(section, name, None)
         if value is None:
             continue
         if name in WATCHDOG_PORT_KEYS:
             problems += check_port(prefix + name, value)
-        elif name in WATCHDOG_SECONDS_KEYS and value < 0:
-            problems.append(Problem(prefix + name, f"must be 0 or more, not {value}"))
+        elif name in WATCHDOG_SECONDS_KEYS:
+            problems += check_range(prefix + name, value, 0, MAX_SECONDS, "seconds (a week)")
+        elif name in WATCHDOG_COUNT_KEYS:
+            problems += check_range(prefix + name, value, 0, MAX_COUNT, "")
         elif name in WATCHDOG_COMMAND_KEYS and not value.strip():
             problems.append(Problem(prefix + name, "is empty; leave it out to use the default"))
         elif name in WATCHDOG_DIRECTORY_KEYS and value and not grammar.is_safe_directory(value):
@@ -205,7 +213,20 @@ def check_watchdog_keys(prefix: str, section) -> list[Problem]:
 
 
 def check_port(key: str, port: int) -> list[Problem]:
-    return [] if 1 <= port <= 65535 else [Problem(key, f"{port} is not a port (1-65535)")]
+    return [] if 1 <= port <= 65535 else [Problem(key, f"{number(port)} is not a port (1-65535)")]
+
+
+def check_range(key: str, value: int, low: int, high: int, unit: str) -> list[Problem]:
+    if value < low:
+        return [Problem(key, f"must be {low} or more, not {number(value)}")]
+    if value > high:
+        return [Problem(key, f"must be at most {high}{' ' + unit if unit else ''}, not {number(value)}")]
+    return []
+
+
+def number(value: int) -> str:
+    """An integer as a message shows it: a long one by its length, not its digits."""
+    return str(value) if abs(value) < 10**12 else f"a number of {len(str(abs(value)))} digits"
 
 
 def _check_key_file(path: Path) -> list[Problem]:

@@ -169,3 +169,19 @@ def test_a_bridge_without_an_ipv4_address_to_put_in_its_token_is_refused():
         load_answers({"role": "bridge"}, None, facts)
     assert [(p.key, p.message) for p in raised.value.problems] == [
         ("bridge.public_address", "ens3 has no IPv4 address to detect it from; set it")]
+
+
+def test_answers_from_dev_zero_or_with_a_5000_digit_number_are_syntax_problems(tmp_path):
+    """Issue 18: read unbounded, /dev/zero was an OOM; tomllib's digit limit a traceback."""
+    lines = refused(tmp_path, "--answers", "/dev/zero", "--check", source="/dev/zero")
+    assert lines[0].startswith("/dev/zero: (syntax): longer than 1048576 bytes")
+    path = answers_file(tmp_path, HOMELAB + "keepalive = " + "7" * 5000 + "\n")
+    assert refused(tmp_path, "--answers", path, "--check") == [
+        f"{path}: (syntax): a number is too long to read (more than 4300 digits)"]
+
+
+def test_a_restart_interval_of_309_digits_is_exit_2_naming_the_key(tmp_path):
+    path = answers_file(tmp_path, HOMELAB + "[homelab.watchdog]\nrestart_interval = 1" + "0" * 309 + "\n")
+    assert refused(tmp_path, "--answers", path, "--check") == [
+        f"{path}: homelab.watchdog.restart_interval: must be at most 604800 seconds (a week), "
+        f"not a number of 310 digits"]

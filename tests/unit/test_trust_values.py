@@ -166,3 +166,53 @@ def test_an_existing_link_that_is_not_a_wireguard_tunnel_is_refused(facts, name,
 @pytest.mark.parametrize("name", ["wg0", "wg1", "wg7"])
 def test_a_wireguard_link_wireguard_gos_with_its_config_or_a_new_name_passes(facts, name):
     assert load_answers({**bridge(), "interface": name}, None, addr_facts(facts)).interface == name
+
+
+# --- 3. numbers: every integer has a sane maximum; the answers file itself has one too ---
+
+SECONDS = ["check_interval", "restart_after", "restart_interval", "action_after", "action_interval", "boot_grace"]
+
+
+@pytest.mark.parametrize("key", SECONDS + ["max_reboots_per_day"])
+@pytest.mark.parametrize("value", [10**309, 2**63, 10**7])
+def test_a_huge_watchdog_number_is_refused_with_its_key(key, value):
+    found = problems(homelab(watchdog={key: value}))
+    assert list(found) == [f"homelab.watchdog.{key}"]
+    assert found[f"homelab.watchdog.{key}"].startswith("must be at most ")
+    assert len(found[f"homelab.watchdog.{key}"]) < 100          # never the 310 digits
+
+
+def test_the_bridges_silent_after_and_the_ports_are_bounded_too():
+    assert problems(bridge(watchdog_silent_after=10**309))["bridge.watchdog_silent_after"] == \
+        "must be at most 604800 seconds (a week), not a number of 310 digits"
+    assert problems(homelab(watchdog={"check_port": 10**309}))["homelab.watchdog.check_port"] == \
+        "a number of 310 digits is not a port (1-65535)"
+
+
+def test_the_largest_accepted_numbers_never_crash_the_watchdogs_decision():
+    from cgnat_homelab.decision import Config, Observation, State, decide
+    top = {key: 7 * 24 * 3600 for key in SECONDS} | {"max_reboots_per_day": 24}
+    answers = load_answers(homelab(watchdog=top), None, None)
+    config, state = Config.from_answers(answers), State()
+    for t in range(0, 10 * 7 * 24 * 3600, 7 * 24 * 3600):
+        obs = Observation(now=1.7e9 + t, uptime=3600.0 + t, interface_up=True, probe_ok=False, e2e_ok=False,
+                          bridge_ssh_ok=True, endpoint="203.0.113.7:51820",
+                          resolved_endpoint="203.0.113.7:51820", handshake_age=None)
+        steps, state, _ = decide(config, obs, state)
+    assert state.failing_since is not None
+
+
+def test_a_5000_digit_integer_is_a_syntax_problem(tmp_path):
+    with pytest.raises(InvalidAnswers) as raised:
+        setup.load(b'role = "homelab"\nkeepalive = ' + b"9" * 5000 + b"\n", None, None, None)
+    assert [(p.key, p.message) for p in raised.value.problems] == [
+        ("(syntax)", "a number is too long to read (more than 4300 digits)")]
+
+
+def test_an_endless_answers_file_is_read_only_to_its_limit(tmp_path):
+    raw = setup.read_source("/dev/zero", tmp_path)
+    assert len(raw) == 2**20 + 1
+    with pytest.raises(InvalidAnswers) as raised:
+        setup.load(raw, None, None, None)
+    assert [p.key for p in raised.value.problems] == ["(syntax)"]
+    assert "longer than 1048576 bytes" in raised.value.problems[0].message
