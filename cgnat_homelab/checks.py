@@ -1,6 +1,8 @@
 """The homelab's answers checks: the meaning of its keys, and its warnings."""
 from __future__ import annotations
 
+import ipaddress
+
 from cgnat_homelab.answers import HomelabAnswers
 from cgnat_homelab.decision import DEFAULTS
 from cgnat_homelab.endtoend import choose
@@ -26,6 +28,9 @@ def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
         problems.append(Problem("homelab.endpoint", "is required: the bridge's address and port, like \"203.0.113.7:51820\" (or use --pair)"))
     elif (message := grammar.endpoint_problem(h.endpoint)) is not None:
         problems.append(Problem("homelab.endpoint", message))
+    elif (network := _in_tunnel(h.endpoint.rpartition(":")[0].strip("[]"), a)) is not None:
+        problems.append(Problem("homelab.endpoint", f"{h.endpoint} is inside the tunnel {network}: "
+                                                    f"the tunnel cannot run through itself"))
     if not 0 <= h.keepalive <= 65535:
         problems.append(Problem("homelab.keepalive", "must be 0 (off) to 65535 seconds"))
     tunnel = grammar.ipv4_network(a.tunnel)
@@ -47,12 +52,36 @@ def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
     w = h.watchdog
     if w.action not in WATCHDOG_ACTIONS:
         problems.append(Problem("homelab.watchdog.action", f"must be one of {', '.join(WATCHDOG_ACTIONS)}, not {w.action!r}"))
-    if w.check_host is not None and not (grammar.is_hostname(w.check_host) or grammar.is_ipv4(w.check_host)):
-        problems.append(Problem("homelab.watchdog.check_host", f"{w.check_host!r} is not a host name or address"))
+    if w.check_host is not None:
+        problems += _check_host(w.check_host, a)
     problems += validate.check_watchdog_keys("homelab.watchdog.", w)
     if w.bridge_forward is not None:
         problems += validate.forward_problems("homelab.watchdog.bridge_forward", w.bridge_forward)
     return problems
+
+
+def _check_host(host: str, a: HomelabAnswers) -> list[Problem]:
+    """The end-to-end check's public name or address: one that never reaches this host itself
+    nor stays inside the tunnel (either would make the check always pass)."""
+    key = "homelab.watchdog.check_host"
+    if not (grammar.is_hostname(host) or grammar.is_ipv4(host)):
+        return [Problem(key, f"{host!r} is not a host name or address")]
+    if grammar.is_ipv4(host) and (message := grammar.address_problem(host)) is not None:
+        return [Problem(key, message)]
+    if (network := _in_tunnel(host, a)) is not None:
+        return [Problem(key, f"{host} is inside the tunnel {network}: the check would never leave it; "
+                             f"use the public name that points at the bridge")]
+    return []
+
+
+def _in_tunnel(host: str, a: HomelabAnswers):
+    """The tunnel network (either family) an address is in; None for a name or outside."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    networks = (grammar.ipv4_network(a.tunnel), grammar.ula_network(a.tunnel6))
+    return next((n for n in networks if n is not None and address in n), None)
 
 
 def _foreign_rules(a: HomelabAnswers, facts: HostFacts) -> list:

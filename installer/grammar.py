@@ -46,15 +46,30 @@ TUNNEL_SPACES = tuple(ipaddress.IPv4Network(n) for n in (
 TUNNEL_MIN_PREFIXLEN = 16
 TUNNEL_MAX_PREFIXLEN = 30                            # room for .1 and .2
 
-# Networks a tunnel or a public address must never be in (or overlap).
-UNUSABLE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
-    "0.0.0.0/8",        # "this network"
-    "127.0.0.0/8",      # loopback
-    "169.254.0.0/16",   # link-local
-    "224.0.0.0/4",      # multicast
-    "240.0.0.0/4",      # reserved, and the broadcast address
-))
-
+# Networks a tunnel, a public address or a peer's address must never be in (or overlap),
+# with what they are.
+UNUSABLE = {ipaddress.ip_network(n): what for n, what in (
+    ("0.0.0.0/8", "\"this network\""),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved, and the broadcast address"),
+)}
+UNUSABLE_NETWORKS = tuple(UNUSABLE)
+# IPv6 addresses no peer is reached at, first match wins (::/96 holds :: and ::1).
+UNUSABLE6 = {ipaddress.ip_network(n): what for n, what in (
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("::ffff:0:0/96", "IPv4-mapped; write the IPv4 address itself"),
+    ("::/96", "IPv4-compatible (deprecated)"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+)}
+# What libc's inet_aton (so getaddrinfo, ping, ssh) reads as an IPv4 address, not as a name:
+# one to four parts, each decimal, octal (leading 0) or hex (0x): 127.1, 0x7f000001,
+# 2130706433, 0177.0.0.1.
+_AATON_PART = r"(?:0[xX][0-9A-Fa-f]*|[0-9]+)"
+INET_ATON = re.compile(rf"{_AATON_PART}(?:\.{_AATON_PART}){{0,3}}", re.ASCII)
 
 def has_control(text: str) -> bool:
     return CONTROL.search(text) is not None
@@ -79,8 +94,10 @@ def is_ipv6(text: str) -> bool:
 
 
 def is_hostname(text: str) -> bool:
-    """A DNS name; an all-numeric last label is a mistyped address, not a name."""
-    return HOSTNAME.fullmatch(text) is not None and not text.rstrip(".").rpartition(".")[2].isdigit()
+    """A DNS name; an all-numeric last label is a mistyped address, and what inet_aton takes
+    (0x7f000001, 127.1) is an address in disguise, not a name."""
+    return (HOSTNAME.fullmatch(text) is not None and not text.rstrip(".").rpartition(".")[2].isdigit()
+            and INET_ATON.fullmatch(text.rstrip(".")) is None)
 
 
 def is_safe_directory(text: str) -> bool:
@@ -139,6 +156,15 @@ def unusable(network) -> ipaddress.IPv4Network | None:
     return next((n for n in UNUSABLE_NETWORKS if n.overlaps(network)), None)
 
 
+def address_problem(text: str) -> str | None:
+    """Why an IP address (valid) is no peer's nor a public host's: loopback, unspecified,
+    broadcast, multicast, link-local, IPv4-mapped; or None."""
+    address = ipaddress.ip_address(text)
+    table = UNUSABLE if address.version == 4 else UNUSABLE6
+    what = next((what for network, what in table.items() if address in network), None)
+    return None if what is None else f"{text} is {what}, not an address of another host"
+
+
 def port_range(spec: str) -> tuple[str, int, int] | None:
     """("tcp", low, high) of "tcp/80" or "udp/51900-51910", or None."""
     match = PORT_SPEC.fullmatch(spec)
@@ -156,7 +182,9 @@ def endpoint_problem(endpoint: str) -> str | None:
     if not is_port(port):
         return f"port {port!r} is not a port number (1-65535, no leading zero)"
     if host.startswith("[") and host.endswith("]"):
-        return None if is_ipv6(host[1:-1]) else f"{host!r} is not an IPv6 address (no scope id)"
-    if is_ipv4(host) or is_hostname(host):
+        return address_problem(host[1:-1]) if is_ipv6(host[1:-1]) else f"{host!r} is not an IPv6 address (no scope id)"
+    if is_ipv4(host):
+        return address_problem(host)
+    if is_hostname(host):
         return None
     return f"{host!r} is not a host name or IPv4 address"

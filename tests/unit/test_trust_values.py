@@ -216,3 +216,59 @@ def test_an_endless_answers_file_is_read_only_to_its_limit(tmp_path):
         setup.load(raw, None, None, None)
     assert [p.key for p in raised.value.problems] == ["(syntax)"]
     assert "longer than 1048576 bytes" in raised.value.problems[0].message
+
+
+# --- 4. endpoint and check_host: another host's address, never this one's nor the tunnel's ---
+
+NOT_ANOTHER_HOST = ["127.0.0.1", "127.3.4.5", "0.0.0.0", "255.255.255.255", "224.0.0.1", "239.1.2.3",
+                    "169.254.1.1"]
+NOT_ANOTHER_HOST6 = ["[::1]", "[::]", "[ff02::1]", "[fe80::1]", "[::ffff:127.0.0.1]", "[::ffff:203.0.113.7]",
+                     "[::127.0.0.1]"]
+INET_ATON_FORMS = ["0x7f000001", "127.1", "2130706433", "0177.0.0.1", "0x7f.1", "127.0.0.0x1", "0x7f000001."]
+
+
+@pytest.mark.parametrize("host", NOT_ANOTHER_HOST + NOT_ANOTHER_HOST6)
+def test_an_endpoint_that_is_not_another_hosts_address_is_refused(host):
+    message = problems(homelab(endpoint=f"{host}:51820"))["homelab.endpoint"]
+    assert "not an address of another host" in message, message
+
+
+@pytest.mark.parametrize("host", INET_ATON_FORMS)
+def test_a_name_libc_reads_as_an_address_is_no_name(host):
+    assert not grammar.is_hostname(host)
+    assert "homelab.endpoint" in problems(homelab(endpoint=f"{host}:51820"))
+    assert problems(homelab(watchdog={"check_host": host}))["homelab.watchdog.check_host"] == \
+        f"{host!r} is not a host name or address"
+
+
+@pytest.mark.parametrize("host", NOT_ANOTHER_HOST)
+def test_a_check_host_that_makes_the_check_always_pass_is_refused(host):
+    assert "not an address of another host" in problems(homelab(watchdog={"check_host": host}))["homelab.watchdog.check_host"]
+
+
+def test_the_tunnels_own_addresses_are_no_endpoint_nor_check_host():
+    assert problems(homelab(watchdog={"check_host": "10.0.0.1"}))["homelab.watchdog.check_host"] == \
+        ("10.0.0.1 is inside the tunnel 10.0.0.0/24: the check would never leave it; use the public "
+         "name that points at the bridge")
+    assert problems(homelab(endpoint="10.0.0.1:51820"))["homelab.endpoint"] == \
+        "10.0.0.1:51820 is inside the tunnel 10.0.0.0/24: the tunnel cannot run through itself"
+    assert "inside the tunnel fd63:676e:6174::/64" in \
+        problems(homelab(endpoint="[fd63:676e:6174::1]:51820"))["homelab.endpoint"]
+
+
+@pytest.mark.parametrize("endpoint", ["203.0.113.7:51820", "[2001:db8::7]:51820", "bridge.example.org:51820",
+                                      "192.168.1.5:51820", "0x7f000001.example.org:51820", "host-127-1.example:1"])
+def test_other_hosts_still_pass(endpoint):
+    answers = load_answers(homelab(endpoint=endpoint, watchdog={"check_host": endpoint.rpartition(":")[0].strip("[]")
+                                                                if "[" not in endpoint else "example.org"}), None, None)
+    assert answers.homelab.endpoint == endpoint
+
+
+@given(st.ip_addresses())
+@settings(max_examples=300)
+def test_every_accepted_endpoint_address_is_another_hosts(address):
+    host = f"[{address}]" if address.version == 6 else str(address)
+    if grammar.endpoint_problem(f"{host}:51820") is None:
+        assert not (address.is_loopback or address.is_unspecified or address.is_multicast or address.is_link_local)
+        assert address.version == 4 or address.ipv4_mapped is None
+        assert str(address) != "255.255.255.255"
