@@ -39,12 +39,27 @@ def check(a: BridgeAnswers, facts: HostFacts | None) -> list[Problem]:
         if grammar.port_range(spec) is None:
             problems.append(Problem(f"bridge.keep_local[{i}]", f"{spec!r} is not like \"tcp/25\" or \"udp/60000-60010\""))
     problems += validate.forward_problems("bridge.forward", b.forward)
+    problems += _kept_and_forwarded(b.keep_local, b.forward)
     for i, spec in enumerate(b.forward if isinstance(b.forward, list) else []):
         span = grammar.port_range(spec)
         for (proto, port), owner in kept.items():
             if span and span[0] == proto and span[1] <= port <= span[2]:
                 problems.append(Problem(f"bridge.forward[{i}]", f"{spec} includes {proto}/{port}, which {owner} keeps on the bridge"))
     problems += validate.check_watchdog_keys("bridge.", b)
+    return problems
+
+
+def _kept_and_forwarded(keep_local: list[str], forward) -> list[Problem]:
+    """A port both kept and forwarded would be kept silently (keep_local wins): say so. With
+    forward = "all", keep_local is how ports are left out: nothing to say."""
+    problems = []
+    for i, kept in enumerate(keep_local):
+        for j, spec in enumerate(forward if isinstance(forward, list) else []):
+            k, f = grammar.port_range(kept), grammar.port_range(spec)
+            if k and f and k[0] == f[0] and k[1] <= f[2] and f[1] <= k[2]:
+                problems.append(Problem(f"bridge.keep_local[{i}]", f"{kept} overlaps bridge.forward[{j}] {spec}: "
+                                                                   f"the bridge would keep what it is told to "
+                                                                   f"forward; remove it from one of them"))
     return problems
 
 

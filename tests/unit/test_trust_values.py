@@ -272,3 +272,19 @@ def test_every_accepted_endpoint_address_is_another_hosts(address):
         assert not (address.is_loopback or address.is_unspecified or address.is_multicast or address.is_link_local)
         assert address.version == 4 or address.ipv4_mapped is None
         assert str(address) != "255.255.255.255"
+
+
+# --- 5. keep_local never silently shadows an entry of forward ---
+
+@pytest.mark.parametrize("keep, forward, j", [
+    ("tcp/80", ["tcp/80"], 0), ("tcp/8000-8100", ["udp/53", "tcp/8080"], 1), ("udp/60", ["udp/1-100"], 0),
+    ("tcp/90-200", ["tcp/443", "tcp/50-90"], 1)])
+def test_keep_local_overlapping_a_forwarded_entry_names_both(keep, forward, j):
+    found = problems(bridge(keep_local=["tcp/25", keep], forward=forward))
+    assert found == {"bridge.keep_local[1]": f"{keep} overlaps bridge.forward[{j}] {forward[j]}: the bridge "
+                                             f"would keep what it is told to forward; remove it from one of them"}
+
+
+@pytest.mark.parametrize("keep, forward", [("tcp/80", "all"), ("udp/80", ["tcp/80"]), ("tcp/81-90", ["tcp/80", "tcp/91"])])
+def test_keep_local_beside_forward_passes(keep, forward):
+    assert load_answers(bridge(keep_local=[keep], forward=forward), None, None).bridge.keep_local == [keep]
