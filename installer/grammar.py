@@ -3,14 +3,25 @@
 Answers files, pairing tokens and the wizard's fields all go through these, before a
 value reaches a file, a rule or a command line. Every pattern is matched whole
 (`re.fullmatch`; `$` would let a trailing newline through) over ASCII only (`[0-9]`,
-never `\\d`, which takes any Unicode digit), and no value may hold a control character.
+never `\\d`, which takes any Unicode digit).
+
+No string value may hold a character outside printable ASCII (U+0020-U+007E): not a control
+character, and not any non-ASCII one either. The values reach root's commands
+(restart_command, action_command), files the hooks source and the kernel's names, where a
+bidi override (U+202E), a line separator (U+2028) or a zero-width space (U+200B) makes what
+runs differ from what a reviewer reads. No key needs more: host names are punycode
+(xn--...), addresses, ports, keys and interface names are ASCII by their own grammars, and
+a command or a path can be written in ASCII. One rule, not a list of Unicode categories,
+which grows with each Unicode version and differs between the Pythons we run on.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _PORT = r"[1-9][0-9]{0,4}"   # no leading zero: iptables reads 010 as octal 8
@@ -71,8 +82,17 @@ UNUSABLE6 = {ipaddress.ip_network(n): what for n, what in (
 _AATON_PART = r"(?:0[xX][0-9A-Fa-f]*|[0-9]+)"
 INET_ATON = re.compile(rf"{_AATON_PART}(?:\.{_AATON_PART}){{0,3}}", re.ASCII)
 
-def has_control(text: str) -> bool:
-    return CONTROL.search(text) is not None
+def character_problem(text: str) -> str | None:
+    """What is wrong with the first character outside printable ASCII in `text`, or None."""
+    found = NOT_PRINTABLE_ASCII.search(text)
+    if found is None:
+        return None
+    if CONTROL.fullmatch(found.group()):
+        return "holds a control character (a newline, tab, ...)"
+    char = found.group()
+    name = unicodedata.name(char, "unnamed")
+    return (f"holds U+{ord(char):04X} ({name}) at character {found.start() + 1}; only printable ASCII "
+            f"is taken (host names in punycode, xn--...)")
 
 
 def is_port(text: str) -> bool:

@@ -52,7 +52,8 @@ def _fill(target, data: dict, prefix: str) -> list[Problem]:
     hints = typing.get_type_hints(type(target))
     names = {f.name for f in dataclasses.fields(target)}
     for key, value in data.items():
-        path = prefix + key
+        # A quoted TOML key may hold anything: shown escaped, never as a bidi override.
+        path = prefix + (key if grammar.character_problem(key) is None else ascii(key)[1:-1])
         if key not in names:
             problems.append(Problem(path, f"unknown key (known here: {', '.join(sorted(names))})"))
         elif dataclasses.is_dataclass(hints[key]):
@@ -61,8 +62,9 @@ def _fill(target, data: dict, prefix: str) -> list[Problem]:
             else:
                 problems.append(Problem(path, "must be a table ([" + path + "])"))
         elif _matches(value, hints[key]):
-            if any(grammar.has_control(text) for text in _strings(value)):
-                problems.append(Problem(path, "holds a control character (a newline, tab, ...)"))
+            found = next(filter(None, map(grammar.character_problem, _strings(value))), None)
+            if found is not None:
+                problems.append(Problem(path, found))
             setattr(target, key, value)
         else:
             problems.append(Problem(path, f"must be {_describe(hints[key])}, not {value!r}"))

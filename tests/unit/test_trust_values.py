@@ -288,3 +288,43 @@ def test_keep_local_overlapping_a_forwarded_entry_names_both(keep, forward, j):
 @pytest.mark.parametrize("keep, forward", [("tcp/80", "all"), ("udp/80", ["tcp/80"]), ("tcp/81-90", ["tcp/80", "tcp/91"])])
 def test_keep_local_beside_forward_passes(keep, forward):
     assert load_answers(bridge(keep_local=[keep], forward=forward), None, None).bridge.keep_local == [keep]
+
+
+# --- 6. characters: printable ASCII only, in every string value ---
+
+INVISIBLE = ["\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u2028", "\u2029", "\u200b", "\u200c",
+             "\u200d", "\ufeff", "\u00a0", "\u00ad", "\u061c", "\U000e0001"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+@pytest.mark.parametrize("key, where", [
+    ("restart_command", "watchdog"), ("action_command", "watchdog"), ("check_host", "watchdog"),
+    ("endpoint", "homelab")])
+def test_invisible_and_bidi_characters_are_refused_in_root_commands_and_names(char, key, where):
+    value = f"systemctl restart wg-quick@wg0{char} # harmless"
+    data = homelab(watchdog={key: value}) if where == "watchdog" else homelab(**{key: value})
+    path = f"homelab.watchdog.{key}" if where == "watchdog" else f"homelab.{key}"
+    found = problems(data)
+    assert found[path].startswith(f"holds U+{ord(char):04X} (") and "at character 31" in found[path], found
+
+
+def test_the_message_names_the_character_and_control_characters_keep_theirs():
+    assert problems(homelab(watchdog={"restart_command": "true \u202e"}))["homelab.watchdog.restart_command"] == \
+        ("holds U+202E (RIGHT-TO-LEFT OVERRIDE) at character 6; only printable ASCII is taken "
+         "(host names in punycode, xn--...)")
+    assert problems({**bridge(), "interface": "wg0\n"})["interface"] == "holds a control character (a newline, tab, ...)"
+
+
+def test_a_quoted_key_with_a_bidi_override_is_shown_escaped():
+    assert "homelab.\\u202ekeepalive" in problems(homelab(**{"\u202ekeepalive": 1}))
+
+
+@given(st.text(min_size=1, max_size=30))
+@settings(max_examples=300)
+def test_every_accepted_string_value_is_printable_ascii(text):
+    try:
+        answers = load_answers(homelab(watchdog={"restart_command": text, "action_command": text}), None, None)
+    except InvalidAnswers as invalid:
+        assert {p.key for p in invalid.problems} <= {"homelab.watchdog.restart_command", "homelab.watchdog.action_command"}
+        return
+    assert all(" " <= c <= "~" for c in answers.homelab.watchdog.restart_command)
