@@ -11,8 +11,9 @@ the public IPv6 address the bridge forwards to the homelab (empty when it forwar
 and in a homelab's token), for the homelab's wizard to show. An older token leaves them
 empty: the answers keep their defaults.
 
-Base32 survives copy and paste from any terminal (no '+', '/', '-' or case to lose), and
-the CRC-32 catches any mistyped character. A token carries public data only.
+Base32 survives copy and paste from any terminal (no '+', '/', '-' or case to lose: an
+upper-case "CGNAT3-..." reads the same; lower case is what is printed), and the CRC-32
+catches any mistyped character. A token carries public data only.
 
 Which fields a host's token fills, and what a host takes from its peer's, is its role's
 (installer/roles.py: token_fields, take_token); this module is the format.
@@ -61,7 +62,7 @@ class PairingToken:
     @classmethod
     def decode(cls, token: str) -> "PairingToken":
         token = "".join(token.split())  # a token folded over lines by a terminal still works
-        prefix = token[:len(PREFIX)]
+        prefix = token[:len(PREFIX)].lower()      # base32 and its prefix: pasted from a shouting terminal
         if prefix not in FIELDS:
             raise TokenError(f"a pairing token starts with {PREFIX!r} (or the older 'cgnat2-', 'cgnat1-')")
         body = token[len(prefix):].upper()

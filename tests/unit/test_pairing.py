@@ -180,3 +180,16 @@ def test_tokens_round_trip(role, key, endpoint, tunnel6, address6):
 def test_wrong_prefix_is_rejected():
     with pytest.raises(TokenError, match="starts with"):
         PairingToken.decode("wg-" + TOKEN.encode())
+
+
+def test_an_upper_case_token_decodes_to_the_same_answers_and_lower_case_is_printed():
+    """Issue 18: base32 is case-insensitive; people paste from shouting terminals."""
+    token = PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2222", "all", TUNNEL6)
+    text = token.encode()
+    assert text == text.lower() and text.startswith("cgnat3-")
+    for pasted in (text.upper(), "CGNAT3-" + text[7:], text[:7] + text[7:].upper()):
+        assert PairingToken.decode(pasted) == token
+        shouted, calm = {"role": "homelab"}, {"role": "homelab"}
+        fill_answers(shouted, pasted, None)
+        fill_answers(calm, text, None)
+        assert shouted == calm
