@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from cgnat_bridge.answers import BridgeAnswers
-from installer import grammar, validate
+from installer import detect, grammar, validate
 from installer.detect import HostFacts
 from installer.errors import Problem
 from installer.forward import SSH_PORT, forwards, tcp_ranges
@@ -22,13 +22,17 @@ def check(a: BridgeAnswers, facts: HostFacts | None) -> list[Problem]:
             problems.append(Problem("bridge.public_interface",
                                     f"{b.public_interface!r} does not exist here (interfaces: {known})"))
     elif facts is not None and facts.default_interface is None:
-        problems.append(Problem("bridge.public_interface", "no default route to detect it from; set it"))
+        bad = facts.refused.get(detect.DEFAULT_INTERFACE)
+        problems.append(Problem("bridge.public_interface", "no default route to detect it from; set it" if bad is None
+                                else f"the default route's interface {bad!r} is not a valid name; set it"))
     public = b.public_interface or (facts.default_interface if facts is not None else None)
     if b.public_address is not None:
         problems += _check_public_address(b.public_address)
     elif public in (facts.interfaces if facts is not None else {}) and facts.ipv4_address(public) is None:
         # Else the pairing token would carry no address for the homelab to dial.
-        problems.append(Problem("bridge.public_address", f"{public} has no IPv4 address to detect it from; set it"))
+        bad = facts.refused.get(detect.address_of(public))
+        problems.append(Problem("bridge.public_address", f"{public} has no IPv4 address to detect it from; set it"
+                                if bad is None else f"{public}'s address {bad!r} is not a valid address; set it"))
     if b.ipv6 not in IPV6_MODES:
         problems.append(Problem("bridge.ipv6", f"must be one of {', '.join(IPV6_MODES)}, not {b.ipv6!r}"))
     if b.public_address6 is not None and not grammar.is_global_ipv6(b.public_address6):

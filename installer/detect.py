@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer import ROLES
+from installer import ROLES, grammar
 from installer.grammar import GLOBAL_UNICAST
 
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/cgnat-bridge.conf"
@@ -39,49 +39,123 @@ class Socket:
         return not (self.address.startswith("127.") or self.address in ("[::1]", "::1"))
 
 
-def interfaces(ip_addr_json: str) -> dict[str, list[str]]:
+# Detected values are input too: each passes the grammar of its kind (installer/grammar.py)
+# before validation, a plan or the env file the hooks source as root sees it. One that does
+# not is left out, as if absent, and kept in `refused` (what -> the value) for the
+# check that needs it to name it. The parsers add to `refused` when given one.
+DEFAULT_INTERFACE = "the default route's interface"
+LINK_NAME = "a link's name"
+ROUTE = "a route"
+RULE = "an ip rule"
+LINK_KIND = re.compile(r"[a-z0-9_-]{1,32}", re.ASCII)
+TABLE = re.compile(r"[1-9][0-9]{0,9}|0", re.ASCII)
+
+
+def address_of(interface: str) -> str:
+    """What `refused` calls an address of that interface."""
+    return f"an address of {interface}"
+
+
+def _refuse(refused: dict[str, str] | None, what: str, value) -> None:
+    if refused is not None:
+        refused[what] = value if isinstance(value, str) else json.dumps(value)[:200]
+
+
+def _objects(ip_json: str) -> list[dict]:
+    """The objects of `ip -j` output; nothing from output that is not a JSON list."""
+    try:
+        parsed = json.loads(ip_json or "[]")
+    except (ValueError, RecursionError):
+        return []
+    return [item for item in parsed if isinstance(item, dict)] if isinstance(parsed, list) else []
+
+
+def _links(ip_addr_json: str, refused: dict[str, str] | None) -> list[dict]:
+    """The links whose name is an interface name (`ip -j addr`)."""
+    links = []
+    for link in _objects(ip_addr_json):
+        name = link.get("ifname")
+        if isinstance(name, str) and grammar.is_interface(name):
+            links.append(link)
+        else:
+            _refuse(refused, LINK_NAME, name)
+    return links
+
+
+def _address(info) -> str | None:
+    """ "ADDRESS/PREFIXLEN" of one `addr_info` entry, or None when either is not valid."""
+    local, length = info.get("local"), info.get("prefixlen")
+    if not isinstance(local, str) or type(length) is not int:
+        return None
+    limit = 32 if grammar.is_ipv4(local) else 128 if grammar.is_ipv6(local) else -1
+    return f"{local}/{length}" if 0 <= length <= limit else None
+
+
+def interfaces(ip_addr_json: str, refused: dict[str, str] | None = None) -> dict[str, list[str]]:
     """Interface name -> its addresses with prefix length (`ip -j addr`)."""
     result = {}
-    for link in json.loads(ip_addr_json or "[]"):
-        result[link["ifname"]] = [
-            f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if "local" in a
-        ]
+    for link in _links(ip_addr_json, refused):
+        result[link["ifname"]] = []
+        infos = link.get("addr_info", [])
+        for info in infos if isinstance(infos, list) else []:
+            if isinstance(info, dict) and "local" in info:
+                if (address := _address(info)) is not None:
+                    result[link["ifname"]].append(address)
+                else:
+                    _refuse(refused, address_of(link["ifname"]), info.get("local"))
     return result
 
 
 def link_kinds(ip_addr_json: str) -> dict[str, str]:
     """Interface name -> its kind ("wireguard", "tun", "veth", "bridge", ...; "" for a device
     without one, like lo or a NIC), from `ip -d -j addr` (linkinfo.info_kind)."""
-    return {link["ifname"]: link.get("linkinfo", {}).get("info_kind", "")
-            for link in json.loads(ip_addr_json or "[]")}
+    kinds = {}
+    for link in _links(ip_addr_json, None):
+        info = link.get("linkinfo")
+        kind = info.get("info_kind") if isinstance(info, dict) else ""
+        kinds[link["ifname"]] = kind if isinstance(kind, str) and LINK_KIND.fullmatch(kind) else ""
+    return kinds
 
 
-def ip_rules(ip_rule_json: str) -> list[IpRule]:
+def ip_rules(ip_rule_json: str, refused: dict[str, str] | None = None) -> list[IpRule]:
     """The rules that look up a numbered table (`ip -N -j rule`, either family)."""
     result = []
-    for rule in json.loads(ip_rule_json or "[]"):
-        table = rule.get("table", "")
-        if table.isdigit():
-            mark = rule.get("fwmark")
-            result.append(IpRule(int(table), rule.get("src", "all"), int(mark, 0) if mark else None))
+    for rule in _objects(ip_rule_json):
+        table, src, mark = rule.get("table", ""), rule.get("src", "all"), rule.get("fwmark")
+        if not (isinstance(table, str) and TABLE.fullmatch(table)):
+            continue          # a goto, an unreachable rule, a named table: none of ours to clash with
+        if not (src == "all" or isinstance(src, str) and grammar.network(src) is not None) \
+                or mark is not None and not (isinstance(mark, str) and grammar.FWMARK.fullmatch(mark)):
+            _refuse(refused, RULE, rule)
+            continue
+        result.append(IpRule(int(table), src, int(mark, 0) if mark else None))
     return result
 
 
-def default_route_interface(ip_route_json: str) -> str | None:
-    for route in json.loads(ip_route_json or "[]"):
+def default_route_interface(ip_route_json: str, refused: dict[str, str] | None = None) -> str | None:
+    for route in _objects(ip_route_json):
         if route.get("dst") == "default" and "dev" in route:
-            return route["dev"]
+            dev = route["dev"]
+            if isinstance(dev, str) and grammar.is_interface(dev):
+                return dev
+            _refuse(refused, DEFAULT_INTERFACE, dev)
+            return None
     return None
 
 
-def routes(ip_route_json: str) -> list[tuple[str, str]]:
-    """(destination network, device) of every non-default route (`ip -j -4 route`, `ip -j -6
-    route`); a host route's destination gets its family's full prefix length."""
+def routes(ip_route_json: str, refused: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(destination network, device or "") of every non-default route (`ip -j -4 route`, `ip -j
+    -6 route`); a host route's destination gets its family's full prefix length."""
     result = []
-    for route in json.loads(ip_route_json or "[]"):
-        dst = route.get("dst", "default")
-        if dst != "default":
-            result.append((str(ipaddress.ip_network(dst, strict=False)), route.get("dev", "")))
+    for route in _objects(ip_route_json):
+        dst, dev = route.get("dst", "default"), route.get("dev", "")
+        if dst == "default":
+            continue
+        network = grammar.network(dst) if isinstance(dst, str) else None
+        if network is None or not (dev == "" or isinstance(dev, str) and grammar.is_interface(dev)):
+            _refuse(refused, ROUTE, route)
+            continue
+        result.append((str(network), dev))
     return result
 
 
@@ -90,10 +164,9 @@ def sshd_ports(sshd_t_output: str) -> list[int]:
     ports = set()
     for line in sshd_t_output.splitlines():
         key, _, value = line.partition(" ")
-        if key == "port":
-            ports.add(int(value))
-        elif key == "listenaddress":
-            ports.add(int(value.rpartition(":")[2]))
+        port = value if key == "port" else value.rpartition(":")[2] if key == "listenaddress" else ""
+        if grammar.is_port(port):
+            ports.add(int(port))
     return sorted(ports)
 
 
@@ -105,6 +178,8 @@ def listening_sockets(ss_output: str) -> list[Socket]:
         if len(cols) < 5 or cols[0] not in ("tcp", "udp"):
             continue
         address, _, port = cols[4].rpartition(":")
+        if not grammar.is_port(port):
+            continue
         process = re.search(r'\(\("([^"]+)"', line)
         sockets.append(Socket(cols[0], address, int(port), process.group(1) if process else ""))
     return sockets
@@ -156,6 +231,7 @@ class HostFacts:
     installed_role: str | None = None         # the role of the cgnat package installed
     written_by_setup: frozenset[str] = frozenset()      # the manifest of the last setup
     wireguard_configs: frozenset[str] = frozenset()     # /etc/wireguard/*.conf that exist
+    refused: dict[str, str] = field(default_factory=dict)   # detected values the grammar refused
 
     def foreign(self, path: str) -> bool:
         """The file exists and no earlier setup wrote it (an admin's own VPN config)."""
@@ -182,12 +258,14 @@ class HostFacts:
         route = _run("ip", "-j", "-4", "route")
         sshd = _sshd_effective_config()
         ports = sshd_ports(sshd[0]) if sshd and not sshd[1] else None
+        refused: dict[str, str] = {}
         return cls(
-            interfaces=interfaces(addr),
+            interfaces=interfaces(addr, refused),
             link_kinds=link_kinds(addr),
-            default_interface=default_route_interface(route),
-            routes=routes(route) + routes(_run("ip", "-j", "-6", "route")),
-            ip_rules=ip_rules(_run("ip", "-N", "-j", "-4", "rule")) + ip_rules(_run("ip", "-N", "-j", "-6", "rule")),
+            default_interface=default_route_interface(route, refused),
+            routes=routes(route, refused) + routes(_run("ip", "-j", "-6", "route"), refused),
+            ip_rules=(ip_rules(_run("ip", "-N", "-j", "-4", "rule"), refused)
+                      + ip_rules(_run("ip", "-N", "-j", "-6", "rule"), refused)),
             sshd_ports=ports,
             sshd_kept_ports=sshd_kept_ports(ports) if ports is not None else [],
             sockets=listening_sockets(_run("ss", "-Hlntup")),
@@ -199,6 +277,7 @@ class HostFacts:
             written_by_setup=frozenset((_read(root / MANIFEST_PATH.lstrip("/")) or "").split()),
             wireguard_configs=frozenset(f"{WIREGUARD_DIR}/{p.name}"
                                         for p in (root / WIREGUARD_DIR.lstrip("/")).glob("*.conf")),
+            refused=refused,
         )
 
 

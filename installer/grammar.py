@@ -137,6 +137,19 @@ def ipv4_network(text: str) -> ipaddress.IPv4Network | None:
     return ipaddress.IPv4Network(text, strict=False)
 
 
+def network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """An IPv4 or IPv6 network ("10.0.0.0/24", "fd00::/64"; host bits allowed) or address
+    (a /32 or /128), no scope id; or None."""
+    if is_ipv4(text) or is_ipv6(text) and "." not in text:
+        return ipaddress.ip_network(text)
+    if IPV6_NETWORK.fullmatch(text) is None:
+        return ipv4_network(text)
+    try:
+        return ipaddress.IPv6Network(text, strict=False)
+    except ValueError:
+        return None
+
+
 def ula_network(text: str) -> ipaddress.IPv6Network | None:
     """The network of a ULA prefix of /48 to /64 like "fd63:676e:6174::/64" (host bits
     allowed), or None."""

@@ -76,3 +76,11 @@ def test_ipv6_warnings_on_a_host_with_ipv6_disabled():
     assert [w.key for w in ipv6_warnings(bridge, "x")] == ["bridge.public_address6"]
     bridge.bridge.ipv6 = "off"
     assert ipv6_warnings(bridge, "x") == []
+
+
+def test_ports_that_are_not_ports_are_left_out_not_a_crash():
+    """Issue 18: detected values pass the same grammar as typed ones."""
+    assert detect.sshd_ports("port 22\nport abc\nport ٢٢\nlistenaddress [::]:x\nport 99999\n") == [22]
+    sockets = detect.listening_sockets('tcp LISTEN 0 128 0.0.0.0:ssh 0.0.0.0:* users:(("sshd",pid=1,fd=3))\n'
+                                       'tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))\n')
+    assert [s.port for s in sockets] == [22]

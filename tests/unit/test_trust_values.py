@@ -328,3 +328,79 @@ def test_every_accepted_string_value_is_printable_ascii(text):
         assert {p.key for p in invalid.problems} <= {"homelab.watchdog.restart_command", "homelab.watchdog.action_command"}
         return
     assert all(" " <= c <= "~" for c in answers.homelab.watchdog.restart_command)
+
+
+# --- 8. detected values are input too: the same grammar, else absent and named ---
+
+HOSTILE_NAMES = ["x y", "eth0\nCGNAT_TABLE=$(reboot)", "$(id)", "-i", "eth0\u202e", "a" * 16, "all", "", 7, None]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_a_hostile_default_route_interface_is_absent_and_named(facts, name):
+    import json
+    route = json.dumps([{"dst": "default", "gateway": "198.51.100.254", "dev": name}])
+    refused = {}
+    assert detect.default_route_interface(route, refused) is None
+    facts.default_interface, facts.refused = None, refused
+    message = problems({"role": "bridge"}, facts)["bridge.public_interface"]
+    shown = name if isinstance(name, str) else json.dumps(name)
+    assert message == f"the default route's interface {shown!r} is not a valid name; set it"
+    assert "\n" not in message and "\u202e" not in message
+
+
+def test_hostile_links_and_addresses_are_left_out_and_named():
+    import json
+    addr = json.dumps([
+        {"ifname": "ens3", "linkinfo": {"info_kind": "veth\n"}, "addr_info": [
+            {"local": "198.51.100.1\nCGNAT_X=1", "prefixlen": 24}, {"local": "fe80::1%ens3", "prefixlen": 64},
+            {"local": "198.51.100.2", "prefixlen": "24"}, {"local": "198.51.100.3", "prefixlen": 33},
+            {"local": "2001:db8::7", "prefixlen": 64}]},
+        {"addr_info": []}, {"ifname": "docker0 x", "addr_info": [{"local": "172.17.0.1", "prefixlen": 16}]},
+        {"ifname": "docker0", "addr_info": [{"local": "172.18.0.1", "prefixlen": 16}, {"local": "1.2.3.4/8"}]},
+        "not a link"])
+    refused = {}
+    assert detect.interfaces(addr, refused) == {"ens3": ["2001:db8::7/64"], "docker0": ["172.18.0.1/16"]}
+    assert refused[detect.LINK_NAME] == "docker0 x" and detect.address_of("ens3") in refused
+    assert detect.link_kinds(addr) == {"ens3": "", "docker0": ""}
+    assert detect.docker_subnets(addr) == ["172.18.0.0/16"]
+
+
+def test_a_bridge_whose_address_is_refused_is_told_to_set_it(facts):
+    refused = {}
+    facts.interfaces = detect.interfaces('[{"ifname":"ens3","addr_info":[{"local":"198.51.100.1 ","prefixlen":24}]}]',
+                                         refused)
+    facts.refused = refused
+    assert problems({"role": "bridge"}, facts)["bridge.public_address"] == \
+        "ens3's address '198.51.100.1 ' is not a valid address; set it"
+
+
+@pytest.mark.parametrize("output", ["", "not json", "{}", '{"dst": "default"}', "[" * 100000, "[1, [2], null]",
+                                    '[{"dst": "default", "dev": ["eth0"]}]'])
+def test_output_that_is_not_ip_json_is_no_facts_and_no_crash(output):
+    assert detect.interfaces(output) == {} and detect.routes(output) == [] and detect.ip_rules(output) == []
+    assert detect.default_route_interface(output) is None and detect.docker_subnets(output) == []
+
+
+def test_hostile_routes_and_rules_are_left_out():
+    refused = {}
+    found = detect.routes('[{"dst":"10.9.0.0/16 dev wg0","dev":"eth0"},{"dst":"10.8.0.0/16","dev":"eth0 x"},'
+                          '{"dst":"10.7.0.0/16","dev":"eth0"},{"dst":"fd00::1%eth0","dev":"eth0"},'
+                          '{"dst":"10.6.0.0/16"},{"dst":"10.5.0.0/33","dev":"eth0"}]', refused)
+    assert found == [("10.7.0.0/16", "eth0"), ("10.6.0.0/16", "")] and detect.ROUTE in refused
+    rules = detect.ip_rules('[{"src":"all\\n","table":"300"},{"src":"all","table":"٣٠٠"},'
+                            '{"src":"all","fwmark":"0x1 x","table":"301"},{"src":"all","table":"302"}]', refused)
+    assert rules == [detect.IpRule(302)] and detect.RULE in refused
+
+
+@given(st.lists(st.fixed_dictionaries({"ifname": st.text(max_size=20), "addr_info": st.lists(
+    st.fixed_dictionaries({"local": st.text(max_size=45), "prefixlen": st.integers(-5, 200)}), max_size=3)}),
+    max_size=4))
+@settings(max_examples=300)
+def test_every_detected_name_and_address_passes_the_grammar(links):
+    import json
+    for name, addresses in detect.interfaces(json.dumps(links)).items():
+        assert grammar.is_interface(name)
+        for address in addresses:
+            local, _, length = address.rpartition("/")
+            assert grammar.is_ipv4(local) or grammar.is_ipv6(local)
+            ipaddress.ip_interface(address)
