@@ -68,6 +68,8 @@ def _check_host(host: str, a: HomelabAnswers) -> list[Problem]:
         return [Problem(key, f"{host!r} is not a host name or address")]
     if grammar.is_ipv4(host) and (message := grammar.address_problem(host)) is not None:
         return [Problem(key, message)]
+    if grammar.is_loopback_name(host):
+        return [Problem(key, f"{host} is this host's own name: not the address of another host")]
     if (network := _in_tunnel(host, a)) is not None:
         return [Problem(key, f"{host} is inside the tunnel {network}: the check would never leave it; "
                              f"use the public name that points at the bridge")]

@@ -71,7 +71,7 @@ UNUSABLE_NETWORKS = tuple(UNUSABLE)
 UNUSABLE6 = {ipaddress.ip_network(n): what for n, what in (
     ("::/128", "unspecified"),
     ("::1/128", "loopback"),
-    ("::ffff:0:0/96", "IPv4-mapped; write the IPv4 address itself"),
+    ("::ffff:0:0/96", "IPv4-mapped (write the IPv4 address itself)"),
     ("::/96", "IPv4-compatible (deprecated)"),
     ("fe80::/10", "link-local"),
     ("ff00::/8", "multicast"),
@@ -79,8 +79,11 @@ UNUSABLE6 = {ipaddress.ip_network(n): what for n, what in (
 # What libc's inet_aton (so getaddrinfo, ping, ssh) reads as an IPv4 address, not as a name:
 # one to four parts, each decimal, octal (leading 0) or hex (0x): 127.1, 0x7f000001,
 # 2130706433, 0177.0.0.1.
-_AATON_PART = r"(?:0[xX][0-9A-Fa-f]*|[0-9]+)"
-INET_ATON = re.compile(rf"{_AATON_PART}(?:\.{_AATON_PART}){{0,3}}", re.ASCII)
+_ATON_PART = r"(?:0[xX][0-9A-Fa-f]*|[0-9]+)"
+INET_ATON = re.compile(rf"{_ATON_PART}(?:\.{_ATON_PART}){{0,3}}", re.ASCII)
+# Names that are this host by definition (RFC 6761; Debian's /etc/hosts adds the ip6- ones).
+LOOPBACK_NAMES = ("localhost", "ip6-localhost", "ip6-loopback")
+
 
 def character_problem(text: str) -> str | None:
     """What is wrong with the first character outside printable ASCII in `text`, or None."""
@@ -195,7 +198,13 @@ def address_problem(text: str) -> str | None:
     address = ipaddress.ip_address(text)
     table = UNUSABLE if address.version == 4 else UNUSABLE6
     what = next((what for network, what in table.items() if address in network), None)
-    return None if what is None else f"{text} is {what}, not an address of another host"
+    return None if what is None else f"{text} is {what}: not the address of another host"
+
+
+def is_loopback_name(text: str) -> bool:
+    """localhost and its kin: names of this host, whatever DNS says."""
+    name = text.rstrip(".").lower()
+    return name in LOOPBACK_NAMES or name.endswith(".localhost")
 
 
 def port_range(spec: str) -> tuple[str, int, int] | None:
@@ -219,5 +228,5 @@ def endpoint_problem(endpoint: str) -> str | None:
     if is_ipv4(host):
         return address_problem(host)
     if is_hostname(host):
-        return None
+        return f"{host} is this host's own name: not the address of another host" if is_loopback_name(host) else None
     return f"{host!r} is not a host name or IPv4 address"

@@ -220,7 +220,7 @@ def test_an_endless_answers_file_is_read_only_to_its_limit(tmp_path):
 
 # --- 4. endpoint and check_host: another host's address, never this one's nor the tunnel's ---
 
-NOT_ANOTHER_HOST = ["127.0.0.1", "127.3.4.5", "0.0.0.0", "255.255.255.255", "224.0.0.1", "239.1.2.3",
+NOT_ANOTHER_HOST = ["localhost", "LocalHost.", "ip6-loopback", "db.localhost", "127.0.0.1", "127.3.4.5", "0.0.0.0", "255.255.255.255", "224.0.0.1", "239.1.2.3",
                     "169.254.1.1"]
 NOT_ANOTHER_HOST6 = ["[::1]", "[::]", "[ff02::1]", "[fe80::1]", "[::ffff:127.0.0.1]", "[::ffff:203.0.113.7]",
                      "[::127.0.0.1]"]
@@ -230,7 +230,7 @@ INET_ATON_FORMS = ["0x7f000001", "127.1", "2130706433", "0177.0.0.1", "0x7f.1", 
 @pytest.mark.parametrize("host", NOT_ANOTHER_HOST + NOT_ANOTHER_HOST6)
 def test_an_endpoint_that_is_not_another_hosts_address_is_refused(host):
     message = problems(homelab(endpoint=f"{host}:51820"))["homelab.endpoint"]
-    assert "not an address of another host" in message, message
+    assert "not the address of another host" in message, message
 
 
 @pytest.mark.parametrize("host", INET_ATON_FORMS)
@@ -243,7 +243,7 @@ def test_a_name_libc_reads_as_an_address_is_no_name(host):
 
 @pytest.mark.parametrize("host", NOT_ANOTHER_HOST)
 def test_a_check_host_that_makes_the_check_always_pass_is_refused(host):
-    assert "not an address of another host" in problems(homelab(watchdog={"check_host": host}))["homelab.watchdog.check_host"]
+    assert "not the address of another host" in problems(homelab(watchdog={"check_host": host}))["homelab.watchdog.check_host"]
 
 
 def test_the_tunnels_own_addresses_are_no_endpoint_nor_check_host():
