@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from cgnat_homelab.answers import HomelabAnswers
+from cgnat_homelab.answers import RULE_PREF, HomelabAnswers
 from cgnat_homelab.decision import DEFAULTS
 from cgnat_homelab.endtoend import choose
 from installer import grammar, validate
@@ -87,11 +87,16 @@ def _in_tunnel(host: str, a: HomelabAnswers):
 
 
 def _foreign_rules(a: HomelabAnswers, facts: HostFacts) -> list:
-    """The host's ip rules that are not this tunnel's (its fwmark rule, its "from" rules)."""
-    ours = {str(network[2]) for network in (grammar.ipv4_network(a.tunnel), grammar.ula_network(a.tunnel6))
-            if network is not None}
+    """The host's ip rules that are not this tunnel's: its fwmark rules (the mark is the
+    tunnel's own), and its "from" rules, which select its address or, after a change of the
+    tunnel, sit at RULE_PREF + 1 beside its fwmark rule of the same table (the up hook's pair)."""
+    addresses = {str(network[2]) for network in (grammar.ipv4_network(a.tunnel), grammar.ula_network(a.tunnel6))
+                 if network is not None}
     mark = int(a.homelab.fwmark, 0) if grammar.FWMARK.fullmatch(a.homelab.fwmark) else None
-    return [rule for rule in facts.ip_rules if rule.src not in ours and (mark is None or rule.fwmark != mark)]
+    marked = {rule.table for rule in facts.ip_rules if mark is not None and rule.fwmark == mark}
+    return [rule for rule in facts.ip_rules
+            if not (mark is not None and rule.fwmark == mark or rule.src in addresses
+                    or rule.priority == RULE_PREF + 1 and rule.table in marked)]
 
 
 def _check_fwmark(text: str) -> list[Problem]:

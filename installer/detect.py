@@ -128,7 +128,9 @@ def ip_rules(ip_rule_json: str, refused: dict[str, str] | None = None) -> list[I
                 or mark is not None and not (isinstance(mark, str) and grammar.FWMARK.fullmatch(mark)):
             _refuse(refused, RULE, rule)
             continue
-        result.append(IpRule(int(table), src, int(mark, 0) if mark else None))
+        priority = rule.get("priority")
+        result.append(IpRule(int(table), src, int(mark, 0) if mark else None,
+                             priority if type(priority) is int else None))
     return result
 
 
@@ -206,10 +208,12 @@ class IpRule:
     table: int
     src: str = "all"            # "all", or the address or network it selects
     fwmark: int | None = None   # the mark it selects, if any
+    priority: int | None = None
 
     def __str__(self) -> str:
         mark = f" fwmark {self.fwmark:#x}" if self.fwmark is not None else ""
-        return f"from {self.src}{mark} lookup {self.table}"
+        pref = f"{self.priority}: " if self.priority is not None else ""
+        return f"{pref}from {self.src}{mark} lookup {self.table}"
 
 
 @dataclass

@@ -117,12 +117,12 @@ RULES6 = '[{"priority":0,"src":"all","table":"255"},{"priority":7,"src":"fd00::9
 
 def test_ip_rules_are_read_with_their_tables_sources_and_marks():
     rules = detect.ip_rules(RULES4) + detect.ip_rules(RULES6)
-    assert detect.IpRule(200, "all", 0x1000000) in rules and detect.IpRule(301, "fd00::9") in rules
+    assert detect.IpRule(200, "all", 0x1000000, 1000) in rules and detect.IpRule(301, "fd00::9", None, 7) in rules
     assert [r.table for r in rules] == [255, 200, 200, 300, 254, 255, 301]
     assert detect.ip_rules('[{"priority":5,"src":"all","action":"unreachable"}]') == []
 
 
-@pytest.mark.parametrize("table, rule", [(300, "from 192.168.1.0 lookup 300"), (301, "from fd00::9 lookup 301")])
+@pytest.mark.parametrize("table, rule", [(300, "2000: from 192.168.1.0 lookup 300"), (301, "7: from fd00::9 lookup 301")])
 def test_a_table_the_hosts_ip_rules_use_is_refused_in_both_families(facts, table, rule):
     facts.ip_rules = detect.ip_rules(RULES4) + detect.ip_rules(RULES6)
     assert problems(homelab(docker_subnets=[], table=table), facts)["homelab.table"] == \
@@ -132,9 +132,15 @@ def test_a_table_the_hosts_ip_rules_use_is_refused_in_both_families(facts, table
 def test_the_tables_of_our_own_rules_are_no_clash(facts):
     facts.ip_rules = detect.ip_rules(RULES4)     # this tunnel's fwmark and "from 10.0.0.2" rules
     assert load_answers(homelab(docker_subnets=[]), None, facts).homelab.table == 200
-    facts.ip_rules.append(detect.IpRule(200, "all", 0x2000000))     # another tunnel's mark
-    assert "already looked up by this host's ip rule \"from all fwmark 0x2000000 lookup 200\"" in \
+    # The tunnel changed since: its old "from" rule beside its fwmark rule is still ours.
+    assert load_answers(homelab(docker_subnets=[]) | {"tunnel": "10.1.0.0/24"}, None, facts).homelab.table == 200
+    facts.ip_rules.append(detect.IpRule(200, "all", 0x2000000, 1000))     # another tunnel's mark
+    assert "already looked up by this host's ip rule \"1000: from all fwmark 0x2000000 lookup 200\"" in \
         problems(homelab(docker_subnets=[]), facts)["homelab.table"]
+    facts.ip_rules[-1] = detect.IpRule(200, "10.9.0.2", None, 1001)       # beside our fwmark rule: ours, earlier
+    assert load_answers(homelab(docker_subnets=[]), None, facts).homelab.table == 200
+    facts.ip_rules[-1] = detect.IpRule(200, "10.9.0.2", None, 900)
+    assert "\"900: from 10.9.0.2 lookup 200\"" in problems(homelab(docker_subnets=[]), facts)["homelab.table"]
 
 
 ADDR = ('[{"ifname":"lo","addr_info":[]},{"ifname":"eth0","addr_info":[]},'
