@@ -79,7 +79,8 @@ def test_tunnel6_on_the_lans_ula_route_is_refused(facts):
     assert load_answers(bridge(), None, facts).tunnel6 == "fd63:676e:6174::/64"
 
 
-@given(st.ip_addresses(v=4), st.integers(0, 32))
+@given(st.ip_addresses(v=4) | st.sampled_from(["10.0.0.0/7", "172.0.0.0/8", "192.168.0.0/15", "100.0.0.0/8"])
+       .flatmap(lambda near: st.ip_addresses(network=near)), st.integers(0, 32))
 @settings(max_examples=300)
 def test_every_accepted_ipv4_tunnel_is_private_or_cgnat_and_at_most_a_16(address, prefixlen):
     tunnel = f"{address}/{prefixlen}"
@@ -93,7 +94,7 @@ def test_every_accepted_ipv4_tunnel_is_private_or_cgnat_and_at_most_a_16(address
     assert any(network.subnet_of(space) for space in grammar.TUNNEL_SPACES)
 
 
-@given(st.ip_addresses(v=6), st.integers(0, 128))
+@given(st.ip_addresses(v=6) | st.ip_addresses(network="fc00::/6"), st.integers(0, 128))
 @settings(max_examples=300)
 def test_every_accepted_tunnel6_is_ula_of_48_to_64(address, prefixlen):
     network = grammar.ula_network(f"{address}/{prefixlen}")
@@ -410,3 +411,14 @@ def test_every_detected_name_and_address_passes_the_grammar(links):
             local, _, length = address.rpartition("/")
             assert grammar.is_ipv4(local) or grammar.is_ipv6(local)
             ipaddress.ip_interface(address)
+
+
+@given(st.text(alphabet="0123456789xXabcdefABCDEF.", min_size=1, max_size=24))
+@settings(max_examples=500)
+def test_no_accepted_host_name_is_an_address_to_libc(text):
+    """The consumer's contract: what glibc's inet_aton (getaddrinfo's first try) reads as an
+    IPv4 address is never taken as a name."""
+    import socket
+    if grammar.is_hostname(text):
+        with pytest.raises(OSError):
+            socket.inet_aton(text)
