@@ -122,6 +122,8 @@ def ip_rules(ip_rule_json: str, refused: dict[str, str] | None = None) -> list[I
     result = []
     for rule in _objects(ip_rule_json):
         table, src, mark = rule.get("table", ""), rule.get("src", "all"), rule.get("fwmark")
+        if isinstance(src, str) and type(rule.get("srclen")) is int:      # printed when not a host
+            src = f"{src}/{rule['srclen']}"
         if not (isinstance(table, str) and TABLE.fullmatch(table)):
             continue          # a goto, an unreachable rule, a named table: none of ours to clash with
         if not (src == "all" or isinstance(src, str) and grammar.network(src) is not None) \

@@ -112,7 +112,8 @@ def test_the_tables_of_well_known_tools_are_refused(table, tool):
 
 RULES4 = ('[{"priority":0,"src":"all","table":"255"},{"priority":1000,"src":"all","fwmark":"0x1000000",'
           '"fwmask":"0x1000000","table":"200"},{"priority":1001,"src":"10.0.0.2","table":"200"},'
-          '{"priority":2000,"src":"192.168.1.0","srclen":24,"table":"300"},{"priority":32766,"src":"all","table":"254"}]')
+          '{"priority":2000,"src":"192.168.1.0","srclen":24,"table":"300"},'
+          '{"priority":32766,"src":"all","table":"254"}]')
 RULES6 = '[{"priority":0,"src":"all","table":"255"},{"priority":7,"src":"fd00::9","table":"301"}]'
 
 
@@ -123,7 +124,8 @@ def test_ip_rules_are_read_with_their_tables_sources_and_marks():
     assert detect.ip_rules('[{"priority":5,"src":"all","action":"unreachable"}]') == []
 
 
-@pytest.mark.parametrize("table, rule", [(300, "2000: from 192.168.1.0 lookup 300"), (301, "7: from fd00::9 lookup 301")])
+@pytest.mark.parametrize("table, rule", [(300, "2000: from 192.168.1.0/24 lookup 300"),
+                                         (301, "7: from fd00::9 lookup 301")])
 def test_a_table_the_hosts_ip_rules_use_is_refused_in_both_families(facts, table, rule):
     facts.ip_rules = detect.ip_rules(RULES4) + detect.ip_rules(RULES6)
     assert problems(homelab(docker_subnets=[], table=table), facts)["homelab.table"] == \
@@ -227,7 +229,8 @@ def test_an_endless_answers_file_is_read_only_to_its_limit(tmp_path):
 
 # --- 4. endpoint and check_host: another host's address, never this one's nor the tunnel's ---
 
-NOT_ANOTHER_HOST = ["localhost", "LocalHost.", "ip6-loopback", "db.localhost", "127.0.0.1", "127.3.4.5", "0.0.0.0", "255.255.255.255", "224.0.0.1", "239.1.2.3",
+NOT_ANOTHER_HOST = ["localhost", "LocalHost.", "ip6-loopback", "db.localhost", "127.0.0.1", "127.3.4.5",
+                    "0.0.0.0", "255.255.255.255", "224.0.0.1", "239.1.2.3",
                     "169.254.1.1"]
 NOT_ANOTHER_HOST6 = ["[::1]", "[::]", "[ff02::1]", "[fe80::1]", "[::ffff:127.0.0.1]", "[::ffff:203.0.113.7]",
                      "[::127.0.0.1]"]
@@ -250,7 +253,8 @@ def test_a_name_libc_reads_as_an_address_is_no_name(host):
 
 @pytest.mark.parametrize("host", NOT_ANOTHER_HOST)
 def test_a_check_host_that_makes_the_check_always_pass_is_refused(host):
-    assert "not the address of another host" in problems(homelab(watchdog={"check_host": host}))["homelab.watchdog.check_host"]
+    found = problems(homelab(watchdog={"check_host": host}))
+    assert "not the address of another host" in found["homelab.watchdog.check_host"]
 
 
 def test_the_tunnels_own_addresses_are_no_endpoint_nor_check_host():
@@ -292,7 +296,8 @@ def test_keep_local_overlapping_a_forwarded_entry_names_both(keep, forward, j):
                                              f"would keep what it is told to forward; remove it from one of them"}
 
 
-@pytest.mark.parametrize("keep, forward", [("tcp/80", "all"), ("udp/80", ["tcp/80"]), ("tcp/81-90", ["tcp/80", "tcp/91"])])
+@pytest.mark.parametrize("keep, forward", [("tcp/80", "all"), ("udp/80", ["tcp/80"]),
+                                           ("tcp/81-90", ["tcp/80", "tcp/91"])])
 def test_keep_local_beside_forward_passes(keep, forward):
     assert load_answers(bridge(keep_local=[keep], forward=forward), None, None).bridge.keep_local == [keep]
 
@@ -319,7 +324,8 @@ def test_the_message_names_the_character_and_control_characters_keep_theirs():
     assert problems(homelab(watchdog={"restart_command": "true \u202e"}))["homelab.watchdog.restart_command"] == \
         ("holds U+202E (RIGHT-TO-LEFT OVERRIDE) at character 6; only printable ASCII is taken "
          "(host names in punycode, xn--...)")
-    assert problems({**bridge(), "interface": "wg0\n"})["interface"] == "holds a control character (a newline, tab, ...)"
+    assert problems({**bridge(), "interface": "wg0\n"})["interface"] == \
+        "holds a control character (a newline, tab, ...)"
 
 
 def test_a_quoted_key_with_a_bidi_override_is_shown_escaped():
@@ -332,7 +338,8 @@ def test_every_accepted_string_value_is_printable_ascii(text):
     try:
         answers = load_answers(homelab(watchdog={"restart_command": text, "action_command": text}), None, None)
     except InvalidAnswers as invalid:
-        assert {p.key for p in invalid.problems} <= {"homelab.watchdog.restart_command", "homelab.watchdog.action_command"}
+        assert {p.key for p in invalid.problems} <= {"homelab.watchdog.restart_command",
+                                                     "homelab.watchdog.action_command"}
         return
     assert all(" " <= c <= "~" for c in answers.homelab.watchdog.restart_command)
 
