@@ -17,6 +17,9 @@ def check(a: BridgeAnswers, facts: HostFacts | None) -> list[Problem]:
     if b.public_interface is not None:
         if not grammar.is_interface(b.public_interface):
             problems.append(Problem("bridge.public_interface", validate.INTERFACE_RULE))
+        elif b.public_interface == a.interface:
+            problems.append(Problem("bridge.public_interface", f"{b.public_interface} is the tunnel's own "
+                                                               f"interface (interface); name the public one"))
         elif facts is not None and b.public_interface not in facts.interfaces:
             known = ", ".join(sorted(facts.interfaces)) or "none"
             problems.append(Problem("bridge.public_interface",

@@ -31,6 +31,9 @@ def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
     elif (network := _in_tunnel(h.endpoint.rpartition(":")[0].strip("[]"), a)) is not None:
         problems.append(Problem("homelab.endpoint", f"{h.endpoint} is inside the tunnel {network}: "
                                                     f"the tunnel cannot run through itself"))
+    elif (interface := _own_address(h.endpoint.rpartition(":")[0].strip("[]"), facts)) is not None:
+        problems.append(Problem("homelab.endpoint", f"{h.endpoint} is an address of this host ({interface}): "
+                                                    f"not the address of another host"))
     if not 0 <= h.keepalive <= 65535:
         problems.append(Problem("homelab.keepalive", "must be 0 (off) to 65535 seconds"))
     tunnel = grammar.ipv4_network(a.tunnel)
@@ -53,14 +56,14 @@ def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
     if w.action not in WATCHDOG_ACTIONS:
         problems.append(Problem("homelab.watchdog.action", f"must be one of {', '.join(WATCHDOG_ACTIONS)}, not {w.action!r}"))
     if w.check_host is not None:
-        problems += _check_host(w.check_host, a)
+        problems += _check_host(w.check_host, a, facts)
     problems += validate.check_watchdog_keys("homelab.watchdog.", w)
     if w.bridge_forward is not None:
         problems += validate.forward_problems("homelab.watchdog.bridge_forward", w.bridge_forward)
     return problems
 
 
-def _check_host(host: str, a: HomelabAnswers) -> list[Problem]:
+def _check_host(host: str, a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
     """The end-to-end check's public name or address: one that never reaches this host itself
     nor stays inside the tunnel (either would make the check always pass)."""
     key = "homelab.watchdog.check_host"
@@ -73,7 +76,21 @@ def _check_host(host: str, a: HomelabAnswers) -> list[Problem]:
     if (network := _in_tunnel(host, a)) is not None:
         return [Problem(key, f"{host} is inside the tunnel {network}: the check would never leave it; "
                              f"use the public name that points at the bridge")]
+    if (interface := _own_address(host, facts)) is not None:
+        return [Problem(key, f"{host} is an address of this host ({interface}): not the address of another host")]
     return []
+
+
+def _own_address(host: str, facts: HostFacts | None) -> str | None:
+    """The interface of this host that has the address `host`; None for a name or another's."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    for interface, addresses in (facts.interfaces.items() if facts is not None else ()):
+        if any(ipaddress.ip_interface(own).ip == address for own in addresses):
+            return interface
+    return None
 
 
 def _in_tunnel(host: str, a: HomelabAnswers):

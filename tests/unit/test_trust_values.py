@@ -429,3 +429,18 @@ def test_no_accepted_host_name_is_an_address_to_libc(text):
     if grammar.is_hostname(text):
         with pytest.raises(OSError):
             socket.inet_aton(text)
+
+
+def test_this_hosts_own_addresses_are_no_endpoint_nor_check_host(facts):
+    facts.interfaces["eth0"] = ["192.168.1.20/24", "2001:db8:1::20/64"]
+    assert problems(homelab(docker_subnets=[], watchdog={"check_host": "192.168.1.20"}), facts)[
+        "homelab.watchdog.check_host"] == \
+        "192.168.1.20 is an address of this host (eth0): not the address of another host"
+    assert problems(homelab(docker_subnets=[], endpoint="[2001:db8:1:0::020]:51820"), facts)["homelab.endpoint"] == \
+        "[2001:db8:1:0::020]:51820 is an address of this host (eth0): not the address of another host"
+    assert load_answers(homelab(docker_subnets=[], endpoint="192.168.1.21:51820"), None, facts)
+
+
+def test_the_bridges_public_interface_is_not_its_tunnel():
+    assert problems({**bridge(public_interface="wg0"), "interface": "wg0"})["bridge.public_interface"] == \
+        "wg0 is the tunnel's own interface (interface); name the public one"
