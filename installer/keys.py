@@ -25,12 +25,12 @@ def public_key(private_key: str) -> str:
     return _wg("pubkey", stdin=private_key + "\n")
 
 
-def key_in_config(conf_path: Path) -> str | None:
-    """The PrivateKey of an existing WireGuard config, so a re-run keeps the same identity."""
-    try:
-        match = PRIVATE_KEY_LINE.search(conf_path.read_text())
-    except FileNotFoundError:
+def key_in_config(conf: tuple[bytes, int] | None) -> str | None:
+    """The PrivateKey of an existing WireGuard config (its bytes and mode, None when absent),
+    so a re-run keeps the same identity."""
+    if conf is None:
         return None
+    match = PRIVATE_KEY_LINE.search(conf[0].decode(errors="replace"))
     return match.group(1) if match and is_wireguard_key(match.group(1)) else None
 
 

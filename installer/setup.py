@@ -16,7 +16,8 @@ from pathlib import Path
 from installer import ROLES, grammar, keys, pairing, roles
 from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
-from installer.apply import apply, host_path, log  # apply: the one step that changes the host
+from installer.apply import apply, host_path, log
+from installer.atomic import HostTree  # apply: the one step that changes the host
 from installer.detect import HostFacts, ipv6_disabled
 from installer.errors import Problem
 from installer.plan import WATCHDOG_UNIT, Plan, make_plan, resolve_defaults
@@ -69,7 +70,7 @@ def private_key_for(answers, root: Path, facts: HostFacts) -> str:
     if answers.private_key_file:
         return keys.read_key_file(Path(answers.private_key_file))
     conf = f"/etc/wireguard/{answers.interface}.conf"
-    existing = None if facts.foreign(conf) else keys.key_in_config(host_path(root, conf))
+    existing = None if facts.foreign(conf) else keys.key_in_config(HostTree(root).read(conf))
     return existing or keys.generate_private_key()
 
 

@@ -1,0 +1,119 @@
+"""Issue 18, host files: one writer that walks directories by fd and never through a symlink,
+explicit directory modes, no writes into directories others may change, bytes kept as bytes,
+and teardown/rename/purge that go by what setup recorded."""
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from clihelp import cgnat_setup, tree
+from installer import apply as apply_module
+from installer.apply import apply
+from installer.errors import SetupError
+from installer.plan import FileWrite, Plan
+
+from unitdata import HOMELAB_KEY
+
+BRIDGE = ('role = "bridge"\n{extra}[bridge]\npublic_interface = "lo"\n'
+          'public_address = "203.0.113.7"\n')
+LATIN1 = b"# caf\xe9 (an old Latin-1 comment)\n"
+
+
+class Answers:
+    interface = "wg0"
+
+
+def answers(tmp_path, extra=""):
+    path = tmp_path / "bridge.toml"
+    path.write_text(BRIDGE.format(extra=extra))
+    return path
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+# --- 1. one writer: fd walk, explicit modes --------------------------------------------
+
+def test_directories_setup_creates_have_their_modes_under_umask_000(tmp_path):
+    root = tmp_path / "root"
+    old = os.umask(0)
+    try:
+        done = cgnat_setup("--answers", answers(tmp_path), "--root", root)
+    finally:
+        os.umask(old)
+    assert done.returncode == 0, done.stderr
+    assert mode(root / "etc/cgnat") == 0o755 and mode(root / "etc/wireguard") == 0o700
+    assert mode(root / "var/lib/cgnat") == 0o755 and mode(root / "etc") == 0o755
+    assert mode(root / "etc/cgnat/wg0.env") == 0o644 and mode(root / "etc/wireguard/wg0.conf") == 0o600
+    assert not any(mode(p) & 0o022 for p in root.rglob("*"))
+
+
+def test_a_directory_swapped_for_a_symlink_during_the_run_is_never_written_through(tmp_path, monkeypatch):
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real_log = apply_module.log
+
+    def swap_before_second_write(message):
+        real_log(message)
+        if message.startswith("write /etc/cgnat/b"):        # after every path was checked
+            (root / "etc/cgnat").rename(root / "etc/cgnat.moved")
+            (root / "etc/cgnat").symlink_to(elsewhere)
+
+    monkeypatch.setattr(apply_module, "log", swap_before_second_write)
+    plan = Plan(Answers(), files=[FileWrite("/etc/cgnat/a", "1\n"), FileWrite("/etc/cgnat/b", "2\n")])
+    with pytest.raises(SetupError, match="symlink"):
+        apply(plan, root)
+    assert list(elsewhere.iterdir()) == []
+
+
+# --- 2. no writes where others may change what root reads --------------------------------
+
+@pytest.mark.parametrize("directory", ["etc/cgnat", "var/lib/cgnat", "etc/wireguard", "etc"])
+def test_a_group_or_other_writable_directory_is_refused_and_nothing_changes(tmp_path, directory):
+    root = tmp_path / "root"
+    (root / directory).mkdir(parents=True)
+    (root / directory).chmod(0o777)
+    before = tree(root)
+    done = cgnat_setup("--answers", answers(tmp_path), "--root", root)
+    assert done.returncode == 1 and "writable by group or others" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert tree(root) == before and sorted(p.name for p in root.iterdir()) == [directory.split("/")[0]]
+
+
+def test_an_existing_directory_of_another_owner_is_refused(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc/cgnat").mkdir(parents=True)
+    os.chown(root / "etc/cgnat", 65534, 65534)
+    done = cgnat_setup("--answers", answers(tmp_path), "--root", root)
+    assert done.returncode == 1 and "belongs to uid 65534" in done.stderr
+    assert list((root / "etc/cgnat").iterdir()) == [] and not (root / "etc/wireguard").exists()
+
+
+# --- 3. bytes, not text -----------------------------------------------------------------
+
+def test_rollback_restores_a_latin1_file_byte_for_byte(tmp_path):
+    (tmp_path / "etc/cgnat").mkdir(parents=True)
+    (tmp_path / "etc/cgnat/answers.toml").write_bytes(LATIN1)
+    (tmp_path / "etc/cgnat/wg0.env").write_bytes(LATIN1)
+    before = tree(tmp_path)
+    plan = Plan(Answers(), files=[FileWrite("/etc/cgnat/answers.toml", "new\n"),
+                                  FileWrite("/etc/cgnat/wg0.env", "X=1\n")],
+                commands=[["false"]])
+    with pytest.raises(SetupError, match="`false` failed"):
+        apply(plan, tmp_path)
+    assert tree(tmp_path) == before
+
+
+def test_replace_existing_keeps_a_latin1_config_byte_for_byte(tmp_path):
+    root = tmp_path / "root"
+    conf = root / "etc/wireguard/wg0.conf"
+    conf.parent.mkdir(parents=True, mode=0o700)
+    original = LATIN1 + f"[Interface]\nPrivateKey = {HOMELAB_KEY}\n".encode()
+    conf.write_bytes(original)
+    conf.chmod(0o600)
+    done = cgnat_setup("--answers", answers(tmp_path), "--root", root, "--replace-existing")
+    assert done.returncode == 0, done.stderr
+    backup = root / "etc/wireguard/wg0.conf.before-cgnat"
+    assert backup.read_bytes() == original and mode(backup) == 0o600
