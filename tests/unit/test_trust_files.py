@@ -117,3 +117,53 @@ def test_replace_existing_keeps_a_latin1_config_byte_for_byte(tmp_path):
     assert done.returncode == 0, done.stderr
     backup = root / "etc/wireguard/wg0.conf.before-cgnat"
     assert backup.read_bytes() == original and mode(backup) == 0o600
+
+
+# --- 2. the private key file ------------------------------------------------------------
+
+def key_answers(tmp_path, key: Path) -> Path:
+    return answers(tmp_path, f'private_key_file = "{key}"\n')
+
+
+def check(tmp_path, key: Path):
+    return cgnat_setup("--answers", key_answers(tmp_path, key), "--check")
+
+
+def test_a_key_file_of_another_owner_is_refused(tmp_path, key_file):
+    os.chown(key_file, 65534, 65534)
+    done = check(tmp_path, key_file)
+    assert done.returncode == 2 and f"private_key_file: {key_file} belongs to uid 65534" in done.stderr
+
+
+def test_a_key_file_in_a_directory_others_can_write_is_refused(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)                      # like /tmp: anyone may put a file of theirs there
+    key = shared / "wg.key"
+    key.write_text(HOMELAB_KEY + "\n")
+    key.chmod(0o600)
+    done = check(tmp_path, key)
+    assert done.returncode == 2 and "writable by group or others" in done.stderr
+    assert HOMELAB_KEY not in done.stdout + done.stderr
+
+
+def test_a_symlink_of_another_owner_to_a_key_file_is_refused(tmp_path, key_file):
+    link = tmp_path / "link.key"
+    link.symlink_to(key_file)
+    os.chown(link, 65534, 65534, follow_symlinks=False)   # who made it decides what it names
+    done = check(tmp_path, link)
+    assert done.returncode == 2 and "is a symlink of uid 65534" in done.stderr
+
+
+def test_a_trusted_key_file_and_a_symlink_of_the_same_owner_are_used(tmp_path, key_file):
+    link = tmp_path / "link.key"
+    link.symlink_to(key_file)
+    assert check(tmp_path, key_file).returncode == 0
+    assert check(tmp_path, link).returncode == 0
+
+
+def test_setup_refuses_a_key_file_that_turned_untrusted_after_validation(tmp_path, key_file):
+    from installer import keys
+    key_file.chmod(0o640)
+    with pytest.raises(SetupError, match="readable by others"):
+        keys.read_key_file(key_file)
