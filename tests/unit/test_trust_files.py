@@ -167,3 +167,35 @@ def test_setup_refuses_a_key_file_that_turned_untrusted_after_validation(tmp_pat
     key_file.chmod(0o640)
     with pytest.raises(SetupError, match="readable by others"):
         keys.read_key_file(key_file)
+
+
+# --- 4. teardown goes by what setup recorded ---------------------------------------------
+
+@pytest.mark.parametrize("saved", ['role = "bridge"\nrole = "bridge"\n',     # duplicate key
+                                   'interface = "wg0"\n', "", None])          # no role, empty, gone
+def test_teardown_stops_the_recorded_tunnels_whatever_the_answers_say(tmp_path, saved):
+    from installer import setup
+    root = tmp_path / "root"
+    assert cgnat_setup("--answers", answers(tmp_path, 'interface = "wg7"\n'), "--root", root).returncode == 0
+    hook = root / "usr/lib/cgnat-bridge/hooks/down"          # the installed package's
+    hook.parent.mkdir(parents=True)
+    for name in ("up", "down"):
+        (hook.parent / name).write_text("#!/bin/sh\n")
+    saved_path = root / "etc/cgnat/answers.toml"
+    if saved is None:
+        saved_path.unlink()
+    else:
+        saved_path.write_text(saved)
+    steps = setup.teardown_steps(root)
+    assert ["systemctl", "disable", "--now", "wg-quick@wg7"] in steps
+    assert ["systemctl", "disable", "--now", "cgnat-watchdog.service"] in steps
+    assert [str(hook), "wg7"] in steps
+    done = cgnat_setup("teardown", "--root", root)
+    assert done.returncode == 0 and "nothing was started there" in done.stderr
+
+
+def test_teardown_without_a_manifest_has_nothing_to_do(tmp_path):
+    from installer import setup
+    assert setup.teardown_steps(tmp_path) == []
+    done = cgnat_setup("teardown", "--root", tmp_path)
+    assert done.returncode == 0 and "names no tunnel" in done.stderr
