@@ -55,7 +55,8 @@ class Plan:
         out = []
         if self.retire or self.removals or self.backups:
             out.append("=== first\n" + "".join(" ".join(c) + "\n" for c in self.retire)
-                       + "".join(f"remove {p}\n" for p in self.removals)
+                       + "".join(f"remove {p} (kept as {p}{BACKUP_SUFFIX} if changed since setup "
+                                 f"wrote it)\n" for p in self.removals)
                        + "".join(f"keep {p} as {p}{BACKUP_SUFFIX}\n" for p in self.backups))
         for f in self.files:
             out.append(f"=== {f.path} (mode {f.mode:04o})\n{f.shown()}")

@@ -199,3 +199,34 @@ def test_teardown_without_a_manifest_has_nothing_to_do(tmp_path):
     assert setup.teardown_steps(tmp_path) == []
     done = cgnat_setup("teardown", "--root", tmp_path)
     assert done.returncode == 0 and "names no tunnel" in done.stderr
+
+
+# --- 5. a renamed interface's files: remove only what is still ours ----------------------
+
+def test_renaming_keeps_a_config_the_admin_rewrote_since(tmp_path):
+    root = tmp_path / "root"
+    assert cgnat_setup("--answers", answers(tmp_path), "--root", root).returncode == 0
+    conf = root / "etc/wireguard/wg0.conf"
+    rewritten = LATIN1 + f"[Interface]\nPrivateKey = {HOMELAB_KEY}\n".encode()
+    conf.write_bytes(rewritten)
+    unchanged_rules = (root / "etc/cgnat/wg0.rules").read_bytes()
+    done = cgnat_setup("--answers", answers(tmp_path, 'interface = "wg7"\n'), "--root", root)
+    assert done.returncode == 0, done.stderr
+    kept = root / "etc/wireguard/wg0.conf.before-cgnat"
+    assert kept.read_bytes() == rewritten and mode(kept) == 0o600 and not conf.exists()
+    assert "keep /etc/wireguard/wg0.conf as /etc/wireguard/wg0.conf.before-cgnat (changed since" in done.stderr
+    assert HOMELAB_KEY not in done.stderr + done.stdout
+    assert unchanged_rules and not (root / "etc/cgnat/wg0.rules").exists()         # still ours: gone
+    assert not (root / "etc/cgnat/wg0.rules.before-cgnat").exists()
+    assert "before-cgnat" not in (root / "var/lib/cgnat/manifest").read_text()      # the admin's now
+
+
+def test_a_manifest_of_paths_alone_keeps_a_copy_of_what_it_cannot_verify(tmp_path):
+    root = tmp_path / "root"
+    assert cgnat_setup("--answers", answers(tmp_path), "--root", root).returncode == 0
+    manifest = root / "var/lib/cgnat/manifest"
+    manifest.write_text("".join(line.split()[0] + "\n" for line in manifest.read_text().splitlines()))
+    done = cgnat_setup("--answers", answers(tmp_path, 'interface = "wg7"\n'), "--root", root)
+    assert done.returncode == 0, done.stderr
+    assert (root / "etc/wireguard/wg0.conf.before-cgnat").exists()
+    assert not (root / "etc/wireguard/wg0.conf").exists()
