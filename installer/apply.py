@@ -32,7 +32,8 @@ def run(argv: list[str]) -> None:
 
 
 def host_path(root: Path, path: str) -> Path:
-    """`path` of the target host under root; SetupError where a symlink leads out of root."""
+    """`path` of the target host under root, for reading (status, saved answers); SetupError
+    where a symlink leads out of root. Writes go through HostTree, which never follows one."""
     target = root / path.lstrip("/")
     if root != Path("/") and not target.resolve().is_relative_to(root.resolve()):
         raise SetupError(f"{target} leads out of {root} (through a symlink); refusing to write there")
