@@ -111,7 +111,7 @@ def test_remove_then_purge_leaves_nothing(chroot):
     """Set up for real (files in /etc, no services: --root /), remove, purge."""
     file = answers(chroot, "bridge")
     chroot.check(f"cgnat-setup --answers {file} --root /", net=False)
-    written = chroot.path("/var/lib/cgnat/manifest").read_text().split()
+    written = [line.split()[0] for line in chroot.path("/var/lib/cgnat/manifest").read_text().splitlines()]
     assert "/etc/wireguard/wg0.conf" in written and "/etc/ssh/sshd_config.d/cgnat-bridge.conf" in written
     # An upgrade (here: a reinstall, postinst gets the old version) keeps the
     # configuration and does not replay the answers.
@@ -208,3 +208,19 @@ def assert_same_tree(chroot) -> None:
     baseline = chroot.state["baseline"]
     assert sorted(now - baseline) == [], "left behind"
     assert sorted(baseline - now) == [], "deleted"
+
+
+def test_purge_never_deletes_through_a_symlinked_etc_cgnat(chroot):
+    """An admin who moved /etc/cgnat elsewhere and left a symlink: purge finishes, deletes
+    nothing through the symlink, and leaves the symlink (the admin's) in place."""
+    install(chroot, "bridge")
+    chroot.check(f"cgnat-setup --answers {answers(chroot, 'bridge')} --root /", net=False)
+    chroot.check("mv /etc/cgnat /root/cgnat-moved && ln -s /root/cgnat-moved /etc/cgnat")
+    kept = sorted(p.name for p in chroot.path("/root/cgnat-moved").iterdir())
+    assert "wg0.env" in kept
+    chroot.check(f"{APT} purge cgnat-bridge", net=False)
+    assert sorted(p.name for p in chroot.path("/root/cgnat-moved").iterdir()) == kept
+    assert chroot.path("/etc/cgnat").is_symlink() and not chroot.path("/etc/wireguard/wg0.conf").exists()
+    chroot.check("rm /etc/cgnat && rm -r /root/cgnat-moved")
+    assert_same_tree(chroot)
+
