@@ -122,7 +122,8 @@ class UnitStates:
 def apply(plan: Plan, root: Path) -> list[str]:
     """Carry out the plan under root; the paths that changed. Raises SetupError after rollback."""
     tree = HostTree(root, DIRECTORY_MODES)
-    for path in [f.path for f in plan.files] + plan.removals + plan.backups:
+    kept = plan.removals + plan.backups
+    for path in [f.path for f in plan.files] + kept + [p + BACKUP_SUFFIX for p in kept]:
         tree.check(path)                 # every path checked before the first change
     manifest = tree.read(MANIFEST_PATH)
     recorded = recorded_digests(manifest[0] if manifest else b"")

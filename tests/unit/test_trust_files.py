@@ -230,3 +230,15 @@ def test_a_manifest_of_paths_alone_keeps_a_copy_of_what_it_cannot_verify(tmp_pat
     assert done.returncode == 0, done.stderr
     assert (root / "etc/wireguard/wg0.conf.before-cgnat").exists()
     assert not (root / "etc/wireguard/wg0.conf").exists()
+
+
+def test_a_backup_path_that_is_a_symlink_is_refused_before_any_change(tmp_path):
+    root = tmp_path / "root"
+    conf = root / "etc/wireguard/wg0.conf"
+    conf.parent.mkdir(parents=True, mode=0o700)
+    conf.write_text(f"[Interface]\nPrivateKey = {HOMELAB_KEY}\n")
+    (root / "etc/wireguard/wg0.conf.before-cgnat").symlink_to(tmp_path / "elsewhere")
+    before = tree(root)
+    done = cgnat_setup("--answers", answers(tmp_path), "--root", root, "--replace-existing")
+    assert done.returncode == 1 and "wg0.conf.before-cgnat is not a regular file" in done.stderr
+    assert "[#]" not in done.stderr and tree(root) == before and not (tmp_path / "elsewhere").exists()
