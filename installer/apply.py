@@ -1,9 +1,11 @@
 """The only part that changes the host: write the plan's files, then run its commands.
 
-Every write is atomic (temp file in the same directory, fsync, rename). Before the first
-change the old state of each path, and whether each unit the plan touches is enabled and
-active, is kept in memory; any failure restores both, so a run that fails leaves the host
-as it was. Under --root nothing is written outside the root, symlinks included.
+Every write is atomic (temp file in the same directory, fsync, rename) and goes through
+installer/atomic.py's HostTree: directories opened by fd from the root, never through a
+symlink, never into a directory others may write. Before the first change the old bytes of
+each path, and whether each unit the plan touches is enabled and active, are kept in memory;
+any failure restores both, so a run that fails leaves the host as it was. A file an earlier
+setup wrote and the admin changed since is kept as PATH.before-cgnat, never just deleted.
 """
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from installer import atomic, sshd
+from installer import sshd
+from installer.atomic import HostTree
+from installer.detect import MANIFEST_PATH, WIREGUARD_DIR
 from installer.errors import SetupError
-from installer.plan import BACKUP_SUFFIX, FileWrite, Plan
+from installer.plan import BACKUP_SUFFIX, FileWrite, Plan, digest, recorded_digests
 
 
 def log(message: str) -> None:
@@ -28,65 +32,78 @@ def run(argv: list[str]) -> None:
 
 
 def host_path(root: Path, path: str) -> Path:
-    """`path` of the target host under root; SetupError where a symlink leads out of root."""
+    """`path` of the target host under root, for reading (status, saved answers); SetupError
+    where a symlink leads out of root. Writes go through HostTree, which never follows one."""
     target = root / path.lstrip("/")
     if root != Path("/") and not target.resolve().is_relative_to(root.resolve()):
         raise SetupError(f"{target} leads out of {root} (through a symlink); refusing to write there")
     return target
 
 
-def write_atomic(target: Path, content: str, mode: int) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_atomic(target, content, mode)
+DIRECTORY_MODES = {WIREGUARD_DIR: 0o700}   # others 0755 (installer/atomic.py); keys live there
 
 
 class Transaction:
-    """Remembers what each written path held, to put it back on failure."""
+    """Remembers what each written path held (bytes and mode), to put it back on failure."""
 
-    def __init__(self, root: Path):
-        self.root = root
-        self.saved: dict[Path, tuple[bytes, int] | None] = {}
+    def __init__(self, tree: HostTree):
+        self.tree = tree
+        self.saved: dict[str, tuple[bytes, int] | None] = {}
 
-    def _remember(self, target: Path) -> tuple[bytes, int] | None:
-        old = (target.read_bytes(), target.stat().st_mode & 0o7777) if target.exists() else None
-        self.saved.setdefault(target, old)
+    def _remember(self, path: str) -> tuple[bytes, int] | None:
+        old = self.tree.read(path)
+        self.saved.setdefault(path, old)
         return old
 
     def write(self, f: FileWrite) -> bool:
         """Write if different; True when the file changed."""
-        target = host_path(self.root, f.path)
-        old = (target.read_bytes(), target.stat().st_mode & 0o7777) if target.exists() else None
-        if old == (f.content.encode(), f.mode):
+        data = f.content.encode()
+        if self.tree.read(f.path) == (data, f.mode):
             return False
-        self._remember(target)
+        self._remember(f.path)
         log(f"write {f.path} (mode {f.mode:04o})")
-        write_atomic(target, f.content, f.mode)
+        self.tree.write(f.path, data, f.mode)
         return True
 
     def remove(self, path: str) -> None:
-        target = host_path(self.root, path)
-        if self._remember(target) is not None:
+        if self._remember(path) is not None:
             log(f"remove {path}")
-            target.unlink()
+            self.tree.remove(path)
 
-    def keep_copy(self, path: str) -> None:
-        """Copy a file that is about to be replaced to PATH.before-cgnat, same mode."""
-        source, copy = host_path(self.root, path), host_path(self.root, path + BACKUP_SUFFIX)
+    def keep_copy(self, path: str, why: str = "") -> str:
+        """Copy a file that is about to be replaced or removed to PATH.before-cgnat, 0600 (it
+        may hold a key); the copy's path."""
+        copy = path + BACKUP_SUFFIX
+        source = self.tree.read(path)
         self._remember(copy)
-        log(f"keep {path} as {path}{BACKUP_SUFFIX}")
-        write_atomic(copy, source.read_bytes().decode(), source.stat().st_mode & 0o7777)
+        log(f"keep {path} as {copy}{why}")
+        if source is not None:
+            self.tree.write(copy, source[0], 0o600)
+        return copy
+
+    def retire(self, path: str, written: str | None) -> list[str]:
+        """Remove a file an earlier setup wrote (`written`: the digest it recorded), unless it
+        changed since: then keep it as PATH.before-cgnat. The paths that changed."""
+        old = self.tree.read(path)
+        if old is None:
+            return []
+        changed = [path]
+        if written is None or digest(old[0]) != written:
+            changed.append(self.keep_copy(path, " (changed since cgnat-setup wrote it)"))
+        self.remove(path)
+        return changed
 
     def rollback(self) -> None:
         # Keep going past a file that cannot be restored: every other one still must be.
-        for target, old in reversed(list(self.saved.items())):
-            log(f"restore {target}")
+        for path, old in reversed(list(self.saved.items())):
+            log(f"restore {path}")
             try:
                 if old is None:
-                    target.unlink(missing_ok=True)
+                    self.tree.remove(path)
                 else:
-                    write_atomic(target, old[0].decode(), old[1])
-            except OSError as error:
-                log(f"could not restore {target}: {error}")
+                    self.tree.write(path, *old)
+            except (OSError, SetupError) as error:
+                log(f"could not restore {path}: {error}")
 
 
 class UnitStates:
@@ -104,9 +121,13 @@ class UnitStates:
 
 def apply(plan: Plan, root: Path) -> list[str]:
     """Carry out the plan under root; the paths that changed. Raises SetupError after rollback."""
-    for f in plan.files:
-        host_path(root, f.path)          # every path checked before the first change
-    tx = Transaction(root)
+    tree = HostTree(root, DIRECTORY_MODES)
+    kept = plan.removals + plan.backups
+    for path in [f.path for f in plan.files] + kept + [p + BACKUP_SUFFIX for p in kept]:
+        tree.check(path)                 # every path checked before the first change
+    manifest = tree.read(MANIFEST_PATH)
+    recorded = recorded_digests(manifest[0] if manifest else b"")
+    tx = Transaction(tree)
     units = UnitStates(plan.units) if plan.commands else None
     sshd_changed = False
     try:
@@ -114,9 +135,8 @@ def apply(plan: Plan, root: Path) -> list[str]:
             run(argv)
         for path in plan.backups:
             tx.keep_copy(path)
-        for path in plan.removals:
-            tx.remove(path)
-        changed = [f.path for f in plan.files if tx.write(f)] + plan.removals
+        removed = [p for path in plan.removals for p in tx.retire(path, recorded.get(path))]
+        changed = [f.path for f in plan.files if tx.write(f)] + removed
         if plan.commands and plan.sshd_port is not None:
             sshd_changed = bool({plan.sshd_dropin, plan.socket_dropin} & set(changed) - {None})
             _ensure_sshd_port(plan, sshd_changed)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass, field
 
 from installer.answers import ANSWERS_PATH
@@ -54,7 +55,8 @@ class Plan:
         out = []
         if self.retire or self.removals or self.backups:
             out.append("=== first\n" + "".join(" ".join(c) + "\n" for c in self.retire)
-                       + "".join(f"remove {p}\n" for p in self.removals)
+                       + "".join(f"remove {p} (kept as {p}{BACKUP_SUFFIX} if changed since setup "
+                                 f"wrote it)\n" for p in self.removals)
                        + "".join(f"keep {p} as {p}{BACKUP_SUFFIX}\n" for p in self.backups))
         for f in self.files:
             out.append(f"=== {f.path} (mode {f.mode:04o})\n{f.shown()}")
@@ -100,8 +102,7 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     files += [FileWrite(path, text) for path, text in host.files.items()]
     plan = Plan(answers, hook_commands=role.hook_summary(answers), sshd_port=host.sshd_port,
                 sshd_dropin=host.sshd_dropin, socket_dropin=host.socket_dropin)
-    manifest = "".join(sorted(f.path + "\n" for f in files))
-    plan.files = files + [FileWrite(MANIFEST_PATH, manifest)]
+    plan.files = files + [FileWrite(MANIFEST_PATH, manifest_text(files))]
     plan.backups = [conf] if foreign else []
     if not role.has_rules6(answers) and rules6 in facts.written_by_setup:
         plan.removals.append(rules6)   # IPv6 no longer forwarded: the hooks must not load it
@@ -123,6 +124,28 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
 
 def retired_interfaces(interface: str, written: frozenset[str]) -> list[str]:
     """The interfaces an earlier setup configured that these answers no longer name."""
-    names = {p[len(WIREGUARD_DIR) + 1:-len(".conf")] for p in written
-             if p.startswith(WIREGUARD_DIR + "/") and p.endswith(".conf")}
-    return sorted(names - {interface})
+    return sorted(set(configured_interfaces(written)) - {interface})
+
+
+def configured_interfaces(written) -> list[str]:
+    """The interfaces whose WireGuard config an earlier setup wrote (paths of its manifest)."""
+    return sorted(p[len(WIREGUARD_DIR) + 1:-len(".conf")] for p in written
+                  if p.startswith(WIREGUARD_DIR + "/") and p.endswith(".conf"))
+
+
+# The manifest (MANIFEST_PATH): "PATH SHA256" a line, the files setup wrote and what they held,
+# so a later run removes only what is still ours, and purge (postrm) knows what to delete.
+# Version 0.1.0 wrote the path alone.
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def manifest_text(files: list[FileWrite]) -> str:
+    return "".join(sorted(f"{f.path} {digest(f.content.encode())}\n" for f in files))
+
+
+def recorded_digests(manifest: bytes) -> dict[str, str | None]:
+    """Path -> the digest of what setup wrote there (None from an older manifest)."""
+    lines = manifest.decode(errors="replace").splitlines()
+    return {fields[0]: (fields[1] if len(fields) > 1 else None)
+            for fields in map(str.split, lines) if fields and fields[0].startswith("/")}

@@ -7,19 +7,20 @@ cli.py prints, the wizard shows.
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer import ROLES, grammar, keys, pairing, roles
+from installer import grammar, keys, pairing, roles
 from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
-from installer.apply import apply, host_path, log  # apply: the one step that changes the host
-from installer.detect import HostFacts, ipv6_disabled
+from installer.apply import apply, host_path, log
+from installer.atomic import HostTree  # apply: the one step that changes the host
+from installer.detect import MANIFEST_PATH, HostFacts, installed_role, ipv6_disabled
 from installer.errors import Problem
-from installer.plan import WATCHDOG_UNIT, Plan, make_plan, resolve_defaults
+from installer.plan import (WATCHDOG_UNIT, Plan, configured_interfaces, make_plan, recorded_digests,
+                            resolve_defaults)
 from installer.roles import PEER
 from installer.sshd import SSH_DIR, our_host_keys
 from installer import validate
@@ -71,7 +72,7 @@ def private_key_for(answers, root: Path, facts: HostFacts) -> str:
     if answers.private_key_file:
         return keys.read_key_file(Path(answers.private_key_file))
     conf = f"/etc/wireguard/{answers.interface}.conf"
-    existing = None if facts.foreign(conf) else keys.key_in_config(host_path(root, conf))
+    existing = None if facts.foreign(conf) else keys.key_in_config(HostTree(root).read(conf))
     return existing or keys.generate_private_key()
 
 
@@ -115,38 +116,49 @@ def report(answers, private_key: str, changed: list[str], root: Path) -> Report:
 
 
 def teardown(root: Path) -> bool:
-    """Stop what setup started (the prerm on remove): the watchdog and the tunnel, then the
-    down hook for what is left (an interface brought up by hand, or deleted before).
-    Forgiving: no saved answers, no systemd, units already stopped are fine; with --root
+    """Stop what setup started (the prerm on remove): the watchdog and each tunnel the manifest
+    names, then the installed role's down hook for what is left (an interface brought up by
+    hand, or deleted before). It goes by what setup recorded, whatever the answers file says
+    now. Forgiving: nothing recorded, no systemd, units already stopped are fine; with --root
     nothing was started, so nothing is stopped. True when every step succeeded."""
-    raw = read_source(None, root)
-    if not raw:
-        log("no saved answers: nothing to tear down")
+    steps = teardown_steps(root)
+    if not steps:
+        log(f"{MANIFEST_PATH} names no tunnel: nothing to tear down")
         return True
     if root != Path("/"):
         log(f"--root {root}: nothing was started there, nothing to stop")
         return True
-    data = answers_toml.parse_toml(raw)
-    interface, role = data.get("interface", "wg0"), data.get("role")
-    if not (isinstance(interface, str) and grammar.is_interface(interface)) or role not in ROLES:
-        log(f"{ANSWERS_PATH}: no valid interface and role in it; nothing to stop")
-        return False
-    if shutil.which("systemctl") is not None:
-        for unit in (WATCHDOG_UNIT, f"wg-quick@{interface}"):
-            log(f"systemctl disable --now {unit}")
-            subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True)
-    steps = []
-    if interface_exists(interface):
-        steps.append(["wg-quick", "down", interface])          # its PostDown runs the hook
-    hook = Path(f"/usr/lib/cgnat-{role}/hooks/down")
-    if hook.exists():
-        steps.append([str(hook), interface])                     # idempotent: removes leftovers
     ok = True
     for argv in steps:
         log(" ".join(argv))
-        done = subprocess.run(argv, capture_output=True, text=True)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True)
+        except FileNotFoundError:
+            continue                       # no systemctl (a chroot): nothing was started
         for line in done.stderr.splitlines():
             print(f"    {line}", file=sys.stderr)
-        ok &= done.returncode == 0
+        ok &= done.returncode == 0 or argv[0] == "systemctl"    # units already gone are fine
     return ok
 
+
+def teardown_steps(root: Path) -> list[list[str]]:
+    """The commands that take down every tunnel of the manifest under root: the watchdog and
+    wg-quick@IFACE disabled and stopped, wg-quick down (its PostDown runs the hook) where the
+    interface exists, then the installed role's down hook (idempotent: removes leftovers)."""
+    try:
+        manifest = host_path(root, MANIFEST_PATH).read_bytes()
+    except OSError:
+        return []
+    interfaces = [i for i in configured_interfaces(recorded_digests(manifest)) if grammar.is_interface(i)]
+    if not interfaces:
+        return []
+    role = installed_role(root)
+    hook = host_path(root, f"/usr/lib/cgnat-{role}/hooks/down") if role else None
+    steps = [["systemctl", "disable", "--now", unit]
+             for unit in (WATCHDOG_UNIT, *(f"wg-quick@{i}" for i in interfaces))]
+    for interface in interfaces:
+        if interface_exists(interface):
+            steps.append(["wg-quick", "down", interface])
+        if hook is not None and hook.exists():
+            steps.append([str(hook), interface])
+    return steps

@@ -14,7 +14,7 @@ from pathlib import Path
 from installer import ROLES, grammar, roles
 from installer.detect import WIREGUARD_DIR, HostFacts
 from installer.errors import InvalidAnswers, Problem
-from installer.keys import is_wireguard_key
+from installer.keys import is_wireguard_key, key_file_problem
 
 WATCHDOG_ACTIONS = ("reboot", "restart-tunnel", "none")   # the homelab's; the wizard offers them
 INTERFACE_RULE = "must be 1-15 letters, digits and _.=- starting with a letter or digit, not all or default"
@@ -232,13 +232,5 @@ def number(value: int) -> str:
 
 
 def _check_key_file(path: Path) -> list[Problem]:
-    key = "private_key_file"
-    if not path.is_file():
-        return [Problem(key, f"{path} does not exist")]
-    if path.stat().st_mode & 0o077:
-        return [Problem(key, f"{path} is readable by others (mode {path.stat().st_mode & 0o777:04o}); chmod 600 it")]
-    if not is_wireguard_key(path.read_text().strip()):
-        return [Problem(key, f"{path} does not hold a WireGuard private key")]
-    return []
-
-
+    problem = key_file_problem(path)
+    return [Problem("private_key_file", problem)] if problem else []

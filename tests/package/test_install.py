@@ -111,7 +111,7 @@ def test_remove_then_purge_leaves_nothing(chroot):
     """Set up for real (files in /etc, no services: --root /), remove, purge."""
     file = answers(chroot, "bridge")
     chroot.check(f"cgnat-setup --answers {file} --root /", net=False)
-    written = chroot.path("/var/lib/cgnat/manifest").read_text().split()
+    written = [line.split()[0] for line in chroot.path("/var/lib/cgnat/manifest").read_text().splitlines()]
     assert "/etc/wireguard/wg0.conf" in written and "/etc/ssh/sshd_config.d/cgnat-bridge.conf" in written
     # An upgrade (here: a reinstall, postinst gets the old version) keeps the
     # configuration and does not replay the answers.
@@ -208,3 +208,50 @@ def assert_same_tree(chroot) -> None:
     baseline = chroot.state["baseline"]
     assert sorted(now - baseline) == [], "left behind"
     assert sorted(baseline - now) == [], "deleted"
+
+
+def test_purge_never_deletes_through_a_symlinked_etc_cgnat(chroot):
+    """An admin who moved /etc/cgnat elsewhere and left a symlink: purge finishes, deletes
+    nothing through the symlink, and leaves the symlink (the admin's) in place."""
+    install(chroot, "bridge")
+    chroot.check(f"cgnat-setup --answers {answers(chroot, 'bridge')} --root /", net=False)
+    chroot.check("mv /etc/cgnat /root/cgnat-moved && ln -s /root/cgnat-moved /etc/cgnat")
+    kept = sorted(p.name for p in chroot.path("/root/cgnat-moved").iterdir())
+    assert "wg0.env" in kept
+    chroot.check(f"{APT} purge cgnat-bridge", net=False)
+    assert sorted(p.name for p in chroot.path("/root/cgnat-moved").iterdir()) == kept
+    assert chroot.path("/etc/cgnat").is_symlink() and not chroot.path("/etc/wireguard/wg0.conf").exists()
+    chroot.check("rm /etc/cgnat && rm -r /root/cgnat-moved")
+    assert_same_tree(chroot)
+
+
+FAKE_SYSTEMD = "/tmp/fake-systemd"
+
+
+def test_upgrade_restarts_the_tunnel_named_in_any_toml_form(chroot):
+    """The postinst of an upgrade restarts wg-quick@IFACE of each tunnel setup recorded, also
+    when the answers spell the interface as a TOML literal string (sed read it as wg0)."""
+    install(chroot, "bridge")
+    text = chroot.path(answers(chroot, "bridge")).read_text()
+    chroot.path("/etc/cgnat").mkdir()
+    chroot.path("/etc/cgnat/answers.toml").write_text(text.replace('interface = "wg0"', "interface = 'wg1'"))
+    chroot.check("cgnat-setup --answers /etc/cgnat/answers.toml --root /", net=False)
+    fake = chroot.path(FAKE_SYSTEMD)
+    fake.mkdir()
+    for tool in ("deb-systemd-invoke", "deb-systemd-helper", "systemctl"):
+        (fake / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {FAKE_SYSTEMD}/calls\n')
+        (fake / tool).chmod(0o755)
+    made_run = not chroot.path("/run/systemd/system").exists()
+    chroot.path("/run/systemd/system").mkdir(parents=True, exist_ok=True)   # "systemd runs"
+    try:
+        chroot.check(f"PATH={FAKE_SYSTEMD}:$PATH sh /var/lib/dpkg/info/cgnat-bridge.postinst "
+                     f"configure 0.0.1", net=False)
+        calls = (fake / "calls").read_text()
+    finally:
+        if made_run:
+            chroot.check("rm -r /run/systemd/system")
+        chroot.check(f"rm -r {FAKE_SYSTEMD}")
+    assert "deb-systemd-invoke try-restart wg-quick@wg1.service" in calls, calls
+    assert "wg-quick@wg0" not in calls
+    chroot.check(f"{APT} purge cgnat-bridge", net=False)
+    assert_same_tree(chroot)

@@ -1,8 +1,8 @@
 """apply: atomic writes, modes, and rollback that leaves the host as it was."""
 import pytest
 
-from installer import apply as apply_module
 from installer.apply import apply
+from installer.atomic import HostTree
 from installer.errors import SetupError
 from installer.plan import FileWrite, Plan
 
@@ -39,16 +39,16 @@ def test_a_failing_command_rolls_every_file_back(tmp_path):
 
 
 def test_a_failing_write_half_way_rolls_back(tmp_path, monkeypatch):
-    real_write = apply_module.write_atomic
+    real_write = HostTree.write
     calls = []
 
-    def write_then_fail(target, content, mode):
-        calls.append(target)
+    def write_then_fail(self, path, data, mode):
+        calls.append(path)
         if len(calls) == 2:
             raise OSError("disk full")
-        real_write(target, content, mode)
+        real_write(self, path, data, mode)
 
-    monkeypatch.setattr(apply_module, "write_atomic", write_then_fail)
+    monkeypatch.setattr(HostTree, "write", write_then_fail)
     with pytest.raises(OSError, match="disk full"):
         apply(plan_of(FileWrite("/a", "1\n"), FileWrite("/b", "2\n")), tmp_path)
     assert tree(tmp_path) == {}
@@ -62,14 +62,14 @@ def test_unchanged_files_are_not_rewritten(tmp_path):
 
 def test_rollback_goes_on_past_a_file_it_cannot_restore(tmp_path, monkeypatch):
     plan = plan_of(FileWrite("/etc/a", "1\n"), FileWrite("/etc/b", "2\n"), commands=[["false"]])
-    real_unlink = apply_module.Path.unlink
+    real_remove = HostTree.remove
 
-    def unlink_fails_for_b(self, missing_ok=False):
-        if self.name == "b":
+    def remove_fails_for_b(self, path):
+        if path == "/etc/b":
             raise PermissionError("read-only")
-        real_unlink(self, missing_ok=missing_ok)
+        real_remove(self, path)
 
-    monkeypatch.setattr(apply_module.Path, "unlink", unlink_fails_for_b)
+    monkeypatch.setattr(HostTree, "remove", remove_fails_for_b)
     with pytest.raises(SetupError):
         apply(plan, tmp_path)
     assert not (tmp_path / "etc/a").exists()  # restored although b could not be
