@@ -48,17 +48,25 @@ hook_init() {
 	shift 2
 	[ $# -eq 1 ] || die "usage: $0 IFACE"
 	IFACE=$1
-	case $IFACE in
-	'' | all | default | [!A-Za-z0-9]* | *[!A-Za-z0-9_.=-]*)
-		die "invalid interface name '$IFACE'" ;;
-	esac
-	[ ${#IFACE} -le 15 ] || die "invalid interface name '$IFACE' (more than 15 characters)"
+	interface_name "$IFACE" || die "invalid interface name '$IFACE'"
 	TAG=cgnat:$IFACE
 	RULES=$CGNAT_ETC/$IFACE.rules
 	RULES6=$CGNAT_ETC/$IFACE.rules6   # ip6tables-restore input; only where IPv6 is forwarded
 	ENV_FILE=$CGNAT_ETC/$IFACE.env
 	RA_RECORD=$CGNAT_RUN/$IFACE.accept_ra   # bridge: "PUBLIC_INTERFACE VALUE" before up
 }
+
+# Whether NAME is an interface name as cgnat-setup allows (installer/grammar.py,
+# INTERFACE): 1 to 15 of letters, digits, "_", ".", "=", "-", not starting with
+# "-" or "." (an option, a hidden path), never "all" or "default" (sysctl's
+# conf/all, conf/default). Spelled out, not as ranges, which follow the locale.
+interface_name() { # NAME
+	case $1 in
+	'' | all | default | [!$ALNUM]* | *[!${ALNUM}_.=-]*) return 1 ;;
+	esac
+	[ ${#1} -le 15 ]
+}
+ALNUM=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 
 # load_config [VAR...]: read this role's IFACE.env; each VAR must be set in it.
 load_config() {
@@ -135,7 +143,8 @@ COMMIT
 our_chains() { # IPT FILE
 	{
 		declared_chains "$2"
-		"$1-save" 2>/dev/null | awk -v tag="$TAG" '
+		"$1-save" 2>/dev/null | TAG=$TAG awk '
+			BEGIN { tag = ENVIRON["TAG"] }
 			/^\*/ { table = substr($1, 2) }
 			/^-A / && (index($0, "--comment \"" tag "\" ") || index($0, "--comment " tag " ")) {
 				for (i = 1; i < NF; i++) if ($i == "-j" && $(i + 1) ~ /^CGNAT-/) print table ":" $(i + 1)

@@ -1,0 +1,131 @@
+"""Every consumer takes a value literally: values generated from the whole grammar
+(installer/grammar.py), as validation accepts them, reach sysctl, ip rule/route,
+iptables-restore, sh, wg-quick and the watchdog's sandbox and come out the same.
+
+The hooks run for real in a throwaway network namespace (`unshare --net`) on a link of
+the generated name: nothing of the host is read or changed.
+"""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from installer import grammar
+from installer.errors import InvalidAnswers
+from installer.detect import HostFacts
+from installer.plan import make_plan, resolve_defaults
+from installer.validate import load_answers
+
+from unitdata import BRIDGE_KEY, REPO
+
+FACTS = HostFacts(interfaces={"ens3": ["198.51.100.1/24"]}, default_interface="ens3")
+PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+PEER = "peer+"          # the veth's other end: a name the grammar refuses, so never drawn
+
+# Interface names as the grammar takes them ("lo" already exists in a new namespace).
+interfaces = st.from_regex(grammar.INTERFACE, fullmatch=True).filter(
+    lambda name: grammar.is_interface(name) and name != "lo")
+
+
+def accepted(data: dict):
+    return resolve_defaults(load_answers(data, None, None), FACTS)
+
+
+def rendered(data: dict) -> dict[str, str]:
+    answers = accepted(data)
+    return {f.path: f.content for f in make_plan(answers, FACTS, BRIDGE_KEY, start=False).files}
+
+
+def homelab(interface: str, **homelab_keys) -> dict:
+    return {"role": "homelab", "interface": interface, "tunnel": "10.0.0.0/24",
+            "homelab": {"endpoint": "203.0.113.7:51820", **homelab_keys}}
+
+
+def install(tmp: Path, role: str, files: dict[str, str]) -> Path:
+    """The role's hooks with lib.sh beside them, as the package installs them, and the
+    files setup rendered under tmp/etc; returns the hooks' directory."""
+    hooks = tmp / "hooks"
+    hooks.mkdir()
+    for hook in ("up", "down"):
+        shutil.copy(REPO / f"cgnat_{role}" / "hooks" / hook, hooks / hook)
+    shutil.copy(REPO / "installer" / "hooks" / "lib.sh", hooks / "lib.sh")
+    etc = tmp / "etc"
+    etc.mkdir()
+    for path, content in files.items():
+        if path.startswith("/etc/cgnat/") and not path.endswith(".toml"):
+            (etc / Path(path).name).write_text(content)
+    return hooks
+
+
+def in_netns(hooks: Path, script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["unshare", "--net", "sh", "-euc", script, "sh", *args], capture_output=True,
+                          text=True, cwd=hooks, env={"PATH": PATH, "CGNAT_ETC": str(hooks.parent / "etc"),
+                                                     "CGNAT_RUN": str(hooks.parent / "run")})
+
+
+# Up on a link named IFACE (strict rp_filter everywhere first, as several distributions
+# have it), what it changed, then down, and what is left.
+UP_DOWN = f"""
+sysctl -qw net/ipv4/conf/all/rp_filter=1 net/ipv4/conf/default/rp_filter=1
+ip link add name "$1" type veth peer name '{PEER}'
+ip link set dev "$1" up
+sh ./up "$1"
+for f in /proc/sys/net/ipv4/conf/*/rp_filter; do printf '%s=%s\\n' "${{f%/rp_filter}}" "$(cat "$f")"; done
+echo ===; ip -N -j rule show; echo ===; ip -N -j -6 rule show
+echo ===; ip -N -j -4 route show table all; echo ===; ip -N -j -6 route show table all
+echo ===; iptables-save; ip6tables-save
+sh ./down "$1"
+echo ===; ip -N -j rule show; ip -N -j -6 rule show; iptables-save; ip6tables-save
+"""
+
+
+def up_then_down(tmp: Path, interface: str, **homelab_keys):
+    files = rendered(homelab(interface, **homelab_keys))
+    done = in_netns(install(tmp, "homelab", files), UP_DOWN, interface)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("===\n")
+
+
+def rp_filters(listing: str) -> dict[str, str]:
+    return {line.split("=", 1)[0].rsplit("/", 1)[1]: line.split("=", 1)[1] for line in listing.splitlines()}
+
+
+def test_the_homelab_up_hook_sets_rp_filter_of_an_interface_with_dots(tmp_path):
+    """net.ipv4.conf.wg.0.rp_filter names conf/wg/0: up failed where rp_filter was not 2."""
+    sysctls = rp_filters(up_then_down(tmp_path, "wg.0")[0])
+    assert sysctls == {"all": "1", "default": "1", "lo": "1", PEER: "1", "wg.0": "2"}
+
+
+tables = st.integers(1, 2**32 - 1)
+marks = st.integers(0, 31).map(lambda bit: hex(1 << bit))
+
+
+@given(interface=interfaces, table=tables, mark=marks)
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def test_the_homelab_hooks_take_interface_table_and_mark_literally(tmp_path_factory, interface, table, mark):
+    try:
+        files = rendered(homelab(interface, table=table, fwmark=mark))
+    except InvalidAnswers:          # a table or mark the homelab keeps clear of
+        return
+    tmp = tmp_path_factory.mktemp("hooks")
+    done = in_netns(install(tmp, "homelab", files), UP_DOWN, interface)
+    assert done.returncode == 0, done.stderr
+    sysctls, rules4, rules6, routes4, routes6, saved, after = done.stdout.split("===\n")
+    # sysctl wrote exactly conf/<interface>/rp_filter, of the link of that name
+    assert rp_filters(sysctls) == {"all": "1", "default": "1", "lo": "1", PEER: "1", interface: "2"}
+    # ip rule and ip route show back the same table and mark, on the same link
+    answers = accepted(homelab(interface, table=table, fwmark=mark))
+    for rules, source in ((rules4, answers.homelab_address), (rules6, answers.homelab_address6)):
+        ours = sorted((r["priority"], r.get("fwmark"), r.get("fwmask"), r["src"])
+                      for r in json.loads(rules) if r.get("table") == str(table))
+        assert ours == [(1000, mark, mark, "all"), (1001, None, None, source)]
+    for routes in (json.loads(routes4), json.loads(routes6)):
+        assert [(r["dst"], r["dev"]) for r in routes if r.get("table") == str(table)] == [("default", interface)]
+    # our chains, jumped to by rules tagged with the interface's name
+    assert f'--comment "cgnat:{interface}" -j CGNAT-{interface}-PRE' in saved
+    # down leaves nothing of ours
+    assert "CGNAT-" not in after and f'"table":"{table}"' not in after
