@@ -30,7 +30,7 @@ from installer import answers as answers_toml
 from installer import detect, roles
 from installer.apply import host_path
 from installer.answers import ANSWERS_PATH
-from installer.rules_file import missing_rules
+from installer.rules_file import missing_rules, refused_rules
 from installer.validate import load_answers
 from installer.watchdog import STATE_PATH, UNIT, handshake_age, interface_exists, run
 
@@ -69,7 +69,12 @@ class Probe:
         return handshake_age(iface, time.time())
 
     def missing_rules(self, iface: str) -> tuple[str, ...]:
-        missing = missing_rules(iface, str(host_path(self.root, f"/etc/cgnat/{iface}.rules")))
+        """What of our rules the kernel lacks; first, whether the up hook refuses the rules file."""
+        path = str(host_path(self.root, f"/etc/cgnat/{iface}.rules"))
+        refused = refused_rules(iface, path)
+        if refused:
+            return refused
+        missing = missing_rules(iface, path)
         # A homelab without IPv6: its up hook skipped IFACE.rules6 on purpose.
         return missing if self.ipv6_disabled(iface) is None else tuple(
             m for m in missing if not m.startswith("IPv6 "))

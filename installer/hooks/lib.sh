@@ -9,7 +9,8 @@
 # routing on the homelab). Here: die/cmd/try; reading a rules file (the one awk
 # that does; installer/rules_file.py is its Python twin); our chains and their
 # tagged jumps, added by add_rules and removed by del_rules, for either family
-# (iptables with IFACE.rules, ip6tables with IFACE.rules6); rollback of a failed up.
+# (iptables with IFACE.rules, ip6tables with IFACE.rules6), which may only hold
+# those chains (check_rules); rollback of a failed up.
 #
 # Our chains are named per interface, CGNAT-<IFACE>-<ABBR>, so that two tunnels
 # never share (or flush) each other's rules; ABBR, after the last "-", names the
@@ -72,6 +73,8 @@ ALNUM=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 load_config() {
 	[ -r "$RULES" ] || die "cannot read $RULES (run cgnat-setup first)"
 	[ -r "$ENV_FILE" ] || die "cannot read $ENV_FILE (run cgnat-setup first)"
+	refusal=$(check_rules "$RULES") && { [ ! -e "$RULES6" ] || refusal=$(check_rules "$RULES6"); } ||
+		die "$refusal"
 	# shellcheck disable=SC1090
 	. "$ENV_FILE"
 	[ "${CGNAT_ROLE:-}" = "$ROLE" ] || die "$ENV_FILE: CGNAT_ROLE is '${CGNAT_ROLE:-}', expected '$ROLE'"
@@ -94,6 +97,52 @@ ipv6_enabled() {
 declared_chains() { # FILE
 	[ ! -r "$1" ] ||
 		awk '/^\*/ { table = substr($1, 2) } /^:CGNAT-/ { print table ":" substr($1, 2) }' "$1"
+}
+
+# A rules file goes to IPT-restore --noflush as it is, so it may only declare and
+# fill IFACE's own chains, CGNAT-IFACE-<ABBR>, in the tables and builtins we hook
+# (nat: PRE IN OUT POST; filter: FWD IN OUT; mangle: all five): "*TABLE",
+# ":CHAIN - [0:0]", "-A CHAIN ..." of a chain declared above in that table,
+# "COMMIT", comments and blank lines. Anything else (":DOCKER-USER - [0:0]" would
+# flush Docker's chain; "-I", "-F", "-P", another tunnel's chain) is refused:
+# prints "FILE:LINE: why" and fails. installer/rules_file.py (refusal) is its twin.
+check_rules() { # FILE
+	IFACE=$IFACE LC_ALL=C awk '
+		BEGIN {
+			ours = "CGNAT-" ENVIRON["IFACE"] "-"
+			hooks["nat"] = " PRE IN OUT POST "; hooks["filter"] = " FWD IN OUT "
+			hooks["mangle"] = " PRE IN FWD OUT POST "
+		}
+		function refuse(why) {
+			gsub(/[^ -~]/, "?", why)   # one line, printable: the journal shows it
+			print FILENAME ":" FNR ": " why " (only " ours "<ABBR> chains may be declared and filled)"
+			bad = 1
+			exit 1
+		}
+		/^(#|$)/ { next }
+		/^\*/ {
+			table = substr($0, 2)
+			if (!(table in hooks)) refuse("table \"" table "\" is not one of ours")
+			next
+		}
+		/^COMMIT$/ { table = ""; next }
+		table == "" { refuse("outside a table") }
+		/^:[^ \t]+ - \[0:0\]$/ {
+			chain = substr($1, 2)
+			abbr = substr(chain, length(ours) + 1)
+			if (substr(chain, 1, length(ours)) != ours || abbr == "" || index(hooks[table], " " abbr " ") == 0)
+				refuse("declares " chain " in " table)
+			declared[table " " chain] = 1
+			next
+		}
+		/^-A [^ \t]+([ \t]|$)/ {
+			chain = $2
+			if (!((table " " chain) in declared)) refuse("appends to " chain ", not our chain declared in " table)
+			next
+		}
+		{ refuse("not a declaration or an -A rule of ours") }
+		END { if (!bad && table != "") refuse("no COMMIT after *" table) }
+	' "$1"
 }
 
 # The builtin chain that jumps to our CHAIN: CGNAT-wg0-PRE -> PREROUTING. A chain
@@ -142,7 +191,7 @@ COMMIT
 # jumps point at (so a deleted or edited rules file leaves nothing behind).
 our_chains() { # IPT FILE
 	{
-		declared_chains "$2"
+		if check_rules "$2" >/dev/null 2>&1; then declared_chains "$2"; fi
 		"$1-save" 2>/dev/null | TAG=$TAG awk '
 			BEGIN { tag = ENVIRON["TAG"] }
 			/^\*/ { table = substr($1, 2) }

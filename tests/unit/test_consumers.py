@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from installer import grammar
+from installer import grammar, status
 from installer.errors import InvalidAnswers
 from installer.detect import HostFacts
 from installer.plan import make_plan, resolve_defaults
@@ -129,3 +129,46 @@ def test_the_homelab_hooks_take_interface_table_and_mark_literally(tmp_path_fact
     assert f'--comment "cgnat:{interface}" -j CGNAT-{interface}-PRE' in saved
     # down leaves nothing of ours
     assert "CGNAT-" not in after and f'"table":"{table}"' not in after
+
+
+# ------------------------------------------------------------ the rules file: only our chains
+
+BRIDGE = {"role": "bridge", "interface": "wg0", "tunnel": "10.0.0.0/24", "bridge": {"ssh_port": 2222}}
+DOCKER = "iptables -N DOCKER-USER; iptables -A DOCKER-USER -s 192.0.2.9 -j DROP; "
+SHOW = "echo ===; iptables-save; cat /proc/sys/net/ipv4/ip_forward"
+
+
+def test_a_hand_added_chain_in_the_rules_file_is_refused_before_up_touches_anything(tmp_path):
+    """`:DOCKER-USER - [0:0]` under --noflush flushed Docker's chain."""
+    hooks = install(tmp_path, "bridge", rendered(BRIDGE))
+    rules = tmp_path / "etc" / "wg0.rules"
+    rules.write_text(rules.read_text().replace("*filter\n", "*filter\n:DOCKER-USER - [0:0]\n"))
+    number = rules.read_text().split("\n").index(":DOCKER-USER - [0:0]") + 1
+    done = in_netns(hooks, f"{DOCKER} sh ./up wg0 || echo refused; {SHOW}")
+    assert done.stdout.startswith("refused\n"), done.stderr
+    assert done.stderr == f"cgnat-bridge-up: {rules}:{number}: declares DOCKER-USER in filter (only CGNAT-wg0-<ABBR> chains may be declared and filled)\n"
+    saved, ip_forward = done.stdout.split("===\n")[1].rsplit("\n", 2)[:2]
+    assert "-A DOCKER-USER -s 192.0.2.9/32 -j DROP" in saved and "CGNAT" not in saved
+    assert ip_forward == "0"          # a new namespace's, untouched
+
+
+def test_down_removes_what_is_ours_even_when_the_rules_file_is_refused(tmp_path):
+    hooks = install(tmp_path, "bridge", rendered(BRIDGE))
+    rules = tmp_path / "etc" / "wg0.rules"
+    edit = f"sed -i 's/^\\*filter$/*filter\\n:DOCKER-USER - [0:0]\\n:CGNAT-wg1-FWD - [0:0]/' '{rules}'"
+    done = in_netns(hooks, f"{DOCKER} iptables -N CGNAT-wg1-FWD; iptables -A CGNAT-wg1-FWD -j RETURN; "
+                           f"sh ./up wg0; {edit}; sh ./down wg0; {SHOW}")
+    assert done.returncode == 0, done.stderr
+    saved = done.stdout.split("===\n")[1]
+    assert ":DOCKER-USER" in rules.read_text()
+    assert "-A DOCKER-USER -s 192.0.2.9/32 -j DROP" in saved and "-A CGNAT-wg1-FWD -j RETURN" in saved
+    assert "CGNAT-wg0" not in saved and "cgnat:wg0" not in saved
+
+
+def test_status_reports_a_refused_rules_file(tmp_path):
+    (tmp_path / "etc/cgnat").mkdir(parents=True)
+    rules = tmp_path / "etc/cgnat/wg0.rules6"
+    rules.write_text("*filter\n:DOCKER-USER - [0:0]\nCOMMIT\n")
+    (tmp_path / "etc/cgnat/wg0.rules").write_bytes(b"*nat\n:CGNAT-wg0-PRE - [0:0]\n# \xe9\nCOMMIT\n")
+    assert status.Probe(tmp_path).missing_rules("wg0") == (
+        f"{rules}:2: declares DOCKER-USER in filter (only CGNAT-wg0-<ABBR> chains may be declared and filled)",)

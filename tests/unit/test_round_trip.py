@@ -17,6 +17,7 @@ from installer import answers as answers_toml
 from installer.detect import HostFacts
 from installer.errors import InvalidAnswers
 from installer.plan import make_plan, resolve_defaults
+from installer.rules_file import refusal
 from installer.validate import load_answers
 
 from unitdata import BRIDGE_KEY, PEER_PUBLIC
@@ -190,6 +191,7 @@ def restores_touching_only_our_chains(rules: str, command: str, answers) -> None
             if "-d" in line.split():                 # IPv6: only the validated public address
                 assert line.split()[line.split().index("-d") + 1] == answers.bridge.public_address6
     assert declared and appended <= declared and all(c.startswith("CGNAT-") for c in declared)
+    assert refusal(rules, answers.interface) is None     # what the hooks and rules_file take
     # A throwaway network namespace: nothing of the host's firewall is read or changed.
     done = subprocess.run(["unshare", "--net", command, "--test", "--noflush"],
                           input=rules, capture_output=True, text=True)
