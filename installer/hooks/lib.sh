@@ -35,6 +35,15 @@ cmd() {
 	"$@"
 }
 
+# Set a kernel setting by its file under /proc/sys, named in sysctl's slash form
+# (net/ipv4/conf/IFACE/rp_filter: an interface name may hold "."), echoed like cmd.
+# Not sysctl -w: it splits KEY=VALUE at the first "=", which an interface name may
+# also hold.
+set_sysctl() { # KEY VALUE
+	echo "[#] echo $2 > /proc/sys/$1" >&2
+	echo "$2" >"/proc/sys/$1"
+}
+
 # Run a removal; a failure is reported and remembered (exit status of down),
 # and the next step still runs.
 try() {

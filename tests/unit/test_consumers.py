@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,13 +31,13 @@ interfaces = st.from_regex(grammar.INTERFACE, fullmatch=True).filter(
     lambda name: grammar.is_interface(name) and name != "lo")
 
 
-def accepted(data: dict):
-    return resolve_defaults(load_answers(data, None, None), FACTS)
+def accepted(data: dict, facts: HostFacts = FACTS):
+    return resolve_defaults(load_answers(data, None, None), facts)
 
 
-def rendered(data: dict) -> dict[str, str]:
-    answers = accepted(data)
-    return {f.path: f.content for f in make_plan(answers, FACTS, BRIDGE_KEY, start=False).files}
+def rendered(data: dict, facts: HostFacts = FACTS) -> dict[str, str]:
+    answers = accepted(data, facts)
+    return {f.path: f.content for f in make_plan(answers, facts, BRIDGE_KEY, start=False).files}
 
 
 def homelab(interface: str, **homelab_keys) -> dict:
@@ -73,7 +74,7 @@ sysctl -qw net/ipv4/conf/all/rp_filter=1 net/ipv4/conf/default/rp_filter=1
 ip link add name "$1" type veth peer name '{PEER}'
 ip link set dev "$1" up
 sh ./up "$1"
-for f in /proc/sys/net/ipv4/conf/*/rp_filter; do printf '%s=%s\\n' "${{f%/rp_filter}}" "$(cat "$f")"; done
+for f in /proc/sys/net/ipv4/conf/*/rp_filter; do printf '%s\\t%s\\n' "${{f%/rp_filter}}" "$(cat "$f")"; done
 echo ===; ip -N -j rule show; echo ===; ip -N -j -6 rule show
 echo ===; ip -N -j -4 route show table all; echo ===; ip -N -j -6 route show table all
 echo ===; iptables-save; ip6tables-save
@@ -90,13 +91,16 @@ def up_then_down(tmp: Path, interface: str, **homelab_keys):
 
 
 def rp_filters(listing: str) -> dict[str, str]:
-    return {line.split("=", 1)[0].rsplit("/", 1)[1]: line.split("=", 1)[1] for line in listing.splitlines()}
+    """{link: rp_filter} of a "PATH<tab>VALUE" listing (a name may hold "=")."""
+    return dict((path.rsplit("/", 1)[1], value) for path, value in (line.split("\t") for line in listing.splitlines()))
 
 
-def test_the_homelab_up_hook_sets_rp_filter_of_an_interface_with_dots(tmp_path):
-    """net.ipv4.conf.wg.0.rp_filter names conf/wg/0: up failed where rp_filter was not 2."""
-    sysctls = rp_filters(up_then_down(tmp_path, "wg.0")[0])
-    assert sysctls == {"all": "1", "default": "1", "lo": "1", PEER: "1", "wg.0": "2"}
+@pytest.mark.parametrize("interface", ["wg.0", "wg=0"])
+def test_the_homelab_up_hook_sets_rp_filter_of_an_interface_with_dots_or_equals(tmp_path, interface):
+    """net.ipv4.conf.wg.0.rp_filter names conf/wg/0, and sysctl -w splits KEY=VALUE at the
+    first "=": up failed where rp_filter was not 2."""
+    sysctls = rp_filters(up_then_down(tmp_path, interface)[0])
+    assert sysctls == {"all": "1", "default": "1", "lo": "1", PEER: "1", interface: "2"}
 
 
 tables = st.integers(1, 2**32 - 1)
@@ -129,6 +133,20 @@ def test_the_homelab_hooks_take_interface_table_and_mark_literally(tmp_path_fact
     assert f'--comment "cgnat:{interface}" -j CGNAT-{interface}-PRE' in saved
     # down leaves nothing of ours
     assert "CGNAT-" not in after and f'"table":"{table}"' not in after
+
+
+@pytest.mark.parametrize("public", ["ens3.7", "e.1=x"])
+def test_the_bridge_hooks_set_and_put_back_accept_ra_of_any_public_interface(tmp_path, public):
+    facts = HostFacts(interfaces={public: ["198.51.100.1/24", "2001:db8::7/64"]}, default_interface=public)
+    data = {"role": "bridge", "interface": "wg0", "tunnel": "10.0.0.0/24", "bridge": {"ssh_port": 2222}}
+    hooks = install(tmp_path, "bridge", rendered(data, facts))
+    ra = f"/proc/sys/net/ipv6/conf/{public}/accept_ra"
+    done = in_netns(hooks, f"""ip link add name "$1" type veth peer name '{PEER}'; echo 1 > '{ra}'
+        sh ./up wg0; cat '{ra}' /proc/sys/net/ipv6/conf/all/forwarding "$CGNAT_RUN/wg0.accept_ra"
+        sh ./down wg0; cat '{ra}'; ip6tables-save""", public)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:4] == ["2", "1", f"{public} 1", "1"], done.stdout
+    assert "CGNAT" not in done.stdout
 
 
 # ------------------------------------------------------------ the rules file: only our chains
