@@ -6,6 +6,8 @@ The hooks run for real in a throwaway network namespace (`unshare --net`) on a l
 the generated name: nothing of the host is read or changed.
 """
 import json
+import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from installer import grammar, status
+from installer import grammar, metrics, status
 from installer.errors import InvalidAnswers
 from installer.detect import HostFacts
 from installer.plan import make_plan, resolve_defaults
@@ -190,3 +192,19 @@ def test_status_reports_a_refused_rules_file(tmp_path):
     (tmp_path / "etc/cgnat/wg0.rules").write_bytes(b"*nat\n:CGNAT-wg0-PRE - [0:0]\n# \xe9\nCOMMIT\n")
     assert status.Probe(tmp_path).missing_rules("wg0") == (
         f"{rules}:2: declares DOCKER-USER in filter (only CGNAT-wg0-<ABBR> chains may be declared and filled)",)
+
+
+# ------------------------------------------------------------ the metrics textfile
+
+SAMPLE = re.compile(r'cgnat_[a-z_]+\{interface="wg0"\} -?[0-9]+(?:\.[0-9]+)?(?:e[+-][0-9]+)?')
+
+
+@given(st.lists(st.tuples(st.sampled_from(sorted(metrics.METRICS)),
+                          st.one_of(st.floats(), st.integers(-10**400, 10**400), st.booleans())), max_size=8))
+@settings(max_examples=200)
+def test_the_metrics_textfile_holds_only_finite_numbers(samples):
+    """A NaN or an infinity (from a state file, a clock) is no sample, a huge count a whole number."""
+    text = metrics.render("wg0", [(name, {}, value) for name, value in samples])
+    values = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert all(SAMPLE.fullmatch(line) for line in values), values
+    assert len(values) == sum(1 for _, v in samples if not isinstance(v, float) or math.isfinite(v))
