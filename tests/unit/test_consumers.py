@@ -8,6 +8,7 @@ the generated name: nothing of the host is read or changed.
 import json
 import math
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -149,6 +150,65 @@ def test_the_bridge_hooks_set_and_put_back_accept_ra_of_any_public_interface(tmp
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:4] == ["2", "1", f"{public} 1", "1"], done.stdout
     assert "CGNAT" not in done.stdout
+
+
+# ------------------------------------------------------------ wg-quick's reading of the config
+
+# wg-quick's own parse_options (as `wg-quick strip` runs it), then what it keeps: its own keys,
+# and the rest for `wg setconf`.
+WG_QUICK_PARSE = r"""
+shopt -s extglob
+die() { echo "wg-quick: $*" >&2; exit 1; }
+eval "$(sed -n '/^parse_options()/,/^}/p' "$(command -v wg-quick)")"
+ADDRESSES=() POST_UP=() POST_DOWN=() WG_CONFIG="" TABLE=""
+parse_options "$1"
+printf '%s\n' "INTERFACE=$INTERFACE" "TABLE=$TABLE" "ADDRESSES=${ADDRESSES[*]}" \
+	"POST_UP=${POST_UP[*]//%i/$INTERFACE}" "POST_DOWN=${POST_DOWN[*]//%i/$INTERFACE}" ===
+printf '%s' "$WG_CONFIG"
+"""
+PEER_KEY = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
+endpoints = st.one_of(
+    st.from_regex(grammar.HOSTNAME, fullmatch=True).filter(grammar.is_hostname),
+    st.sampled_from(["203.0.113.7", "[2001:db8::7]", "[2001:DB8:0:0::a]"])).flatmap(
+    lambda host: st.integers(1, 65535).map(lambda port: f"{host}:{port}"))
+
+
+@given(interface=interfaces, role=st.sampled_from(["bridge", "homelab"]), endpoint=endpoints,
+       port=st.integers(1, 65535), keepalive=st.integers(0, 65535))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_wg_quick_reads_the_rendered_config_back_to_the_same_values(tmp_path_factory, interface, role,
+                                                                     endpoint, port, keepalive):
+    section = {"endpoint": endpoint, "keepalive": keepalive} if role == "homelab" else {"ssh_port": 2222}
+    data = {"role": role, "interface": interface, "tunnel": "10.0.0.0/24", "listen_port": port,
+            "peer_public_key": PEER_KEY, role: section}
+    try:
+        answers = accepted(data)
+    except InvalidAnswers:
+        return
+    conf = tmp_path_factory.mktemp("wg") / f"{interface}.conf"
+    conf.write_text(rendered(data)[f"/etc/wireguard/{interface}.conf"])
+    conf.chmod(0o600)
+    done = subprocess.run(["bash", "-c", WG_QUICK_PARSE, "wg-quick", str(conf)], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    own, config = done.stdout.split("===\n")
+    own = dict(line.split("=", 1) for line in own.splitlines())
+    hooks = f"/usr/lib/cgnat-{role}/hooks"
+    address = answers.bridge_address if role == "bridge" else answers.homelab_address
+    assert own["INTERFACE"] == interface
+    assert own["ADDRESSES"].split()[0] == f"{address}/{answers.prefixlen}"
+    # wg-quick runs the hooks with `bash -c`, %i replaced: the hook gets the name as one word.
+    assert shlex.split(own["POST_UP"]) == [f"{hooks}/up", interface]
+    assert shlex.split(own["POST_DOWN"]) == [f"{hooks}/down", interface]
+    assert own["TABLE"] == ("off" if role == "homelab" else "")
+    kept = [line.split("#", 1)[0].strip() for line in config.splitlines()]
+    kept = [line for line in kept if line]
+    expected = ["[Interface]", f"PrivateKey = {BRIDGE_KEY}"] + ([f"ListenPort = {port}"] if role == "bridge" else [])
+    expected += ["[Peer]", f"PublicKey = {PEER_KEY}"]
+    if role == "homelab":
+        expected += [f"Endpoint = {endpoint}", "AllowedIPs = 0.0.0.0/0, ::/0", f"PersistentKeepalive = {keepalive}"]
+    else:
+        expected += [f"AllowedIPs = {answers.homelab_address}/32"]
+    assert kept == expected
 
 
 # ------------------------------------------------------------ the rules file: only our chains
