@@ -18,10 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from installer import grammar, metrics, status
+from installer.answers import ANSWERS_PATH
 from installer.errors import InvalidAnswers
 from installer.detect import HostFacts
 from installer.plan import make_plan, resolve_defaults
 from installer.validate import load_answers
+from installer.watchdog import STATE_PATH
 
 from unitdata import BRIDGE_KEY, REPO
 
@@ -268,3 +270,105 @@ def test_the_metrics_textfile_holds_only_finite_numbers(samples):
     values = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert all(SAMPLE.fullmatch(line) for line in values), values
     assert len(values) == sum(1 for _, v in samples if not isinstance(v, float) or math.isfinite(v))
+
+
+# ------------------------------------------------------------ the watchdog's sandbox
+
+class Sandbox:
+    """What a unit's [Service] sandbox lets its processes see and change (the settings our
+    units use: ProtectSystem, ProtectHome, PrivateTmp, ProtectKernelTunables, ReadWritePaths,
+    ReadOnlyPaths, InaccessiblePaths, StateDirectory; systemd.exec(5))."""
+
+    def __init__(self, unit_text: str):
+        self.settings: dict[str, list[str]] = {}
+        for line in unit_text.splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                self.settings.setdefault(key.strip(), []).extend(value.split())
+
+    def one(self, key: str) -> str:
+        return (self.settings.get(key) or ["no"])[-1]
+
+    def paths(self, key: str) -> list[str]:
+        return [path.lstrip("-+") for path in self.settings.get(key, [])]
+
+    def hidden(self, path: str) -> bool:
+        hidden = self.paths("InaccessiblePaths")
+        hidden += ["/home", "/root", "/run/user"] if self.one("ProtectHome") in ("yes", "true", "tmpfs") else []
+        hidden += ["/tmp", "/var/tmp"] if self.one("PrivateTmp") in ("yes", "true") else []   # another /tmp
+        return _under(path, hidden)
+
+    def readable(self, path: str) -> bool:
+        return not self.hidden(path)
+
+    def writable(self, path: str) -> bool:
+        if self.hidden(path):
+            return False
+        if _under(path, self.paths("ReadWritePaths") + [f"/var/lib/{d}" for d in self.paths("StateDirectory")]):
+            return True
+        if _under(path, ["/proc", "/sys", "/dev"]):    # API file systems: strict leaves them to these
+            return not (_under(path, ["/proc/sys", "/sys"]) and self.one("ProtectKernelTunables") in ("yes", "true"))
+        read_only = {"strict": ["/"], "full": ["/usr", "/boot", "/efi", "/etc"], "yes": ["/usr", "/boot", "/efi"],
+                     "true": ["/usr", "/boot", "/efi"]}.get(self.one("ProtectSystem"), [])
+        return not _under(path, read_only + self.paths("ReadOnlyPaths"))
+
+
+def _under(path: str, directories: list[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in directories)
+
+
+def watchdog_paths(data: dict) -> tuple[list[str], list[str]]:
+    """(read, written): what the watchdog reads and changes, as the rendered answers make it
+    (the bridge's runs the up hook, which writes kernel settings and its accept_ra record)."""
+    answers = accepted(data)
+    read = [ANSWERS_PATH] + [p for p in rendered(data) if p.startswith("/etc/cgnat/") and p != ANSWERS_PATH]
+    setting = (answers.bridge.watchdog_metrics_dir if answers.role == "bridge"
+               else answers.homelab.watchdog.metrics_dir)
+    textfile = metrics.directory(setting, is_dir=lambda _: True)
+    written = [STATE_PATH] + ([str(textfile / metrics.FILE_NAME)] if textfile else [])
+    if answers.role == "bridge":
+        written += [f"/run/cgnat/{answers.interface}.accept_ra", "/proc/sys/net/ipv4/ip_forward",
+                    "/proc/sys/net/ipv6/conf/all/forwarding",
+                    f"/proc/sys/net/ipv6/conf/{answers.bridge.public_interface}/accept_ra"]
+    return read, written
+
+
+def with_metrics_dir(role: str, interface: str, directory: str | None) -> dict:
+    data = homelab(interface) if role == "homelab" else {**BRIDGE, "interface": interface}
+    data = {**data, role: dict(data[role])}
+    if directory is not None and role == "homelab":
+        data["homelab"]["watchdog"] = {"metrics_dir": directory}
+    elif directory is not None:
+        data["bridge"]["watchdog_metrics_dir"] = directory
+    return data
+
+
+def unit(role: str) -> Sandbox:
+    return Sandbox((REPO / "debian" / f"cgnat-{role}.cgnat-watchdog.service").read_text())
+
+
+@given(role=st.sampled_from(["bridge", "homelab"]), interface=interfaces,
+       directory=st.sampled_from([None, "", metrics.DEFAULT_DIR]))
+@settings(max_examples=40, deadline=None)
+def test_what_the_watchdog_reads_and_writes_is_inside_its_units_sandbox(role, interface, directory):
+    read, written = watchdog_paths(with_metrics_dir(role, interface, directory))
+    sandbox = unit(role)
+    assert [path for path in read if not sandbox.readable(path)] == []
+    assert [path for path in written if not sandbox.writable(path)] == []
+
+
+def test_the_sandbox_model_hides_and_protects_what_systemd_does():
+    sandbox = unit("homelab")
+    assert not sandbox.readable("/root/wg.key") and not sandbox.readable("/home/a/x")
+    assert sandbox.readable("/etc/cgnat/wg0.env") and not sandbox.writable("/etc/cgnat/wg0.env")
+    assert sandbox.writable("/var/lib/cgnat/watchdog.json") and sandbox.writable("/run/cgnat/x")
+    assert not sandbox.writable("/proc/sys/net/ipv4/ip_forward") and unit("bridge").writable("/proc/sys/net/ipv4/ip_forward")
+
+
+@pytest.mark.xfail(strict=True, reason="a metrics_dir other than node_exporter's is read-only in the unit "
+                                       "(ProtectSystem=strict) unless the admin adds ReadWritePaths: setup "
+                                       "should write that drop-in or warn (installer/plan.py, validate.py)")
+@pytest.mark.parametrize("role", ["bridge", "homelab"])
+def test_a_metrics_dir_of_the_answers_is_writable_in_the_sandbox(role):
+    _, written = watchdog_paths(with_metrics_dir(role, "wg0", "/srv/metrics"))
+    assert "/srv/metrics/cgnat.prom" in written and all(unit(role).writable(path) for path in written)
