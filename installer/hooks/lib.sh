@@ -18,6 +18,7 @@
 # comment "cgnat:IFACE", so removal never guesses (docs/ARCHITECTURE.md, "The hook
 # contract").
 
+set -f   # no pathname expansion: the chain lists below are split into words, never globbed
 CGNAT_ETC=${CGNAT_ETC:-/etc/cgnat}
 CGNAT_RUN=${CGNAT_RUN:-/run/cgnat}   # what up changed and down puts back (gone at boot)
 HOOKS_DIR=$(dirname "$0")
