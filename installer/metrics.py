@@ -59,8 +59,11 @@ def render(interface: str, samples: list[Sample]) -> str:
             continue
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
         for _, labels, value in by_name[name]:
+            number = _number(value)
+            if number is None:      # NaN or infinite: no sample rather than a meaningless one
+                continue
             pairs = ",".join(f'{key}="{_escape(val)}"' for key, val in {"interface": interface, **labels}.items())
-            lines.append(f"{name}{{{pairs}}} {_number(value)}")
+            lines.append(f"{name}{{{pairs}}} {number}")
     return "\n".join(lines) + "\n"
 
 
@@ -68,11 +71,15 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _number(value: float) -> str:
-    value = float(value)
-    if math.isfinite(value) and value.is_integer():
+def _number(value: float) -> str | None:
+    """The value as the format writes it (integers exactly, however large); None for NaN and
+    the infinities, which no metric of ours means (a count, a time, an age, a flag)."""
+    if isinstance(value, int):
         return str(int(value))
-    return repr(value)
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def common_samples(state, kinds: tuple[str, ...], interface_up: bool,

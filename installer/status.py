@@ -9,6 +9,9 @@ only part that looks at the host, read-only.
 
 `status --json` prints the same as one JSON object, same exit code; its shape is stable
 (README "Watching it"): every key always present, `version` raised only if one changes meaning.
+It is valid JSON whatever the host holds: broken answers are the one failing "answers" check
+(exit 2, as plain status), a state file of the wrong shape is reported, values of the wrong
+type in it are left out, and no number is NaN or infinite.
 
     {"version": 1, "role": "homelab", "interface": "wg0", "healthy": true,
      "checks": [{"name": "interface", "ok": true, "detail": "wg0 is up", "hint": ""}, ...],
@@ -18,10 +21,13 @@ only part that looks at the host, read-only.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
 import time
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +36,14 @@ from installer import answers as answers_toml
 from installer import detect, roles
 from installer.apply import host_path
 from installer.answers import ANSWERS_PATH
-from installer.rules_file import missing_rules
+from installer.errors import InvalidAnswers
+from installer.rules_file import missing_rules, refused_rules
 from installer.validate import load_answers
 from installer.watchdog import STATE_PATH, UNIT, handshake_age, interface_exists, run
 
 HANDSHAKE_STALE = 180          # WireGuard re-handshakes every 2 minutes while traffic flows
 JSON_VERSION = 1
+EXIT_INVALID = 2               # as cgnat-setup's for invalid input
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,12 @@ class Probe:
         return handshake_age(iface, time.time())
 
     def missing_rules(self, iface: str) -> tuple[str, ...]:
-        missing = missing_rules(iface, str(host_path(self.root, f"/etc/cgnat/{iface}.rules")))
+        """What of our rules the kernel lacks; first, whether the up hook refuses the rules file."""
+        path = str(host_path(self.root, f"/etc/cgnat/{iface}.rules"))
+        refused = refused_rules(iface, path)
+        if refused:
+            return refused
+        missing = missing_rules(iface, path)
         # A homelab without IPv6: its up hook skipped IFACE.rules6 on purpose.
         return missing if self.ipv6_disabled(iface) is None else tuple(
             m for m in missing if not m.startswith("IPv6 "))
@@ -84,7 +97,8 @@ class Probe:
         except ValueError:
             return []
 
-    def watchdog_state(self) -> dict | None:
+    def watchdog_state(self) -> Any:
+        """The state file as JSON (any shape: Watchdog.read judges it), None if unreadable."""
         try:
             return json.loads(host_path(self.root, STATE_PATH).read_text())
         except (OSError, ValueError):
@@ -103,17 +117,23 @@ class Watchdog:
     step_kinds: tuple[str, ...]    # every kind of step the role's watchdog takes
     active: bool | None
     state: Any
+    unreadable: str = ""           # why the state file says nothing (not a JSON object)
 
     @classmethod
     def read(cls, probe, role_status) -> "Watchdog":
         data = probe.watchdog_state()
-        return cls(role_status.STEP_KINDS, probe.watchdog_active(),
-                   None if data is None else role_status.State.from_dict(data))
+        kinds, active = role_status.STEP_KINDS, probe.watchdog_active()
+        if data is not None and not isinstance(data, dict):
+            what = type(data).__name__
+            return cls(kinds, active, None, f"unreadable state {STATE_PATH} (a JSON {what}, not an object)")
+        return cls(kinds, active, None if data is None else typed_state(role_status.State, data))
 
     def check(self) -> Check:
         hint = f"systemctl enable --now {UNIT}; journalctl -u {UNIT}"
         if self.active is False:
             return Check("watchdog", False, "service not active", hint)
+        if self.unreadable:
+            return Check("watchdog", False, self.unreadable, hint)
         if self.state is None:
             return Check("watchdog", False, "has not run yet", hint)
         step = f" (last step: {self.state.last_step})" if self.state.last_step else ""
@@ -121,13 +141,48 @@ class Watchdog:
 
     def to_json(self) -> dict:
         """healthy null: it has not run yet; steps_taken: every kind of step of the role."""
-        facts = {"summary": "has not run yet", "last_step": "", "last_run_at": None,
+        facts = {"summary": self.unreadable or "has not run yet", "last_step": "", "last_run_at": None,
                  "health_changed_at": None, "steps_taken": {}}
         if self.state is not None:
             facts = {key: getattr(self.state, key) for key in facts}
         ran = facts["last_run_at"] is not None
         return {"active": self.active, "healthy": self.state.healthy if ran else None, **facts,
                 "steps_taken": {kind: facts["steps_taken"].get(kind, 0) for kind in self.step_kinds}}
+
+
+_UNFIT = object()
+
+
+def typed_state(state_class, data: dict):
+    """The state a watchdog saved, with each value of a type its field does not hold (a string
+    for a time, NaN, a list for a count) left at the field's default."""
+    hints = typing.get_type_hints(state_class)
+    fitting = {field.name: _as_type(data[field.name], hints[field.name])
+               for field in dataclasses.fields(state_class) if field.name in data}
+    return state_class(**{name: value for name, value in fitting.items() if value is not _UNFIT})
+
+
+def _as_type(value, hint):
+    """`value` as a field of type `hint` holds it (float, int, bool, str, X | None, list[X],
+    dict[str, X]; numbers finite, floats as float), or _UNFIT."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return next((v for v in (_as_type(value, arg) for arg in args) if v is not _UNFIT), _UNFIT)
+    if hint is type(None):
+        return None if value is None else _UNFIT
+    if origin is list and isinstance(value, list):
+        items = [_as_type(item, args[0]) for item in value]
+        return _UNFIT if any(item is _UNFIT for item in items) else items
+    if origin is dict and isinstance(value, dict):
+        items = {key: _as_type(item, args[1]) for key, item in value.items()}
+        fits = all(isinstance(key, str) and item is not _UNFIT for key, item in items.items())
+        return items if fits else _UNFIT
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= 1e300
+    if hint is float and number:
+        return float(value)
+    if hint is int and number and isinstance(value, int):
+        return value
+    return value if hint in (bool, str) and type(value) is hint else _UNFIT
 
 
 def gather(answers, probe, watchdog: Watchdog) -> list[Check]:
@@ -166,7 +221,15 @@ def main(root: Path = Path("/"), probe=None, out=None, as_json: bool = False) ->
         else:
             print(f"{missing.detail} (run cgnat-setup)", file=out)
         return 1
-    answers = load_answers(answers_toml.parse_toml(saved.read_text()), None, None)
+    try:
+        answers = load_answers(answers_toml.parse_toml(saved.read_bytes()), None, None)
+    except InvalidAnswers as invalid:
+        if not as_json:
+            raise
+        broken = Check("answers", False, "; ".join(p.format(str(saved)) for p in invalid.problems),
+                       f"cgnat-setup --answers {saved} --check")
+        _print_json(out, None, None, [broken], None)
+        return EXIT_INVALID
     role_status = roles.get(answers.role).status
     probe = probe or role_status.Probe(root)
     watchdog = Watchdog.read(probe, role_status)
@@ -190,4 +253,4 @@ def _print_json(out, role: str | None, interface: str | None, checks: list[Check
     the host is not configured."""
     print(json.dumps({"version": JSON_VERSION, "role": role, "interface": interface,
                       "healthy": healthy(checks), "checks": [c.to_json() for c in checks],
-                      "watchdog": watchdog}, indent=1), file=out)
+                      "watchdog": watchdog}, indent=1, allow_nan=False), file=out)

@@ -9,7 +9,8 @@
 # routing on the homelab). Here: die/cmd/try; reading a rules file (the one awk
 # that does; installer/rules_file.py is its Python twin); our chains and their
 # tagged jumps, added by add_rules and removed by del_rules, for either family
-# (iptables with IFACE.rules, ip6tables with IFACE.rules6); rollback of a failed up.
+# (iptables with IFACE.rules, ip6tables with IFACE.rules6), which may only hold
+# those chains (check_rules); rollback of a failed up.
 #
 # Our chains are named per interface, CGNAT-<IFACE>-<ABBR>, so that two tunnels
 # never share (or flush) each other's rules; ABBR, after the last "-", names the
@@ -17,6 +18,7 @@
 # comment "cgnat:IFACE", so removal never guesses (docs/ARCHITECTURE.md, "The hook
 # contract").
 
+set -f   # no pathname expansion: the chain lists below are split into words, never globbed
 CGNAT_ETC=${CGNAT_ETC:-/etc/cgnat}
 CGNAT_RUN=${CGNAT_RUN:-/run/cgnat}   # what up changed and down puts back (gone at boot)
 HOOKS_DIR=$(dirname "$0")
@@ -34,6 +36,15 @@ cmd() {
 	"$@"
 }
 
+# Set a kernel setting by its file under /proc/sys, named in sysctl's slash form
+# (net/ipv4/conf/IFACE/rp_filter: an interface name may hold "."), echoed like cmd.
+# Not sysctl -w: it splits KEY=VALUE at the first "=", which an interface name may
+# also hold.
+set_sysctl() { # KEY VALUE
+	echo "[#] echo $2 > /proc/sys/$1" >&2
+	echo "$2" >"/proc/sys/$1"
+}
+
 # Run a removal; a failure is reported and remembered (exit status of down),
 # and the next step still runs.
 try() {
@@ -48,11 +59,7 @@ hook_init() {
 	shift 2
 	[ $# -eq 1 ] || die "usage: $0 IFACE"
 	IFACE=$1
-	case $IFACE in
-	'' | all | default | [!A-Za-z0-9]* | *[!A-Za-z0-9_.=-]*)
-		die "invalid interface name '$IFACE'" ;;
-	esac
-	[ ${#IFACE} -le 15 ] || die "invalid interface name '$IFACE' (more than 15 characters)"
+	interface_name "$IFACE" || die "invalid interface name '$IFACE'"
 	TAG=cgnat:$IFACE
 	RULES=$CGNAT_ETC/$IFACE.rules
 	RULES6=$CGNAT_ETC/$IFACE.rules6   # ip6tables-restore input; only where IPv6 is forwarded
@@ -60,10 +67,24 @@ hook_init() {
 	RA_RECORD=$CGNAT_RUN/$IFACE.accept_ra   # bridge: "PUBLIC_INTERFACE VALUE" before up
 }
 
+# Whether NAME is an interface name as cgnat-setup allows (installer/grammar.py,
+# INTERFACE): 1 to 15 of letters, digits, "_", ".", "=", "-", not starting with
+# "-" or "." (an option, a hidden path), never "all" or "default" (sysctl's
+# conf/all, conf/default). Spelled out, not as ranges, which follow the locale.
+interface_name() { # NAME
+	case $1 in
+	'' | all | default | [!$ALNUM]* | *[!${ALNUM}_.=-]*) return 1 ;;
+	esac
+	[ ${#1} -le 15 ]
+}
+ALNUM=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
+
 # load_config [VAR...]: read this role's IFACE.env; each VAR must be set in it.
 load_config() {
 	[ -r "$RULES" ] || die "cannot read $RULES (run cgnat-setup first)"
 	[ -r "$ENV_FILE" ] || die "cannot read $ENV_FILE (run cgnat-setup first)"
+	refusal=$(check_rules "$RULES") && { [ ! -e "$RULES6" ] || refusal=$(check_rules "$RULES6"); } ||
+		die "$refusal"
 	# shellcheck disable=SC1090
 	. "$ENV_FILE"
 	[ "${CGNAT_ROLE:-}" = "$ROLE" ] || die "$ENV_FILE: CGNAT_ROLE is '${CGNAT_ROLE:-}', expected '$ROLE'"
@@ -86,6 +107,52 @@ ipv6_enabled() {
 declared_chains() { # FILE
 	[ ! -r "$1" ] ||
 		awk '/^\*/ { table = substr($1, 2) } /^:CGNAT-/ { print table ":" substr($1, 2) }' "$1"
+}
+
+# A rules file goes to IPT-restore --noflush as it is, so it may only declare and
+# fill IFACE's own chains, CGNAT-IFACE-<ABBR>, in the tables and builtins we hook
+# (nat: PRE IN OUT POST; filter: FWD IN OUT; mangle: all five): "*TABLE",
+# ":CHAIN - [0:0]", "-A CHAIN ..." of a chain declared above in that table,
+# "COMMIT", comments and blank lines. Anything else (":DOCKER-USER - [0:0]" would
+# flush Docker's chain; "-I", "-F", "-P", another tunnel's chain) is refused:
+# prints "FILE:LINE: why" and fails. installer/rules_file.py (refusal) is its twin.
+check_rules() { # FILE
+	IFACE=$IFACE LC_ALL=C awk '
+		BEGIN {
+			ours = "CGNAT-" ENVIRON["IFACE"] "-"
+			hooks["nat"] = " PRE IN OUT POST "; hooks["filter"] = " FWD IN OUT "
+			hooks["mangle"] = " PRE IN FWD OUT POST "
+		}
+		function refuse(why) {
+			gsub(/[^ -~]/, "?", why)   # one line, printable: the journal shows it
+			print FILENAME ":" FNR ": " why " (only " ours "<ABBR> chains may be declared and filled)"
+			bad = 1
+			exit 1
+		}
+		/^(#|$)/ { next }
+		/^\*/ {
+			table = substr($0, 2)
+			if (!(table in hooks)) refuse("table \"" table "\" is not one of ours")
+			next
+		}
+		/^COMMIT$/ { table = ""; next }
+		table == "" { refuse("outside a table") }
+		/^:[^ \t]+ - \[0:0\]$/ {
+			chain = substr($1, 2)
+			abbr = substr(chain, length(ours) + 1)
+			if (substr(chain, 1, length(ours)) != ours || abbr == "" || index(hooks[table], " " abbr " ") == 0)
+				refuse("declares " chain " in " table)
+			declared[table " " chain] = 1
+			next
+		}
+		/^-A [^ \t]+([ \t]|$)/ {
+			chain = $2
+			if (!((table " " chain) in declared)) refuse("appends to " chain ", not our chain declared in " table)
+			next
+		}
+		{ refuse("not a declaration or an -A rule of ours") }
+		END { if (!bad && table != "") refuse("no COMMIT after *" table) }
+	' "$1"
 }
 
 # The builtin chain that jumps to our CHAIN: CGNAT-wg0-PRE -> PREROUTING. A chain
@@ -134,8 +201,9 @@ COMMIT
 # jumps point at (so a deleted or edited rules file leaves nothing behind).
 our_chains() { # IPT FILE
 	{
-		declared_chains "$2"
-		"$1-save" 2>/dev/null | awk -v tag="$TAG" '
+		if check_rules "$2" >/dev/null 2>&1; then declared_chains "$2"; fi
+		"$1-save" 2>/dev/null | TAG=$TAG awk '
+			BEGIN { tag = ENVIRON["TAG"] }
 			/^\*/ { table = substr($1, 2) }
 			/^-A / && (index($0, "--comment \"" tag "\" ") || index($0, "--comment " tag " ")) {
 				for (i = 1; i < NF; i++) if ($i == "-j" && $(i + 1) ~ /^CGNAT-/) print table ":" $(i + 1)

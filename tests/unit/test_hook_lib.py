@@ -57,3 +57,14 @@ def test_ipv6_enabled_reads_the_interfaces_disable_ipv6(tmp_path):
                               "IFACE=absent; ipv6_enabled || echo absent")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["on", "off", "absent"]
+
+
+def test_down_takes_a_chain_name_that_looks_like_a_glob_literally(tmp_path):
+    """del_rules splits its "TABLE:CHAIN" list into words: a tagged jump to CGNAT-?-FWD (a
+    hand's) must not expand to the name of a file in the working directory."""
+    (tmp_path / "filter:CGNAT-a-FWD").write_text("")
+    done = in_netns(tmp_path, f'cd "{tmp_path}"; iptables -N "CGNAT-?-FWD"; '
+                              'iptables -I FORWARD -m comment --comment "cgnat:wg-x.1" -j "CGNAT-?-FWD"; '
+                              'del_rules iptables $RULES; iptables-save')
+    assert done.returncode == 0, done.stderr
+    assert "CGNAT-" not in done.stdout and "CGNAT-a-FWD" not in done.stderr

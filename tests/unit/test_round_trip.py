@@ -14,9 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from installer import answers as answers_toml
+from installer import grammar
 from installer.detect import HostFacts
 from installer.errors import InvalidAnswers
 from installer.plan import make_plan, resolve_defaults
+from installer.rules_file import refusal
 from installer.validate import load_answers
 
 from unitdata import BRIDGE_KEY, PEER_PUBLIC
@@ -31,10 +33,30 @@ def hostile_or(*plausible):
     return st.one_of(choice, choice, choice, st.text(alphabet=HOSTILE, max_size=24))
 
 
+# And values drawn from the whole grammar (installer/grammar.py): any interface name it
+# takes, tunnels anywhere in private, CGNAT and ULA space, marks and tables over their range.
+interfaces = st.from_regex(grammar.INTERFACE, fullmatch=True).filter(grammar.is_interface)
+tunnels = st.builds(lambda base, bits, n: str(_subnet(base, bits, n)),
+                    st.sampled_from(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"]),
+                    st.integers(16, 30), st.integers(0, 2**22))
+tunnels6 = st.builds(lambda bits, n: str(_subnet("fc00::/7", bits, n)), st.integers(48, 64), st.integers(0, 2**57))
+
+
+def _subnet(base: str, prefixlen: int, n: int):
+    """The n-th (modulo) subnet of length prefixlen in base (base itself when it is longer)."""
+    network = ipaddress.ip_network(base)
+    prefixlen = max(prefixlen, network.prefixlen)
+    count = 2 ** (prefixlen - network.prefixlen)
+    return ipaddress.ip_network((int(network.network_address) + (n % count) * 2 ** (network.max_prefixlen - prefixlen),
+                                 prefixlen))
+
+
 common = {
-    "interface": hostile_or("wg0", "wg-home", "tun.1", "a=b", "wg+", "all", "-h"),
-    "tunnel": hostile_or("10.0.0.0/24", "10.9.0.0/30", "192.168.77.0/24", "127.0.0.0/24", "10.0.0.0/24\n"),
-    "tunnel6": hostile_or("fd63:676e:6174::/64", "fd00:1::/48", "fd00::/65", "2001:db8::/64", "fd00::/64\n"),
+    "interface": st.one_of(hostile_or("wg0", "wg-home", "tun.1", "a=b", "wg+", "all", "-h"), interfaces),
+    "tunnel": st.one_of(hostile_or("10.0.0.0/24", "10.9.0.0/30", "192.168.77.0/24", "127.0.0.0/24",
+                                   "10.0.0.0/24\n"), tunnels),
+    "tunnel6": st.one_of(hostile_or("fd63:676e:6174::/64", "fd00:1::/48", "fd00::/65", "2001:db8::/64",
+                                    "fd00::/64\n"), tunnels6),
     "peer_public_key": hostile_or(PEER_PUBLIC, PEER_PUBLIC + "\n", "A" * 43 + "=", "=" + PEER_PUBLIC[1:]),
 }
 bridge_keys = {
@@ -50,7 +72,9 @@ homelab_keys = {
     "endpoint": hostile_or("203.0.113.7:51820", "bridge.example.org:51999", "[2001:db8::7]:51820",
                            "[fe80::1%lo]:51820", "203.0.113.7:51820\n[Interface]\nPreUp = id"),
     "docker_subnets": st.lists(hostile_or("172.19.0.0/16", "172.20.0.0/16\n"), max_size=3),
-    "fwmark": hostile_or("0x1000000", "0x2000000", "16777216", "0x1000000 "),
+    "fwmark": st.one_of(hostile_or("0x1000000", "0x2000000", "16777216", "0x1000000 "),
+                        st.integers(0, 31).map(lambda bit: hex(1 << bit)), st.integers(1, 2**32).map(str)),
+    "table": st.integers(-1, 2**32),
 }
 
 
@@ -190,6 +214,7 @@ def restores_touching_only_our_chains(rules: str, command: str, answers) -> None
             if "-d" in line.split():                 # IPv6: only the validated public address
                 assert line.split()[line.split().index("-d") + 1] == answers.bridge.public_address6
     assert declared and appended <= declared and all(c.startswith("CGNAT-") for c in declared)
+    assert refusal(rules, answers.interface) is None     # what the hooks and rules_file take
     # A throwaway network namespace: nothing of the host's firewall is read or changed.
     done = subprocess.run(["unshare", "--net", command, "--test", "--noflush"],
                           input=rules, capture_output=True, text=True)

@@ -5,6 +5,8 @@ import io
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from installer import cli, roles, status
 from installer.status import Check
@@ -320,3 +322,85 @@ def test_cli_passes_json(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(roles.get("bridge").status, "Probe", lambda root: FakeProbe())   # the role's looks
     assert cli.main(["status", "--json", "--root", str(tmp_path)]) == 0
     assert json.loads(capsys.readouterr().out)["role"] == "bridge"
+
+
+# ------------------------------------------------------------ --json for every input
+
+class FileStateProbe(FakeProbe):
+    """The fake's looks, but the watchdog's state read from the file as the real probe does."""
+
+    def __init__(self, root, **kw):
+        super().__init__(**kw)
+        self.root = root
+
+    watchdog_state = status.Probe.watchdog_state
+
+
+def _json_of(tmp_path, answers: bytes, state: str | None):
+    (tmp_path / "etc/cgnat").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "etc/cgnat/answers.toml").write_bytes(answers)
+    (tmp_path / "var/lib/cgnat").mkdir(parents=True, exist_ok=True)
+    if state is not None:
+        (tmp_path / "var/lib/cgnat/watchdog.json").write_text(state)
+    out = io.StringIO()
+    code = status.main(tmp_path, probe=FileStateProbe(tmp_path), out=out, as_json=True)
+    return code, json.loads(out.getvalue())      # strict: no NaN, no Infinity either
+
+
+@pytest.mark.parametrize("answers,detail", [
+    (b'role = "homelab"\nrole = "bridge"\n', "answers.toml: (syntax): "),
+    (b'interface = "wg0"\n', "answers.toml: role: "),
+    (b'role = "bridge"\ninterface = "w\xe9"\n', "answers.toml: (syntax): not UTF-8 text"),
+])
+def test_json_of_broken_answers_is_the_one_failing_answers_check(tmp_path, answers, detail):
+    code, report = _json_of(tmp_path, answers, None)
+    _assert_shape(report)
+    assert code == 2 and report["role"] is None and report["watchdog"] is None and report["healthy"] is False
+    [check] = report["checks"]
+    assert check["name"] == "answers" and check["ok"] is False and detail in check["detail"]
+    assert check["hint"].endswith("answers.toml --check")
+
+
+@pytest.mark.parametrize("state,summary", [
+    ("[1, 2]", "unreadable state /var/lib/cgnat/watchdog.json (a JSON list, not an object)"),
+    ('"healthy"', "unreadable state /var/lib/cgnat/watchdog.json (a JSON str, not an object)"),
+    ('{"last_run_at": "yesterday", "failing_since": [], "reasons": 3, "steps_taken": {"restart": "x"}}',
+     "never ran"),
+    ('{"last_run_at": NaN, "health_changed_at": Infinity, "steps_taken": {"restart": -Infinity}}', "never ran"),
+    ('{"last_run_at": 1e400, "failing_since": "5", "reasons": ["a", 1], "steps_taken": {"restart": 1e400}}', "never ran"),
+    ('{"last_run_at": 7, "failing_since": 5, "reasons": ["dns"], "steps_taken": {"restart": 3, "other": 1}}',
+     "failing: dns"),
+])
+def test_json_of_a_state_file_of_the_wrong_shape_is_valid(tmp_path, state, summary):
+    code, report = _json_of(tmp_path, HOMELAB.encode(), state)
+    _assert_shape(report)
+    assert report["watchdog"]["summary"] == summary
+    assert code == (0 if summary == "never ran" else 1)       # values of the wrong type: left out
+    assert report["watchdog"]["steps_taken"] == {"re-peer": 0, "restart": 3 if summary == "failing: dns" else 0,
+                                                 "action": 0}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["last_run_at", "failing_since", "health_changed_at", "steps_taken", "reasons",
+                         "last_step", "bridge_outage", "reboots", "restart", "re-peer", "x"]) | st.text(max_size=4),
+        inner, max_size=6),
+    max_leaves=12)
+
+
+@given(answers=st.one_of(st.binary(max_size=80), st.sampled_from([HOMELAB.encode(), BRIDGE.encode()])),
+       state=st.one_of(st.none(), json_values.map(json.dumps), st.text(max_size=20)))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_json_is_valid_and_keeps_its_shape_for_every_answers_and_state_file(tmp_path, answers, state):
+    code, report = _json_of(tmp_path, answers, state)
+    _assert_shape(report)
+    assert code in (0, 1, 2) and report["healthy"] is (code == 0)
+
+
+def test_json_leaves_out_counts_under_keys_of_the_wrong_type(tmp_path):
+    state = {"last_run_at": 7.0, "steps_taken": {("restart",): 1, "restart": 2}}
+    code, report = _json(tmp_path, BRIDGE, FakeProbe(state=state))
+    _assert_shape(report)
+    assert report["watchdog"]["steps_taken"] == {"restart": 0, "up-hook": 0}
+    assert report["watchdog"]["last_run_at"] == 7.0
