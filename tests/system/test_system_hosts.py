@@ -363,7 +363,6 @@ def test_watchdogs_keep_running_with_the_private_key_under_root(lab, debs):
             lab.hosts[role].sh(f"dpkg --purge cgnat-{role} 2>&1")
         lab.install_preseeded(debs)
     lab.wait_serving(timeout=120)
-    bridge, homelab = lab.hosts["bridge"], lab.hosts["homelab"]
     old, since = {}, {}
     for role, host in lab.hosts.items():
         old[role] = host.sh("wg show wg0 public-key").strip()
