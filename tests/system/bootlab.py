@@ -267,13 +267,15 @@ class BootLab(netlab.Lab):
         return done.stdout.strip() if done.returncode == 0 else None
 
     # -- the product, as a user installs it
-    def answers(self, role: str, peer_public_key: str | None = None) -> str:
-        peer = f'peer_public_key = "{peer_public_key}"\n' if peer_public_key else ""
+    def answers(self, role: str, peer_public_key: str | None = None, private_key_file: str | None = None) -> str:
+        """The lab's answers for `role` (the other host's public key and a key file, if given)."""
+        keys = ((f'peer_public_key = "{peer_public_key}"\n' if peer_public_key else "")
+                + (f'private_key_file = "{private_key_file}"\n' if private_key_file else ""))
         if role == "bridge":
             return (f'role = "bridge"\ninterface = "wg0"\ntunnel = "10.0.0.0/24"\nlisten_port = {netlab.WG_PORT}\n'
-                    f'{peer}\n[bridge]\npublic_interface = "ens3"\nssh_port = {netlab.BRIDGE_SSH_PORT}\n'
+                    f'{keys}\n[bridge]\npublic_interface = "ens3"\nssh_port = {netlab.BRIDGE_SSH_PORT}\n'
                     'forward = "all"\n')
-        return (f'role = "homelab"\ninterface = "wg0"\ntunnel = "10.0.0.0/24"\n{peer}\n'
+        return (f'role = "homelab"\ninterface = "wg0"\ntunnel = "10.0.0.0/24"\n{keys}\n'
                 f'[homelab]\nendpoint = "{netlab.BRIDGE_PUBLIC}:{netlab.WG_PORT}"\nkeepalive = 25\n'
                 'docker_subnets = ["172.19.0.0/16"]\n\n'
                 # restart-tunnel, not reboot: a reboot test must measure one host's reboot only.

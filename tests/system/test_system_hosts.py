@@ -5,6 +5,7 @@ and 13: the scenarios of the README's "Install on real hosts", in order on one l
     1 preseeded install   2 client -> homelab service, real address   3 status on both
     4 bridge's own sshd   5 upgrade   6 failed setup
     7 reboot each host (timed)   8 purge   9 reinstall + real Docker (IPv4 and IPv6 clients)
+   10 each host's key from /root/wg.key: the sandboxed watchdogs keep running (issue 18)
 """
 from __future__ import annotations
 
@@ -330,3 +331,106 @@ def test_real_docker_container_sees_client_address(lab, debs):
         lab.wait_serving(timeout=60)
     finally:
         docker.stop()
+
+
+# ---------------------------------------------------------------- 10
+
+KEY_FILE = "/root/wg.key"      # hidden from the watchdogs by their unit's ProtectHome=yes
+WATCHDOG = "cgnat-watchdog.service"
+WATCHDOG_RUNS = {"bridge": 1, "homelab": 2}   # runs each watchdog must end while watched
+
+
+def watchdog_unit(host) -> dict[str, str]:
+    """What systemd says of the host's watchdog; WatchdogTimestampMonotonic is when it last
+    said WATCHDOG=1, which it does after each run (installer/watchdog.py: main)."""
+    out = host.sh(f"systemctl show -p ActiveState,SubState,NRestarts,ExecMainStatus,MainPID,"
+                  f"WatchdogTimestampMonotonic {WATCHDOG}")
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def watchdog_journal(host, since: str) -> str:
+    return host.sh(f"journalctl -u {WATCHDOG} --since @{since} --no-pager -o cat", check=False)
+
+
+def test_watchdogs_keep_running_with_the_private_key_under_root(lab, debs):
+    """Each host takes a new key of its own from /root/wg.key (`private_key_file`, 0600, root),
+    a path the watchdog's sandbox hides (ProtectHome=yes): setup puts it in wg0, the chain
+    serves on the new keys, and each watchdog stays active through several of its runs, never
+    restarted, never "cannot read" (issue 18: it validated the answers again in its sandbox,
+    could not read the key, exited 2, and RestartPreventExitStatus=2 kept it dead)."""
+    if not lab.installed("bridge") or not lab.installed("homelab"):
+        for role in ("bridge", "homelab"):
+            lab.hosts[role].sh(f"dpkg --purge cgnat-{role} 2>&1")
+        lab.install_preseeded(debs)
+    lab.wait_serving(timeout=120)
+    old, since = {}, {}
+    for role, host in lab.hosts.items():
+        old[role] = host.sh("wg show wg0 public-key").strip()
+        since[role] = host.sh("date +%s").strip()
+        host.sh(f"umask 077 && wg genkey > {KEY_FILE}")
+        assert host.sh(f"stat -c '%a %U' {KEY_FILE}").split() == ["600", "root"]
+    # The README's order: the bridge, the homelab with the bridge's (new) key, the homelab's token on the bridge.
+    for role, peer in (("bridge", "homelab"), ("homelab", "bridge")):
+        host = lab.hosts[role]
+        host.write("/root/keyed.toml", lab.answers(role, lab.public_keys[peer], KEY_FILE), mode=0o600)
+        done = host.run("cgnat-setup --answers /root/keyed.toml", check=False, timeout=180)
+        assert done.returncode == 0, (f"{role}: cgnat-setup with private_key_file = {KEY_FILE} exited "
+                                      f"{done.returncode}:\n{done.stdout}{done.stderr}\n"
+                                      f"{watchdog_journal(host, since[role])}")
+        lab.note_setup(role, done.stdout)
+    lab.pair_bridge()
+    for role, host in lab.hosts.items():
+        from_file = host.sh(f"wg pubkey < {KEY_FILE}").strip()
+        assert from_file != old[role], f"{role}: the new key is the old one"
+        assert lab.public_keys[role] == from_file, \
+            f"{role}: setup printed the public key {lab.public_keys[role]}, the key file's is {from_file}"
+        assert host.sh("wg show wg0 public-key").strip() == from_file, f"{role}: wg0 does not use {KEY_FILE}"
+        assert f'private_key_file = "{KEY_FILE}"' in host.sh("cat /etc/cgnat/answers.toml"), role
+    lab.wait_serving(timeout=120)   # a handshake on the new keys, both ways
+
+    # Runs of each watchdog: each ends with WATCHDOG=1, which moves the unit's
+    # WatchdogTimestampMonotonic (a healthy run does not rewrite the state file). Runs that end
+    # after a first look: two of the homelab's (every 2 s), one of the bridge's (every 30 s: a
+    # second would add 30 s to each suite). The process setup started stays, never restarted.
+    start = time.monotonic()
+    first = {role: watchdog_unit(host) for role, host in lab.hosts.items()}
+    pings: dict[str, set[str]] = {role: set() for role in lab.hosts}
+
+    def ran():
+        for role, host in lab.hosts.items():
+            unit = watchdog_unit(host)
+            if (unit["ActiveState"], unit["NRestarts"], unit["MainPID"]) != ("active", "0", first[role]["MainPID"]):
+                raise LabError(f"{role}'s watchdog did not keep running: {first[role]} -> {unit}\n"
+                               f"{watchdog_journal(host, since[role])}")
+            pings[role] |= {unit["WatchdogTimestampMonotonic"]} - {first[role]["WatchdogTimestampMonotonic"], "0"}
+        return all(len(pings[role]) >= runs for role, runs in WATCHDOG_RUNS.items())
+    wait_for(ran, 120, f"runs of each watchdog ({WATCHDOG_RUNS})", interval=0.5)
+    print(f"\n{lab.suite}: watchdog runs {WATCHDOG_RUNS} seen in {time.monotonic() - start:.1f} s")
+    for role, host in lab.hosts.items():
+        unit = watchdog_unit(host)
+        assert (unit["ActiveState"], unit["SubState"], unit["NRestarts"], unit["ExecMainStatus"]) == \
+            ("active", "running", "0", "0"), f"{role}: {unit}"
+        journal = watchdog_journal(host, since[role])
+        assert "Started" in journal, f"{role}: the journal has no start of the watchdog since setup:\n{journal}"
+        assert "cannot read" not in journal, f"{role}'s watchdog:\n{journal}"
+        out = status_healthy(host, timeout=60)
+        assert "FAIL" not in out, out
+        report = json.loads(host.sh("cgnat-setup status --json"))
+        assert report["healthy"] and report["watchdog"]["active"] is True and report["watchdog"]["healthy"] is True, \
+            f"{role}: {report}"
+
+
+def test_watchdog_sandbox_hides_the_key_file(lab):
+    """The previous test exercised the sandbox: the watchdog process (its mount namespace, as
+    the unit's ProtectHome=yes makes it) cannot see /root/wg.key, which root outside it reads,
+    while it does see the answers. Its bounding set has no CAP_DAC_* to get around that."""
+    for role, host in lab.hosts.items():
+        assert host.ok(f"test -r {KEY_FILE}"), f"{role}: no {KEY_FILE} (the previous test writes it)"
+        assert host.property(WATCHDOG, "ProtectHome") == "yes", role
+        pid = watchdog_unit(host)["MainPID"]
+        assert pid not in ("", "0"), f"{role}: the watchdog is not running"
+        inside = f"nsenter -t {pid} -m --"
+        assert host.ok(f"{inside} test -r /etc/cgnat/answers.toml"), f"{role}: cannot enter the watchdog's mounts"
+        assert not host.ok(f"{inside} test -e {KEY_FILE}"), f"{role}: the watchdog's sandbox shows {KEY_FILE}"
+        caps = host.property(WATCHDOG, "CapabilityBoundingSet")
+        assert caps and "cap_dac" not in caps, f"{role}: {caps}"
