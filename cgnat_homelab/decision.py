@@ -35,6 +35,12 @@ DEFAULTS = {
 }
 REPEER_INTERVAL = 10       # seconds between two re-peers in the first minute of a failure
 REPEER_INTERVAL_LATER = 60 # ... and after it
+# A re-peer throws away the session under every open connection: it needs evidence that a
+# loaded host (slow answers, not lost ones) does not give. So: this many probes in a row
+# failed, each waiting longer than the one before (probe_timeout), and no handshake
+# within FRESH_HANDSHAKE seconds (a session that new needs no fresh one).
+REPEER_AFTER_PROBES = 3
+FRESH_HANDSHAKE = 10
 DAY = 24 * 3600
 
 
@@ -119,6 +125,7 @@ class State(JsonState):
     last_e2e_ok: bool | None = None
     last_e2e_seconds: float | None = None
     last_repeer_at: float | None = None
+    probe_failures: int = 0                              # probes through the tunnel failed in a row
     last_restart_at: float | None = None
     restarts_since_failing: int = 0
     last_action_at: float | None = None
@@ -180,6 +187,7 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
     if obs.e2e_ok is not None:
         new.last_e2e_at, new.last_e2e_ok = obs.now, obs.e2e_ok and not obs.e2e_foreign
         new.last_e2e_seconds = obs.e2e_seconds
+    new.probe_failures = 0 if obs.probe_ok or not obs.interface_up else state.probe_failures + 1
     reasons = _reasons(config, obs, new)
     if not reasons:
         return [], new, _healthy(state, new, obs)
@@ -284,9 +292,18 @@ def _next_step(config: Config, obs: Observation, state: State, new: State, notes
     if failed_for >= config.restart_after and restart_wait <= 0 and not _outage(obs) and not no_dns:
         return Step("restart", f"failing for {failed_for:.0f} s", config.restart_command)
     repeer_interval = REPEER_INTERVAL if failed_for < 60 else REPEER_INTERVAL_LATER
-    if not obs.probe_ok and _since(state.last_repeer_at, obs.now) >= repeer_interval:
+    if (not obs.probe_ok and new.probe_failures >= REPEER_AFTER_PROBES
+            and _since(state.last_repeer_at, obs.now) >= repeer_interval
+            and not (obs.handshake_age is not None and obs.handshake_age < FRESH_HANDSHAKE)):
         return _repeer(config, obs)
     return None
+
+
+def probe_timeout(state: State, first: float) -> float:
+    """Seconds the next probe through the tunnel waits: `first`, twice that after a failure (a
+    loaded host answers late, a dead tunnel never; more would delay the re-peer that heals a
+    restarted bridge: 3 probes, 2 + 4 + 4 s)."""
+    return first * 2 if state.probe_failures else first
 
 
 def _repeer(config: Config, obs: Observation) -> Step | None:

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cgnat_homelab import sshkey
-from cgnat_homelab.decision import Config, Observation, State, e2e_due, is_address, split_endpoint
+from cgnat_homelab.decision import (Config, Observation, State, e2e_due, is_address, probe_timeout,
+                                    split_endpoint)
 from installer.sshd import SSH_DIR, our_host_keys
 from installer.watchdog import connect, run, touch
 from installer.watchdog import interface_exists as interface_up
 
-PROBE_TIMEOUT = 2.0        # seconds for the touch through the tunnel
+PROBE_TIMEOUT = 2.0        # seconds for the first touch through the tunnel (then more: probe_timeout)
 CHECK_TIMEOUT = 3.0        # seconds for each connection from outside (end to end, bridge ssh)
 
 
@@ -128,7 +129,8 @@ def uptime() -> float:
 def observe(config: Config, state: State, now: float | None = None) -> tuple[Observation, Peer | None]:
     now = time.time() if now is None else now
     up = interface_up(config.interface)
-    probe_ok = up and touch(config.bridge_address, config.bridge_ssh_port, PROBE_TIMEOUT, refused_ok=True)
+    probe_ok = up and touch(config.bridge_address, config.bridge_ssh_port,
+                            probe_timeout(state, PROBE_TIMEOUT), refused_ok=True)
     target = config.target_host
     e2e, foreign, took = None, False, None
     if probe_ok and target and e2e_due(config, state, now):
