@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def obs(t: float, **kw) -> Observation:
                 bridge_ssh_ok=None, endpoint="203.0.113.7:51820",
                 resolved_endpoint="203.0.113.7:51820", handshake_age=5)
     base.update(kw)
+    if base["e2e_ok"] is not None and "e2e_check" not in kw:
+        base["e2e_check"] = CFG.e2e            # ssh on 22: what listens here
     return Observation(**base)
 
 
@@ -56,7 +59,7 @@ def test_healthy_does_nothing_and_records_the_check():
     steps, state, log = decide(CFG, obs(0, e2e_ok=True), State())
     assert steps == [] and state.failing_since is None
     assert state.last_e2e_at == T0 and state.last_e2e_ok is True
-    assert log == ["healthy"]
+    assert log == ["end-to-end check: tcp/22 (ssh)", "healthy"]
     steps, state, log = decide(CFG, obs(10), state)
     assert steps == [] and log == []          # quiet while nothing changes
 
@@ -513,3 +516,39 @@ def test_packets_are_padded_to_a_multiple_of_eight():
 def test_the_offer_puts_ed25519_first_and_expands_rsa():
     assert probe._offer({"a": "ssh-rsa", "b": "ecdsa-sha2-nistp256", "c": "ssh-ed25519"}) == \
         ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]
+
+
+SS_LISTENING = """\
+LISTEN 0      128          0.0.0.0:80         0.0.0.0:*
+LISTEN 0      128                *:443              *:*
+LISTEN 0      128             [::]:22            [::]:*
+LISTEN 0      128        127.0.0.1:22         0.0.0.0:*
+LISTEN 0      128      192.168.1.5:2200       0.0.0.0:*
+LISTEN 0      128         10.0.0.2:8080       0.0.0.0:*
+LISTEN 0      128 [::ffff:10.0.0.2]:8081          *:*
+LISTEN 0      128   0.0.0.0%eth0:25           0.0.0.0:*
+"""
+
+
+def test_ipv4_listeners_are_what_takes_the_bridges_connections(monkeypatch):
+    """All addresses (IPv4, or an IPv6 socket that takes IPv4: ss's "*"), or the tunnel address;
+    never IPv6 only ("[::]"), loopback, the LAN address or a device-bound socket (issue 19)."""
+    monkeypatch.setattr(probe, "run", lambda argv: subprocess.CompletedProcess(argv, 0, SS_LISTENING, ""))
+    assert probe.ipv4_listeners("10.0.0.2") == {80, 443, 8080, 8081}
+    monkeypatch.setattr(probe, "run", lambda argv: subprocess.CompletedProcess(argv, 1, "", "no ss"))
+    assert probe.ipv4_listeners("10.0.0.2") is None
+
+
+def test_ss_tells_a_dual_stack_socket_from_an_ipv6_only_one():
+    """The parse above relies on ss showing "*" for IPv6 sockets that take IPv4 too."""
+    program = ("import socket, subprocess\n"
+               "a = socket.socket(socket.AF_INET6); a.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
+               "a.bind(('::', 8001)); a.listen()\n"
+               "b = socket.socket(socket.AF_INET6); b.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\n"
+               "b.bind(('::', 8002)); b.listen()\n"
+               "import sys; sys.path.insert(0, %r)\n"
+               "from cgnat_homelab.probe import ipv4_listeners\n"
+               "print(sorted(ipv4_listeners('10.0.0.2')))\n") % str(Path(__file__).resolve().parents[2])
+    done = subprocess.run(["unshare", "--net", "sh", "-c", f"ip link set lo up; exec {sys.executable} -c \"$0\"", program],
+                          capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == "[8001]", done.stderr
