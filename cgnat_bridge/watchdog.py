@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer import metrics
+from installer import interface_lock, metrics
 from installer.rules_file import missing_rules
 from installer.watchdog import (JsonState, handshake_age, interface_exists, log,
                                 run_step_command, step_note)
@@ -144,7 +144,10 @@ def run_once(config: Config, state_path: Path, state: State | None = None,
     """One run; `state` is the previous run's (None: read it from state_path)."""
     first = state is None
     state = State.load(state_path) if first else state
-    obs = observe(config)
+    with interface_lock.held(config.interface, wait=False) as free:
+        if not free:        # a hook or setup is changing the interface: look again next run
+            return state
+        obs = observe(config)
     steps, new, lines = decide(config, obs, state)
     new.account(state, steps, obs.now)
     for line in lines:

@@ -35,6 +35,12 @@ DEFAULTS = {
 }
 REPEER_INTERVAL = 10       # seconds between two re-peers in the first minute of a failure
 REPEER_INTERVAL_LATER = 60 # ... and after it
+# A re-peer throws away the session under every open connection: it needs evidence that a
+# loaded host (slow answers, not lost ones) does not give. So: this many probes in a row
+# failed, each waiting longer than the one before (probe_timeout), and no handshake
+# within FRESH_HANDSHAKE seconds (a session that new needs no fresh one).
+REPEER_AFTER_PROBES = 3
+FRESH_HANDSHAKE = 10
 DAY = 24 * 3600
 
 
@@ -42,12 +48,16 @@ DAY = 24 * 3600
 class Config:
     interface: str = "wg0"
     bridge_address: str = "10.0.0.1"          # the bridge's tunnel address
+    homelab_address: str = "10.0.0.2"         # ours, where the bridge forwards to
     endpoint: str | None = None               # "host:port" from the answers
     peer_public_key: str | None = None
     keepalive: int = 25
     check_host: str | None = None             # default: the endpoint's host
     action: str = "reboot"
-    e2e: EndToEnd | None = EndToEnd(22, "ssh")  # None: no end-to-end check is possible
+    e2e: EndToEnd | None = EndToEnd(22, "ssh")  # the check assumed before a look at what listens
+    forward: object = "all"                   # what the bridge forwards (its token's forward list)
+    check_port: int | None = None             # homelab.watchdog.check_port: always this check
+    homelab_sshd: bool = True                 # this host has an sshd's host keys
     bridge_ssh_port: int = DEFAULTS["bridge_ssh_port"]
     check_interval: int = DEFAULTS["check_interval"]
     restart_after: int = DEFAULTS["restart_after"]
@@ -69,12 +79,19 @@ class Config:
             action_command = w.action_command
         else:
             action_command = {"reboot": "systemctl reboot", "restart-tunnel": restart}.get(w.action, "")
-        e2e, _ = choose(w.bridge_forward or "all", tuned.get("bridge_ssh_port", DEFAULTS["bridge_ssh_port"]),
+        forward = w.bridge_forward or "all"
+        e2e, _ = choose(forward, tuned.get("bridge_ssh_port", DEFAULTS["bridge_ssh_port"]),
                         w.check_port, homelab_sshd)
         return cls(interface=answers.interface, bridge_address=answers.bridge_address,
+                   homelab_address=answers.homelab_address,
                    endpoint=h.endpoint, peer_public_key=answers.peer_public_key,
                    keepalive=h.keepalive, check_host=w.check_host, action=w.action,
-                   restart_command=restart, action_command=action_command, e2e=e2e, **tuned)
+                   restart_command=restart, action_command=action_command, e2e=e2e,
+                   forward=forward, check_port=w.check_port, homelab_sshd=homelab_sshd, **tuned)
+
+    def check_for(self, listening: frozenset[int] | None) -> tuple[EndToEnd | None, str]:
+        """The end-to-end check for what listens here now (None: not known; endtoend.py)."""
+        return choose(self.forward, self.bridge_ssh_port, self.check_port, self.homelab_sshd, listening)
 
     @property
     def endpoint_host(self) -> str | None:
@@ -85,9 +102,8 @@ class Config:
         """The public name of the bridge: check_host, else the endpoint's host."""
         return self.check_host or self.endpoint_host
 
-    @property
-    def check_target(self) -> str:
-        return f"{self.target_host}:{self.e2e.port if self.e2e else '-'}"
+    def check_target(self, check: EndToEnd | None) -> str:
+        return f"{self.target_host}:{check.port if check else '-'}"
 
     @property
     def needs_dns(self) -> bool:
@@ -101,6 +117,8 @@ class Observation:
     interface_up: bool
     probe_ok: bool                    # the bridge answered through the tunnel
     e2e_ok: bool | None = None        # None: not checked in this run
+    e2e_check: EndToEnd | None = None # the check made (chosen from what listens), if any
+    e2e_none: str = ""                # ... or why none is possible ("": not looked at)
     e2e_foreign: bool = False         # ... the bridge answered it itself (its sshd, its refusal)
     e2e_seconds: float | None = None  # ... how long it took
     bridge_ssh_ok: bool | None = None # None: not checked, or could not tell (name does not resolve)
@@ -118,7 +136,10 @@ class State(JsonState):
     last_e2e_at: float | None = None
     last_e2e_ok: bool | None = None
     last_e2e_seconds: float | None = None
+    e2e_port: int | None = None                          # the end-to-end check in use (None: none
+    e2e_identity: str = ""                               # possible, or not chosen yet: "")
     last_repeer_at: float | None = None
+    probe_failures: int = 0                              # probes through the tunnel failed in a row
     last_restart_at: float | None = None
     restarts_since_failing: int = 0
     last_action_at: float | None = None
@@ -129,6 +150,10 @@ class State(JsonState):
     @property
     def healthy(self) -> bool:
         return self.failing_since is None
+
+    @property
+    def check(self) -> EndToEnd | None:
+        return EndToEnd(self.e2e_port, self.e2e_identity) if self.e2e_port else None
 
     @property
     def summary(self) -> str:
@@ -163,10 +188,10 @@ def is_address(host: str | None) -> bool:
 
 
 def e2e_due(config: Config, state: State, now: float) -> bool:
-    """Whether this run checks the chain end to end: always while failing, else every check_interval."""
-    return config.e2e is not None and (
-        state.failing_since is not None or state.last_e2e_at is None
-        or not state.last_e2e_ok or now - state.last_e2e_at >= config.check_interval)
+    """Whether this run looks at what listens and checks the chain end to end: always while
+    failing or after a failed check, else every check_interval."""
+    return (state.failing_since is not None or state.last_e2e_at is None
+            or state.last_e2e_ok is False or now - state.last_e2e_at >= config.check_interval)
 
 
 def _since(then: float | None, now: float) -> float:
@@ -177,13 +202,17 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
     """The steps to take now, the state to save, and the journal lines."""
     new = dataclasses.replace(state, reasons=list(state.reasons), last_run_at=obs.now,
                               reboots=[t for t in state.reboots if obs.now - t < DAY])
+    notes = _check_chosen(obs, state, new)
     if obs.e2e_ok is not None:
         new.last_e2e_at, new.last_e2e_ok = obs.now, obs.e2e_ok and not obs.e2e_foreign
         new.last_e2e_seconds = obs.e2e_seconds
+    elif obs.e2e_none:
+        new.last_e2e_at, new.last_e2e_ok, new.last_e2e_seconds = obs.now, None, None
+    new.probe_failures = 0 if obs.probe_ok or not obs.interface_up else state.probe_failures + 1
     reasons = _reasons(config, obs, new)
     if not reasons:
-        return [], new, _healthy(state, new, obs)
-    notes = _failing(config, obs, state, new, reasons)
+        return [], new, notes + _healthy(state, new, obs)
+    notes += _failing(config, obs, state, new, reasons)
     step = _next_step(config, obs, state, new, notes)
     if step:
         _record(config, step, new, obs.now)
@@ -201,17 +230,32 @@ def _reasons(config: Config, obs: Observation, new: State) -> list[str]:
         reasons.append(f"the bridge {config.bridge_address} does not answer through the tunnel "
                        f"(last handshake {age})")
     if obs.e2e_foreign:
-        reasons.append(f"{config.check_target} is answered by the bridge itself "
-                       f"({_foreign_sign(config)}): the bridge does not forward it (its rules are missing?)")
+        reasons.append(f"{config.check_target(new.check)} is answered by the bridge itself "
+                       f"({_foreign_sign(new.check)}): the bridge does not forward it (its rules are missing?)")
     elif new.last_e2e_ok is False:
-        reasons.append(f"end-to-end check {config.check_target} failed")
+        reasons.append(f"end-to-end check {config.check_target(new.check)} failed")
     if reasons and _no_dns(config, obs):
         reasons.append(f"{config.endpoint_host} does not resolve (DNS not working yet?)")
     return reasons
 
 
-def _foreign_sign(config: Config) -> str:
-    if config.e2e and config.e2e.identity == "ssh":
+def _check_chosen(obs: Observation, state: State, new: State) -> list[str]:
+    """Record the check this run chose (when it looked at what listens); a line when it changed."""
+    if obs.e2e_check is None and not obs.e2e_none:
+        return []
+    new.e2e_port = obs.e2e_check.port if obs.e2e_check else None
+    new.e2e_identity = obs.e2e_check.identity if obs.e2e_check else "none"
+    if (new.e2e_port, new.e2e_identity) == (state.e2e_port, state.e2e_identity):
+        return []
+    if obs.e2e_check is None:
+        return [f"no end-to-end check is possible: {obs.e2e_none}; the tunnel's probe alone "
+                f"decides (never the action on end-to-end grounds)"]
+    was = f" (was {state.check})" if state.check else ""
+    return [f"end-to-end check: {obs.e2e_check}{was}"]
+
+
+def _foreign_sign(check: EndToEnd | None) -> str:
+    if check and check.identity == "ssh":
         return "another host's ssh key"
     return "refused, while our own service listens on it"
 
@@ -245,7 +289,7 @@ def _failing(config: Config, obs: Observation, state: State, new: State, reasons
     elif reasons != state.reasons:
         notes.append(f"still failing: {'; '.join(reasons)}")
     if outage and not state.bridge_outage:
-        what = (f"the bridge answers {config.check_target} itself" if obs.e2e_foreign else
+        what = (f"the bridge answers {config.check_target(new.check)} itself" if obs.e2e_foreign else
                 f"the bridge's own ssh port {config.target_host}:{config.bridge_ssh_port} does not "
                 f"answer from outside either")
         notes.append(f"BRIDGE OUTAGE: {what}; the homelab is not at fault: no tunnel restart "
@@ -284,9 +328,18 @@ def _next_step(config: Config, obs: Observation, state: State, new: State, notes
     if failed_for >= config.restart_after and restart_wait <= 0 and not _outage(obs) and not no_dns:
         return Step("restart", f"failing for {failed_for:.0f} s", config.restart_command)
     repeer_interval = REPEER_INTERVAL if failed_for < 60 else REPEER_INTERVAL_LATER
-    if not obs.probe_ok and _since(state.last_repeer_at, obs.now) >= repeer_interval:
+    if (not obs.probe_ok and new.probe_failures >= REPEER_AFTER_PROBES
+            and _since(state.last_repeer_at, obs.now) >= repeer_interval
+            and not (obs.handshake_age is not None and obs.handshake_age < FRESH_HANDSHAKE)):
         return _repeer(config, obs)
     return None
+
+
+def probe_timeout(state: State, first: float) -> float:
+    """Seconds the next probe through the tunnel waits: `first`, twice that after a failure (a
+    loaded host answers late, a dead tunnel never; more would delay the re-peer that heals a
+    restarted bridge: 3 probes, 2 + 4 + 4 s)."""
+    return first * 2 if state.probe_failures else first
 
 
 def _repeer(config: Config, obs: Observation) -> Step | None:
@@ -319,7 +372,7 @@ def _action_blocked(config: Config, obs: Observation, state: State) -> tuple[str
     if config.action == "none" or not config.action_command:
         return "none", "the configured action is none"
     if obs.e2e_foreign:
-        return "outage", f"BRIDGE OUTAGE (the bridge answers {config.check_target} itself)"
+        return "outage", f"BRIDGE OUTAGE (the bridge answers {config.check_target(state.check)} itself)"
     if obs.bridge_ssh_ok is False:
         return "outage", (f"BRIDGE OUTAGE ({config.target_host}:{config.bridge_ssh_port} does not "
                           f"answer from outside either)")

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cgnat_homelab import sshkey
-from cgnat_homelab.decision import Config, Observation, State, e2e_due, is_address, split_endpoint
+from cgnat_homelab.endtoend import EndToEnd
+from cgnat_homelab.decision import (Config, Observation, State, e2e_due, is_address, probe_timeout,
+                                    split_endpoint)
 from installer.sshd import SSH_DIR, our_host_keys
 from installer.watchdog import connect, run, touch
 from installer.watchdog import interface_exists as interface_up
 
-PROBE_TIMEOUT = 2.0        # seconds for the touch through the tunnel
+PROBE_TIMEOUT = 2.0        # seconds for the first touch through the tunnel (then more: probe_timeout)
 CHECK_TIMEOUT = 3.0        # seconds for each connection from outside (end to end, bridge ssh)
 
 
@@ -86,15 +88,33 @@ def listening(port: int, proc_net: Path = Path("/proc/net")) -> bool:
     return False
 
 
-def end_to_end(config: Config, ssh_dir: Path = SSH_DIR) -> tuple[bool, bool]:
+def ipv4_listeners(tunnel_address: str) -> frozenset[int] | None:
+    """The TCP ports where this host takes IPv4 connections to its tunnel address (what the
+    bridge forwards to): listening on 0.0.0.0, on that address, or dual-stack on "*" (an IPv6
+    socket that takes IPv4; ss tells it from an IPv6-only "[::]"). None when ss fails."""
+    done = run(["ss", "-H", "-l", "-t", "-n"])
+    if done.returncode != 0:
+        return None
+    wanted = {"0.0.0.0", "*", tunnel_address, f"[::ffff:{tunnel_address}]"}
+    ports = set()
+    for line in done.stdout.splitlines():
+        cols = line.split()
+        if len(cols) >= 4:
+            address, _, port = cols[3].rpartition(":")
+            if address in wanted and port.isdigit():
+                ports.add(int(port))
+    return frozenset(ports)
+
+
+def end_to_end(config: Config, check: EndToEnd, ssh_dir: Path = SSH_DIR) -> tuple[bool, bool]:
     """(ok, foreign): whether the check reached this host, whether the bridge answered it itself."""
     address = ipv4(config.target_host)
     if address is None:
         return False, False
-    if config.e2e.identity == "ssh":
-        return ssh_check(address, config.e2e.port, ssh_dir)
-    result = connect(address, config.e2e.port, CHECK_TIMEOUT)
-    return result == "ok", result == "refused" and listening(config.e2e.port)
+    if check.identity == "ssh":
+        return ssh_check(address, check.port, ssh_dir)
+    result = connect(address, check.port, CHECK_TIMEOUT)
+    return result == "ok", result == "refused" and listening(check.port)
 
 
 @dataclass(frozen=True)
@@ -128,24 +148,28 @@ def uptime() -> float:
 def observe(config: Config, state: State, now: float | None = None) -> tuple[Observation, Peer | None]:
     now = time.time() if now is None else now
     up = interface_up(config.interface)
-    probe_ok = up and touch(config.bridge_address, config.bridge_ssh_port, PROBE_TIMEOUT, refused_ok=True)
+    probe_ok = up and touch(config.bridge_address, config.bridge_ssh_port,
+                            probe_timeout(state, PROBE_TIMEOUT), refused_ok=True)
     target = config.target_host
-    e2e, foreign, took = None, False, None
+    e2e, foreign, took, check, none = None, False, None, None, ""
     if probe_ok and target and e2e_due(config, state, now):
-        started = time.monotonic()
-        e2e, foreign = end_to_end(config)
-        took = time.monotonic() - started
+        check, none = config.check_for(ipv4_listeners(config.homelab_address))
+        if check is not None:
+            started = time.monotonic()
+            e2e, foreign = end_to_end(config, check)
+            took = time.monotonic() - started
     # What only a failing run needs (wg, a DNS lookup, the bridge's own port), not a healthy one.
     suspect = not (probe_ok and e2e is not False and not foreign and state.last_e2e_ok is not False)
     if not suspect:                   # (the uptime only matters to a due action)
         return Observation(now=now, uptime=None, interface_up=up, probe_ok=True, e2e_ok=e2e,
-                           e2e_seconds=took), None
+                           e2e_check=check, e2e_none=none, e2e_seconds=took), None
     peer = wg_peer(config.interface, now) if up else None
     resolved = resolve(*split_endpoint(config.endpoint)) if config.endpoint else None
     address = target if is_address(target) else ipv4(target) if target else None
     bridge_ssh = touch(address, config.bridge_ssh_port, CHECK_TIMEOUT, refused_ok=False) if address else None
     obs = Observation(now=now, uptime=uptime(), interface_up=up, probe_ok=probe_ok,
-                      e2e_ok=e2e, e2e_foreign=foreign, e2e_seconds=took, bridge_ssh_ok=bridge_ssh,
+                      e2e_ok=e2e, e2e_check=check, e2e_none=none, e2e_foreign=foreign,
+                      e2e_seconds=took, bridge_ssh_ok=bridge_ssh,
                       endpoint=peer.endpoint if peer else None, resolved_endpoint=resolved,
                       handshake_age=peer.handshake_age if peer else None)
     return obs, peer

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
+from pathlib import Path
 
 from cgnat_homelab import decision, watchdog
 from cgnat_homelab.answers import RULE_PREF
 from cgnat_homelab.decision import Config
-from cgnat_homelab.endtoend import choose
-from cgnat_homelab.probe import end_to_end
+from cgnat_homelab.probe import end_to_end, ipv4_listeners
 from installer import status as shared
 from installer.apply import host_path
 from installer.sshd import SSH_DIR, our_host_keys
@@ -25,9 +25,13 @@ class Probe(shared.Probe):
     def has_sshd(self) -> bool:
         return bool(our_host_keys(host_path(self.root, str(SSH_DIR))))
 
-    def end_to_end(self, config) -> tuple[bool, bool]:
+    def listeners(self, config) -> frozenset[int] | None:
+        """What listens for the bridge's connections here (None: cannot tell, or another root)."""
+        return ipv4_listeners(config.homelab_address) if self.root == Path("/") else None
+
+    def end_to_end(self, config, check) -> tuple[bool, bool]:
         """(reaches this host, answered by the bridge itself), as the watchdog checks it."""
-        return end_to_end(config, host_path(self.root, str(SSH_DIR)))
+        return end_to_end(config, check, host_path(self.root, str(SSH_DIR)))
 
     def backup_paths(self) -> list[str]:
         return [tool for tool in BACKUP_TOOLS if shutil.which(tool)]
@@ -80,20 +84,19 @@ def end_to_end_check(answers, probe) -> Check:
     config = Config.from_answers(answers, homelab_sshd=probe.has_sshd())
     if not config.target_host:
         return Check("end2end", False, "no check_host and no endpoint", "set homelab.watchdog.check_host")
-    if config.e2e is None:
-        w = answers.homelab.watchdog
-        _, missing = choose(w.bridge_forward or "all", config.bridge_ssh_port, None, False)
+    check, missing = config.check_for(probe.listeners(config))
+    if check is None:
         return Check("end2end", None, f"no end-to-end check possible: {missing}")
-    target = config.check_target
-    ok, foreign = probe.end_to_end(config)
+    target = config.check_target(check)
+    ok, foreign = probe.end_to_end(config, check)
     if foreign:
         return Check("end2end", False, f"{target} is answered by the bridge itself, not this host",
                      f"the bridge answers itself instead of forwarding: on the bridge, run "
                      f"cgnat-setup status (rules) and /usr/lib/cgnat-bridge/hooks/up {answers.interface}")
-    what = "sshd" if config.e2e.identity == "ssh" else "service"
+    what = "sshd" if check.identity == "ssh" else "service"
     hint = (f"out the home line to {target}, in through the bridge to this host's {what}: check "
             f"the bridge (ssh -p {config.bridge_ssh_port} {config.target_host}) and that a {what} "
-            f"listens on {config.e2e.port} here")
+            f"listens on {check.port} here")
     return Check("end2end", ok, f"{target} {'reaches this host' if ok else 'fails'}", hint)
 
 

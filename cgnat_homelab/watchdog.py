@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cgnat_homelab import probe
 from cgnat_homelab.decision import Config, Observation, State, Step, decide
-from installer import metrics
+from installer import interface_lock, metrics
 from installer.watchdog import log, run, run_step_command
 from installer.watchdog import main as watchdog_main
 
@@ -64,7 +64,10 @@ def run_once(config: Config, state_path: Path, state: State | None = None,
     """One run; `state` is the previous run's (None: read it from state_path)."""
     first = state is None
     state = State.load(state_path) if first else state
-    obs, peer = probe.observe(config, state)
+    with interface_lock.held(config.interface, wait=False) as free:
+        if not free:        # a hook or setup is changing the interface: look again next run
+            return state
+        obs, peer = probe.observe(config, state)
     steps, new, lines = decide(config, obs, state)
     new.account(state, steps, obs.now)
     for line in lines:

@@ -10,7 +10,8 @@
 # that does; installer/rules_file.py is its Python twin); our chains and their
 # tagged jumps, added by add_rules and removed by del_rules, for either family
 # (iptables with IFACE.rules, ip6tables with IFACE.rules6), which may only hold
-# those chains (check_rules); rollback of a failed up.
+# those chains (check_rules); the interface's lock; rollback of a failed up (it
+# undoes what that run added, nothing else).
 #
 # Our chains are named per interface, CGNAT-<IFACE>-<ABBR>, so that two tunnels
 # never share (or flush) each other's rules; ABBR, after the last "-", names the
@@ -78,6 +79,16 @@ interface_name() { # NAME
 	[ ${#1} -le 15 ]
 }
 ALNUM=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
+
+# One lock per interface, $CGNAT_RUN/IFACE.lock (flock(2)), held by a hook for its
+# whole run, by cgnat-setup while it writes IFACE's files and by the watchdogs while
+# they look and decide (installer/interface_lock.py): a watchdog never judges rules
+# half-loaded, and two runs of the hooks never interleave.
+hook_lock() {
+	mkdir -p "$CGNAT_RUN"
+	exec 9>>"$CGNAT_RUN/$IFACE.lock"
+	flock -w 60 9 || die "$CGNAT_RUN/$IFACE.lock is still held after 60 s (fuser -v shows by whom)"
+}
 
 # load_config [VAR...]: read this role's IFACE.env; each VAR must be set in it.
 load_config() {
@@ -193,8 +204,22 @@ COMMIT
 "
 		shown="$shown $table:$(builtin_of "$chain")->$chain"
 	done
+	for pair in $(declared_chains "$2"); do
+		table=${pair%%:*} chain=${pair#*:}
+		if ! chain_present "$1" "$table" "$chain"; then
+			added "$1" -w -t "$table" -X "$chain"
+			added "$1" -w -t "$table" -F "$chain"
+		fi
+	done
 	echo "[#] $1-restore -w --noflush < $2${shown:+ (+ jumps:$shown)}" >&2
 	{ cat "$2"; echo; printf '%s' "$jumps"; } | "$1-restore" -w --noflush
+	for pair in $(declared_chains "$2"); do
+		table=${pair%%:*} chain=${pair#*:}
+		case $shown in
+		*" $table:$(builtin_of "$chain")->$chain"*)
+			added "$1" -w -t "$table" -D "$(builtin_of "$chain")" -m comment --comment "$TAG" -j "$chain" ;;
+		esac
+	done
 }
 
 # "TABLE:CHAIN" for each of our chains: those FILE declares, and those our tagged
@@ -231,10 +256,21 @@ del_rules() { # IPT FILE
 	done
 }
 
-# Between begin_up and end_up, a failure (or INT, TERM) runs ./down, which removes
-# whatever up did so far, and exits non-zero: a failed wg-quick up leaves no
-# forwarding behind (wg-quick itself only deletes the interface).
+# Between begin_up and end_up, a failure (or INT, TERM) undoes what this run added,
+# newest first, and exits non-zero: a failed wg-quick up leaves no forwarding behind
+# (wg-quick itself only deletes the interface), and a repair (the watchdog re-running
+# up) that fails never takes away the rules an earlier up put in place.
+UNDO=""
+
+# added INVERSE...: the command that undoes a change just made (its words are names
+# the grammar allows: no blanks, no quotes).
+added() {
+	UNDO="$*
+$UNDO"
+}
+
 begin_up() {
+	UNDO=""
 	trap rollback INT TERM EXIT
 }
 
@@ -246,7 +282,9 @@ rollback() {
 	status=$?
 	trap - INT TERM EXIT
 	[ "$status" -ne 0 ] || status=1
-	echo "$PROGRAM: failed, rolling back" >&2
-	"$HOOKS_DIR/down" "$IFACE" || true
+	echo "$PROGRAM: failed, undoing what this run added" >&2
+	printf '%s\n' "$UNDO" | while read -r line; do
+		[ -z "$line" ] || eval "try $line"
+	done
 	exit "$status"
 }

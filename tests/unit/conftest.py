@@ -30,3 +30,13 @@ def key_file(tmp_path) -> Path:
     path.write_text(BRIDGE_KEY + "\n")
     path.chmod(0o600)
     return path
+
+
+@pytest.fixture(autouse=True)
+def lock_dir(tmp_path_factory, monkeypatch) -> Path:
+    """The interfaces' locks (installer/interface_lock.py) in a directory of the test's own,
+    never the host's /run/cgnat."""
+    from installer import interface_lock
+    where = tmp_path_factory.mktemp("run-cgnat")
+    monkeypatch.setattr(interface_lock, "LOCK_DIR", where)
+    return where

@@ -68,3 +68,29 @@ def test_down_takes_a_chain_name_that_looks_like_a_glob_literally(tmp_path):
                               'del_rules iptables $RULES; iptables-save')
     assert done.returncode == 0, done.stderr
     assert "CGNAT-" not in done.stdout and "CGNAT-a-FWD" not in done.stderr
+
+
+def test_a_failed_repair_leaves_the_rules_an_earlier_up_added(tmp_path):
+    """The watchdog re-runs up to repair; when that run fails, its rollback undoes only what
+    it added, never the chains and jumps already in place (issue 19)."""
+    done = in_netns(tmp_path, "add_rules iptables $RULES; iptables -t filter -D FORWARD -m comment "
+                              "--comment cgnat:wg-x.1 -j CGNAT-wg-x.1-FWD; "
+                              "(begin_up; add_rules iptables $RULES; false) || true; iptables-save")
+    assert done.returncode == 0, done.stderr
+    assert "undoing what this run added" in done.stderr
+    # The repair had put back the FORWARD jump: that one goes again; the PREROUTING jump and
+    # both chains (which the earlier up added) stay.
+    assert "[#] iptables -w -t filter -D FORWARD -m comment --comment cgnat:wg-x.1 -j CGNAT-wg-x.1-FWD" in done.stderr
+    assert ours(done.stdout) == [
+        ":CGNAT-wg-x.1-FWD - [0:0]",
+        "-A CGNAT-wg-x.1-FWD -i wg-x.1 -j DROP",
+        ":CGNAT-wg-x.1-PRE - [0:0]",
+        '-A PREROUTING -m comment --comment "cgnat:wg-x.1" -j CGNAT-wg-x.1-PRE',
+        "-A CGNAT-wg-x.1-PRE -p tcp -m tcp --dport 80 -j RETURN",
+    ], done.stdout
+
+
+def test_a_failed_first_up_leaves_nothing_of_ours(tmp_path):
+    done = in_netns(tmp_path, "(begin_up; add_rules iptables $RULES; false) || true; iptables-save")
+    assert done.returncode == 0, done.stderr
+    assert ours(done.stdout) == [], done.stdout

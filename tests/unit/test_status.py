@@ -46,6 +46,7 @@ class FakeProbe:
         self.v6_disabled = kw.get("v6_disabled")
         self.forwarding6 = kw.get("forwarding6", True)
         self.nat6 = kw.get("nat6", set())
+        self.listening = kw.get("listening")      # TCP ports listening for the bridge; None: cannot tell
         self.asked = []
 
     def interface_up(self, iface): return self.up
@@ -65,8 +66,10 @@ class FakeProbe:
         self.asked.append((host, port))
         return self.ports.get((host, port), True)
 
-    def end_to_end(self, config):
-        ok = self.port_answers(config.target_host, config.e2e.port)
+    def listeners(self, config): return self.listening
+
+    def end_to_end(self, config, check):
+        ok = self.port_answers(config.target_host, check.port)
         return ok, ok and self.foreign
 
 

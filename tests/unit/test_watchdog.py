@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,12 +26,18 @@ def obs(t: float, **kw) -> Observation:
                 bridge_ssh_ok=None, endpoint="203.0.113.7:51820",
                 resolved_endpoint="203.0.113.7:51820", handshake_age=5)
     base.update(kw)
+    if base["e2e_ok"] is not None and "e2e_check" not in kw:
+        base["e2e_check"] = CFG.e2e            # ssh on 22: what listens here
     return Observation(**base)
 
 
 def broken(t: float, **kw) -> Observation:
-    """The tunnel does not answer; the bridge's own ssh port does (the homelab is at fault)."""
-    return obs(t, **{"probe_ok": False, "bridge_ssh_ok": True, **kw})
+    """The tunnel does not answer; the bridge's own ssh port does (the homelab is at fault);
+    the last handshake is from before the fault."""
+    return obs(t, **{"probe_ok": False, "bridge_ssh_ok": True, "handshake_age": 150 + t, **kw})
+
+
+TWO_FAILED = State(probe_failures=decision.REPEER_AFTER_PROBES - 1)   # the next failed probe re-peers
 
 
 def run(config, observations, state=None):
@@ -52,7 +59,7 @@ def test_healthy_does_nothing_and_records_the_check():
     steps, state, log = decide(CFG, obs(0, e2e_ok=True), State())
     assert steps == [] and state.failing_since is None
     assert state.last_e2e_at == T0 and state.last_e2e_ok is True
-    assert log == ["healthy"]
+    assert log == ["end-to-end check: tcp/22 (ssh)", "healthy"]
     steps, state, log = decide(CFG, obs(10), state)
     assert steps == [] and log == []          # quiet while nothing changes
 
@@ -66,34 +73,53 @@ def test_e2e_is_due_every_check_interval_and_every_run_while_failing():
     assert decision.e2e_due(CFG, dataclasses.replace(state, last_e2e_ok=False), T0 + 1)
 
 
-def test_first_failed_probe_re_peers_at_once_to_force_a_handshake():
-    steps, state, log = decide(CFG, broken(0), State(last_run_at=T0 - 10))
-    assert [s.kind for s in steps] == ["re-peer"]
-    assert steps[0].endpoint == "203.0.113.7:51820"
-    assert state.failing_since == T0
+def test_the_third_failed_probe_in_a_row_re_peers_to_force_a_handshake():
+    kinds, state, log = run(CFG, [broken(0), broken(2), broken(4)], State(last_run_at=T0 - 10))
+    assert kinds == [[], [], ["re-peer"]]
+    assert state.failing_since == T0 and state.probe_failures == 3
     assert any(line.startswith("FAILING:") and "does not answer through the tunnel" in line
                for line in log)
 
 
+def test_no_re_peer_within_seconds_of_a_handshake():
+    """A session that new needs no fresh one: the probes fail for another reason (a loaded host)."""
+    kinds, _, _ = run(CFG, [broken(t, handshake_age=t / 2) for t in range(0, 20, 2)])
+    assert "re-peer" not in sum(kinds, [])
+
+
+def test_each_failed_probe_waits_longer_for_the_next():
+    timeouts = [decision.probe_timeout(State(probe_failures=n), 2.0) for n in range(6)]
+    assert timeouts == [2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+
+
+def test_a_loaded_host_whose_probes_fail_now_and_then_never_re_peers():
+    """One or two late answers in a row, for an hour: slowness is not failure (issue 19)."""
+    pattern = [False, True, False, False, True, True]
+    observations = [obs(t, e2e_ok=True) if pattern[(t // 2) % len(pattern)] else broken(t, handshake_age=60)
+                    for t in range(0, 3600, 2)]
+    kinds, _, _ = run(CFG, observations)
+    assert "re-peer" not in sum(kinds, [])
+
+
 def test_re_peer_uses_the_new_address_of_a_moved_bridge():
-    steps, _, log = decide(CFG, broken(0, resolved_endpoint="198.51.100.99:51820"), State())
+    steps, _, log = decide(CFG, broken(0, resolved_endpoint="198.51.100.99:51820"), TWO_FAILED)
     assert steps[0].endpoint == "198.51.100.99:51820"
     assert any("now resolves to 198.51.100.99:51820 (was 203.0.113.7:51820)" in line for line in log)
 
 
 def test_re_peer_keeps_the_current_endpoint_when_dns_fails():
-    steps, _, log = decide(CFG, broken(0, resolved_endpoint=None), State())
+    steps, _, log = decide(CFG, broken(0, resolved_endpoint=None), TWO_FAILED)
     assert steps[0].endpoint == "203.0.113.7:51820"
     assert any("cannot resolve bridge.example.org" in line for line in log)
 
 
 def test_re_peer_is_rate_limited():
-    kinds, _, _ = run(CFG, [broken(0), broken(3), broken(6), broken(10)])
+    kinds, _, _ = run(CFG, [broken(0), broken(3), broken(6), broken(10)], TWO_FAILED)
     assert kinds == [["re-peer"], [], [], ["re-peer"]]
 
 
 def test_recovery_resets_the_ladder_and_is_logged():
-    kinds, state, lines = run(CFG, [broken(0), obs(10, e2e_ok=True)])
+    kinds, state, lines = run(CFG, [broken(0), obs(10, e2e_ok=True)], TWO_FAILED)
     assert kinds == [["re-peer"], []]
     assert state.failing_since is None and state.restarts_since_failing == 0
     assert "recovered after 10 s" in lines[-1]
@@ -103,7 +129,7 @@ def test_ladder_re_peer_then_restart_then_action():
     c = dataclasses.replace(CFG, restart_after=60, restart_interval=60, action_after=300)
     kinds, state, lines = run(c, every(10, 0, 400, broken))
     flat = [(i * 10, k[0]) for i, k in enumerate(kinds) if k]
-    assert flat[0] == (0, "re-peer")
+    assert flat[0] == (20, "re-peer")             # the third failed probe
     restarts = [t for t, k in flat if k == "restart"]
     assert restarts[0] == 60 and all(b - a >= 60 for a, b in zip(restarts, restarts[1:]))
     actions = [t for t, k in flat if k == "action"]
@@ -113,7 +139,7 @@ def test_ladder_re_peer_then_restart_then_action():
 
 
 def test_no_action_without_a_restart_first():
-    state = State(failing_since=T0 - 1000, reasons=["x"], last_restart_at=None)
+    state = dataclasses.replace(TWO_FAILED, failing_since=T0 - 1000, reasons=["x"], last_restart_at=None)
     c = dataclasses.replace(CFG, restart_interval=10_000)
     steps, _, _ = decide(c, broken(0), dataclasses.replace(state, last_restart_at=T0 - 5))
     assert [s.kind for s in steps] == ["re-peer"]   # restarts_since_failing == 0: no action
@@ -251,7 +277,7 @@ def test_boot_before_dns_works_waits_for_the_name_then_restarts_at_once():
 
 def test_without_dns_a_present_interface_still_re_peers_but_never_restarts():
     kinds, _, _ = run(CFG, every(10, 0, 200, lambda t: broken(t, resolved_endpoint=None)))
-    assert "restart" not in sum(kinds, []) and kinds[0] == ["re-peer"]
+    assert "restart" not in sum(kinds, []) and kinds[:3] == [[], [], ["re-peer"]]
 
 
 def test_an_address_endpoint_needs_no_dns():
@@ -490,3 +516,39 @@ def test_packets_are_padded_to_a_multiple_of_eight():
 def test_the_offer_puts_ed25519_first_and_expands_rsa():
     assert probe._offer({"a": "ssh-rsa", "b": "ecdsa-sha2-nistp256", "c": "ssh-ed25519"}) == \
         ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]
+
+
+SS_LISTENING = """\
+LISTEN 0      128          0.0.0.0:80         0.0.0.0:*
+LISTEN 0      128                *:443              *:*
+LISTEN 0      128             [::]:22            [::]:*
+LISTEN 0      128        127.0.0.1:22         0.0.0.0:*
+LISTEN 0      128      192.168.1.5:2200       0.0.0.0:*
+LISTEN 0      128         10.0.0.2:8080       0.0.0.0:*
+LISTEN 0      128 [::ffff:10.0.0.2]:8081          *:*
+LISTEN 0      128   0.0.0.0%eth0:25           0.0.0.0:*
+"""
+
+
+def test_ipv4_listeners_are_what_takes_the_bridges_connections(monkeypatch):
+    """All addresses (IPv4, or an IPv6 socket that takes IPv4: ss's "*"), or the tunnel address;
+    never IPv6 only ("[::]"), loopback, the LAN address or a device-bound socket (issue 19)."""
+    monkeypatch.setattr(probe, "run", lambda argv: subprocess.CompletedProcess(argv, 0, SS_LISTENING, ""))
+    assert probe.ipv4_listeners("10.0.0.2") == {80, 443, 8080, 8081}
+    monkeypatch.setattr(probe, "run", lambda argv: subprocess.CompletedProcess(argv, 1, "", "no ss"))
+    assert probe.ipv4_listeners("10.0.0.2") is None
+
+
+def test_ss_tells_a_dual_stack_socket_from_an_ipv6_only_one():
+    """The parse above relies on ss showing "*" for IPv6 sockets that take IPv4 too."""
+    program = ("import socket, subprocess\n"
+               "a = socket.socket(socket.AF_INET6); a.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
+               "a.bind(('::', 8001)); a.listen()\n"
+               "b = socket.socket(socket.AF_INET6); b.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\n"
+               "b.bind(('::', 8002)); b.listen()\n"
+               "import sys; sys.path.insert(0, %r)\n"
+               "from cgnat_homelab.probe import ipv4_listeners\n"
+               "print(sorted(ipv4_listeners('10.0.0.2')))\n") % str(Path(__file__).resolve().parents[2])
+    done = subprocess.run(["unshare", "--net", "sh", "-c", f"ip link set lo up; exec {sys.executable} -c \"$0\"", program],
+                          capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == "[8001]", done.stderr

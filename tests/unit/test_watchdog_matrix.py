@@ -37,9 +37,11 @@ class World:
     tunnel_ok: bool = True
     bridge_up: bool = True
     bridge_rules: bool = True
+    sshd_port: int | None = 22       # where the homelab's sshd takes the bridge's IPv4 connections
+    services: tuple = (80, 443)      # the homelab's other TCP services
 
     def homelab_listens(self, port: int) -> bool:
-        return (port == 22 and self.homelab_sshd) or port in (80, 443)
+        return (port == self.sshd_port and self.homelab_sshd) or port in self.services
 
     def answerer(self, host: str, port: int) -> str | None:
         """Who accepts a TCP connection from the homelab: "bridge", "homelab", "closed" (a
@@ -97,19 +99,23 @@ def config_for(world: World) -> Config:
 @pytest.fixture
 def simulate(monkeypatch):
     """simulate(world, seconds, every) -> (steps taken as (second, kind), final state, lines)."""
-    def run(world: World, seconds: int, every: int = 2, config: Config | None = None):
+    def run(world: World, seconds: int, every: int = 2, config: Config | None = None,
+            state: State | None = None, start: int = 0):
         monkeypatch.setattr(probe, "connect", world.connect)
         monkeypatch.setattr(common, "connect", world.connect)     # touch() connects there
         monkeypatch.setattr(probe, "ssh_check", world.ssh_check)
         monkeypatch.setattr(probe.socket, "getaddrinfo", world.getaddrinfo)
         monkeypatch.setattr(probe, "listening", world.homelab_listens)
+        monkeypatch.setattr(probe, "ipv4_listeners",
+                            lambda address: frozenset(p for p in (22, 80, 443, 2200) if world.homelab_listens(p)))
         monkeypatch.setattr(probe, "interface_up", lambda iface: True)
         monkeypatch.setattr(probe, "uptime", lambda: 86400.0)
-        monkeypatch.setattr(probe, "wg_peer", lambda iface, now: probe.Peer("P=", f"{V4}:51820", "0.0.0.0/0", 5.0))
+        # The last handshake before the simulation: a broken tunnel's ages from there.
+        monkeypatch.setattr(probe, "wg_peer", lambda iface, now: probe.Peer("P=", f"{V4}:51820", "0.0.0.0/0", now - T0 + 5))
         config = config or config_for(world)
-        state = State()
+        state = state or State()
         taken, lines = [], []
-        for t in range(0, seconds, every):
+        for t in range(start, start + seconds, every):
             obs, _ = probe.observe(config, state, now=T0 + t)
             steps, state, notes = decide(config, obs, state)
             taken += [(t, s.kind) for s in steps]
@@ -123,7 +129,7 @@ def test_a_healthy_day_takes_no_step_and_stays_healthy(world, simulate):
     taken, state, lines = simulate(world, 24 * 3600, every=10)
     assert taken == [] and state.reboots == [] and state.last_restart_at is None
     assert state.healthy and state.summary == "healthy"
-    assert lines == ["healthy"]
+    assert lines == [f"end-to-end check: {state.check}", "healthy"]   # said once, at the start
 
 
 @pytest.mark.parametrize("world", CONFIGS, ids=ids)
@@ -142,7 +148,7 @@ def test_a_broken_tunnel_climbs_the_ladder_on_time(world, simulate):
     repeers = [t for t, kind in taken if kind == "re-peer"]
     restarts = [t for t, kind in taken if kind == "restart"]
     actions = [t for t, kind in taken if kind == "action"]
-    assert repeers[:6] == [0, 10, 20, 30, 40, 50]       # a fresh handshake every 10 s at first
+    assert repeers[:6] == [6, 16, 26, 36, 46, 56]       # 3 failed probes and a handshake 10 s old, then every 10 s
     assert restarts[:4] == [60, 120, 180, 240]          # restart_after, then restart_interval
     assert all(b - a >= 60 for a, b in zip(restarts, restarts[1:]))
     assert actions == [300]                             # action_after; the rate limit holds after
@@ -174,9 +180,49 @@ def test_the_simulation_catches_the_old_fixed_check_on_port_22(old, simulate):
     sshd and called a healthy chain a bridge outage (or, not telling hosts apart, healthy
     while it was not). The simulation sees it; the configurations above never do this."""
     world = World(FORWARDS["allowlist without tcp/22"], 2222, False, True)
-    config = dataclasses.replace(config_for(world), e2e=old)
+    config = dataclasses.replace(config_for(world), check_port=old.port, homelab_sshd=old.identity == "ssh")
     taken, state, lines = simulate(world, 3600, config=config)
     if old.identity == "ssh":
         assert not state.healthy and state.bridge_outage
     else:
         assert world.answerer(V4, 22) == "bridge"       # "healthy", but only the bridge answered
+
+
+# The ways a homelab with host keys lacks an sshd on 22 for the bridge's connections (issue 19):
+# masked, moved to 2200, or listening where the bridge's IPv4 connections do not arrive (IPv6
+# only, the LAN address only, 127.0.0.1: cgnat_homelab/probe.py's ipv4_listeners leaves them out).
+SSHD_ELSEWHERE = {"masked or not for the bridge": None, "on 2200": 2200}
+SERVICES = {"web on 80 and 443": (80, 443), "nothing else": ()}
+
+
+@pytest.mark.parametrize("forward", FORWARDS)
+@pytest.mark.parametrize("sshd", SSHD_ELSEWHERE)
+@pytest.mark.parametrize("services", SERVICES)
+def test_a_healthy_hour_without_sshd_on_22_takes_no_step(forward, sshd, services, simulate):
+    world = World(FORWARDS[forward], 2222, False, True, sshd_port=SSHD_ELSEWHERE[sshd],
+                  services=SERVICES[services])
+    taken, state, lines = simulate(world, 3600)
+    assert taken == [] and state.healthy and state.last_e2e_ok is not False, lines
+    check = state.check
+    if check is None:          # nothing listens on a forwarded port: said once, then quiet
+        assert [line for line in lines if "no end-to-end check is possible" in line] == lines[:1]
+    else:
+        assert check.port != 22 and world.answerer(V4, check.port) == "homelab"
+    assert len(lines) == 2     # the check chosen (or none), "healthy"
+
+
+def test_the_check_follows_what_listens(simulate, monkeypatch):
+    """sshd stopped, then started again: the watchdog chooses again at its next check, says so
+    once each time, and takes no step."""
+    world = World("all", 2222, False, True, services=(80,))
+    config = config_for(world)
+    taken, state, lines = simulate(world, 120, config=config)
+    assert state.check == EndToEnd(22, "ssh")
+    stopped = dataclasses.replace(world, sshd_port=None)
+    taken2, state, lines2 = simulate(stopped, 120, config=config, state=state, start=120)
+    assert state.check == EndToEnd(80, "connect") and state.healthy
+    taken3, state, lines3 = simulate(world, 120, config=config, state=state, start=240)
+    assert state.check == EndToEnd(22, "ssh") and state.healthy
+    assert taken + taken2 + taken3 == []
+    assert lines2 == ["end-to-end check: tcp/80 (connect) (was tcp/22 (ssh))"]
+    assert lines3 == ["end-to-end check: tcp/22 (ssh) (was tcp/80 (connect))"]
