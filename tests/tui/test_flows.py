@@ -6,6 +6,7 @@ from pathlib import Path
 
 from conftest import FIXED_KEY, make_app, run, to_screen, until, with_key
 from installer import cli, keys
+from installer.atomic import HostTree
 from installer.detect import HostFacts
 from installer.pairing import PairingToken
 from installer.tui import screens
@@ -117,10 +118,16 @@ def test_homelab_flow_with_a_token_writes_what_the_answers_file_replays(tmp_path
     assert tomllib.loads(text)["homelab"]["docker_subnets"] == ["172.19.0.0/16", "172.20.0.0/16"]
 
 
-def test_apply_failure_rolls_back_and_says_so(tmp_path, facts):
+def test_apply_failure_rolls_back_and_says_so(tmp_path, facts, monkeypatch):
     root = with_key(tmp_path / "wizard")
-    (root / "var/lib/cgnat/manifest").unlink()
-    (root / "var/lib/cgnat/manifest").mkdir()                # the last write fails
+    write = HostTree.write
+
+    def failing_write(tree, path, data, mode):               # the last write fails
+        if path == "/var/lib/cgnat/manifest":
+            raise IsADirectoryError(21, "Is a directory", path)
+        return write(tree, path, data, mode)
+
+    monkeypatch.setattr(HostTree, "write", failing_write)
     app = make_app(facts, root, role="bridge")
 
     async def flow():
