@@ -15,9 +15,10 @@ from pathlib import Path
 
 from installer import sshd
 from installer.atomic import HostTree
-from installer.detect import MANIFEST_PATH, WIREGUARD_DIR
+from installer.detect import WIREGUARD_DIR
+from installer.manifest import MANIFEST_PATH, digest, recorded_digests
 from installer.errors import SetupError
-from installer.plan import BACKUP_SUFFIX, FileWrite, Plan, digest, recorded_digests
+from installer.plan import BACKUP_SUFFIX, FileWrite, Plan
 
 
 def log(message: str) -> None:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from installer import ROLES, grammar
 from installer.grammar import GLOBAL_UNICAST
+from installer.manifest import MANIFEST_PATH, recorded_digests
 
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/cgnat-bridge.conf"
 IPV6_CONF = Path("/proc/sys/net/ipv6/conf")   # absent on a kernel booted with ipv6.disable=1
-MANIFEST_PATH = "/var/lib/cgnat/manifest"     # every file an earlier setup wrote, one a line
 WIREGUARD_DIR = "/etc/wireguard"
 SSHD_PRIVSEP_DIR = Path("/run/sshd")
 # Docker names its default bridge docker0 and user-defined networks br-<12 hex digits>.
@@ -280,7 +280,7 @@ class HostFacts:
             sshd_error=sshd[1] if sshd else None,
             ssh_socket=ports is not None and root == Path("/") and _ssh_socket(),
             installed_role=installed_role(root),
-            written_by_setup=frozenset((_read(root / MANIFEST_PATH.lstrip("/")) or "").split()),
+            written_by_setup=frozenset(recorded_digests((_read(root / MANIFEST_PATH.lstrip("/")) or "").encode())),
             wireguard_configs=frozenset(f"{WIREGUARD_DIR}/{p.name}"
                                         for p in (root / WIREGUARD_DIR.lstrip("/")).glob("*.conf")),
             refused=refused,

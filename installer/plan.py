@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 from dataclasses import dataclass, field
 
 from installer.answers import ANSWERS_PATH
 from installer import render, roles
-from installer.detect import MANIFEST_PATH, WIREGUARD_DIR, HostFacts
+from installer.detect import WIREGUARD_DIR, HostFacts
+from installer.manifest import MANIFEST_PATH, manifest_text
 from installer.errors import SetupError
 from installer.watchdog import UNIT as WATCHDOG_UNIT
 
@@ -102,7 +102,7 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     files += [FileWrite(path, text) for path, text in host.files.items()]
     plan = Plan(answers, hook_commands=role.hook_summary(answers), sshd_port=host.sshd_port,
                 sshd_dropin=host.sshd_dropin, socket_dropin=host.socket_dropin)
-    plan.files = files + [FileWrite(MANIFEST_PATH, manifest_text(files))]
+    plan.files = files + [FileWrite(MANIFEST_PATH, manifest_text({f.path: f.content.encode() for f in files}))]
     plan.backups = [conf] if foreign else []
     if not role.has_rules6(answers) and rules6 in facts.written_by_setup:
         plan.removals.append(rules6)   # IPv6 no longer forwarded: the hooks must not load it
@@ -131,21 +131,3 @@ def configured_interfaces(written) -> list[str]:
     """The interfaces whose WireGuard config an earlier setup wrote (paths of its manifest)."""
     return sorted(p[len(WIREGUARD_DIR) + 1:-len(".conf")] for p in written
                   if p.startswith(WIREGUARD_DIR + "/") and p.endswith(".conf"))
-
-
-# The manifest (MANIFEST_PATH): "PATH SHA256" a line, the files setup wrote and what they held,
-# so a later run removes only what is still ours, and purge (postrm) knows what to delete.
-# Version 0.1.0 wrote the path alone.
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def manifest_text(files: list[FileWrite]) -> str:
-    return "".join(sorted(f"{f.path} {digest(f.content.encode())}\n" for f in files))
-
-
-def recorded_digests(manifest: bytes) -> dict[str, str | None]:
-    """Path -> the digest of what setup wrote there (None from an older manifest)."""
-    lines = manifest.decode(errors="replace").splitlines()
-    return {fields[0]: (fields[1] if len(fields) > 1 else None)
-            for fields in map(str.split, lines) if fields and fields[0].startswith("/")}

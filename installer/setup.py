@@ -17,9 +17,10 @@ from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
 from installer.apply import apply, host_path, log
 from installer.atomic import HostTree  # apply: the one step that changes the host
-from installer.detect import MANIFEST_PATH, HostFacts, installed_role, ipv6_disabled
+from installer.detect import HostFacts, installed_role, ipv6_disabled
+from installer.manifest import MANIFEST_PATH, recorded_digests
 from installer.errors import Problem
-from installer.plan import (WATCHDOG_UNIT, Plan, configured_interfaces, make_plan, recorded_digests,
+from installer.plan import (WATCHDOG_UNIT, Plan, configured_interfaces, make_plan,
                             resolve_defaults)
 from installer.roles import PEER
 from installer.sshd import SSH_DIR, our_host_keys
