@@ -50,21 +50,22 @@ class Bridge:
 
     @staticmethod
     def hook_summary(answers: BridgeAnswers) -> list[str]:
-        forwarding = ["sysctl -w net.ipv4.ip_forward=1", render.restore_summary(answers, 4)]
+        forwarding = ["echo 1 > /proc/sys/net/ipv4/ip_forward", render.restore_summary(answers, 4)]
         if not answers.forwards_ipv6:
             return forwarding
         return forwarding + [
-            f"sysctl -w net.ipv6.conf.{answers.bridge.public_interface}.accept_ra=2  (only if it "
-            f"is 1: RAs in use; down puts 1 back)", "sysctl -w net.ipv6.conf.all.forwarding=1",
+            f"echo 2 > /proc/sys/net/ipv6/conf/{answers.bridge.public_interface}/accept_ra  (only if "
+            f"it is 1: RAs in use; down puts 1 back)", "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding",
             render.restore_summary(answers, 6)]
 
     @staticmethod
     def plan_host(answers: BridgeAnswers, facts: HostFacts) -> HostChanges:
-        """sshd must listen on ssh_port (and keep its ports) before port 22 is forwarded."""
+        """sshd must listen on ssh_port (and keep its ports) before port 22 is forwarded; WireGuard
+        must hold listen_port once the tunnel restarted (the homelab dials it)."""
         if facts.sshd_error:
             raise SetupError(f"cannot read sshd's effective configuration (sshd -T): {facts.sshd_error}")
         if facts.sshd_ports is None:
-            return HostChanges()      # no sshd here: nothing to move
+            return HostChanges(listen_port=answers.listen_port)      # no sshd here: nothing to move
         port = answers.bridge.ssh_port
         dropin = facts.sshd_dropin
         if dropin is None or f"Port {port}\n" not in dropin:
@@ -73,7 +74,8 @@ class Bridge:
         if facts.ssh_socket:
             files[sshd.SOCKET_DROPIN] = sshd.socket_dropin_text(sorted(set(facts.sshd_ports) | {port}))
         return HostChanges(files, sshd_port=port, sshd_dropin=sshd.DROPIN if dropin else None,
-                           socket_dropin=sshd.SOCKET_DROPIN if facts.ssh_socket else None)
+                           socket_dropin=sshd.SOCKET_DROPIN if facts.ssh_socket else None,
+                           listen_port=answers.listen_port)
 
     @staticmethod
     def token_fields(answers: BridgeAnswers) -> dict[str, str]:

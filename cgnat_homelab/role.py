@@ -45,11 +45,11 @@ class Homelab:
                     f"{ip} rule add fwmark {mark}/{mark} table {h.table} pref {RULE_PREF}",
                     f"{ip} rule add from {address} table {h.table} pref {RULE_PREF + 1}"]
 
-        ipv6 = [f"ip -6 address replace {answers.homelab_address6}/{answers.prefixlen6} dev {iface}",
+        ipv6 = [f"ip -6 address add {answers.homelab_address6}/{answers.prefixlen6} dev {iface}",
                 render.restore_summary(answers, 6), *routing("ip -6", answers.homelab_address6)]
         return [render.restore_summary(answers, 4), *routing("ip", answers.homelab_address),
                 *(f"{command}  (if {iface} has IPv6 enabled)" for command in ipv6),
-                f"sysctl -w net.ipv4.conf.{iface}.rp_filter=2"]
+                f"echo 2 > /proc/sys/net/ipv4/conf/{iface}/rp_filter"]
 
     @staticmethod
     def plan_host(answers: HomelabAnswers, facts: HostFacts) -> HostChanges:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
-from installer import sshd
+from installer import interface_lock, listen_port, sshd
 from installer.atomic import HostTree
 from installer.detect import WIREGUARD_DIR
-from installer.manifest import MANIFEST_PATH, digest, recorded_digests
 from installer.errors import SetupError
+from installer.manifest import MANIFEST_PATH, digest, recorded_digests
 from installer.plan import BACKUP_SUFFIX, FileWrite, Plan
 
 
@@ -137,7 +138,10 @@ def apply(plan: Plan, root: Path) -> list[str]:
         for path in plan.backups:
             tx.keep_copy(path)
         removed = [p for path in plan.removals for p in tx.retire(path, recorded.get(path))]
-        changed = [f.path for f in plan.files if tx.write(f)] + removed
+        # The hooks must never read the rules of one run with the env of another: the files are
+        # written under the interface's lock (interface_lock.py) when the tunnel is restarted.
+        with interface_lock.held(plan.answers.interface, wait=True) if plan.commands else nullcontext():
+            changed = [f.path for f in plan.files if tx.write(f)] + removed
         if plan.commands and plan.sshd_port is not None:
             sshd_changed = bool({plan.sshd_dropin, plan.socket_dropin} & set(changed) - {None})
             _ensure_sshd_port(plan, sshd_changed)
@@ -146,6 +150,9 @@ def apply(plan: Plan, root: Path) -> list[str]:
         else:
             for argv in plan.commands:
                 run(argv)
+            if plan.commands and plan.listen_port is not None:
+                log(f"confirm {plan.answers.interface} holds UDP port {plan.listen_port}")
+                listen_port.confirm(plan.answers.interface, plan.listen_port)
         return changed
     except BaseException:
         tx.rollback()

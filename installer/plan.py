@@ -38,6 +38,7 @@ class Plan:
     sshd_port: int | None = None  # bridge: the port to confirm before anything is forwarded
     sshd_dropin: str | None = None     # (the role's HostChanges, installer/roles.py)
     socket_dropin: str | None = None   # bridge with socket activation: ssh.socket's ports
+    listen_port: int | None = None     # bridge: WireGuard must hold it after the commands
     retire: list[list[str]] = field(default_factory=list)   # stop an old interface, before the files
     removals: list[str] = field(default_factory=list)       # an old interface's files
     backups: list[str] = field(default_factory=list)        # foreign files kept before replacing them
@@ -101,7 +102,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     host = role.plan_host(answers, facts)
     files += [FileWrite(path, text) for path, text in host.files.items()]
     plan = Plan(answers, hook_commands=role.hook_summary(answers), sshd_port=host.sshd_port,
-                sshd_dropin=host.sshd_dropin, socket_dropin=host.socket_dropin)
+                sshd_dropin=host.sshd_dropin, socket_dropin=host.socket_dropin,
+                listen_port=host.listen_port)
     plan.files = files + [FileWrite(MANIFEST_PATH, manifest_text({f.path: f.content.encode() for f in files}))]
     plan.backups = [conf] if foreign else []
     if not role.has_rules6(answers) and rules6 in facts.written_by_setup:

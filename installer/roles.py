@@ -33,11 +33,13 @@ PEER = {"bridge": "homelab", "homelab": "bridge"}
 
 @dataclass(frozen=True)
 class HostChanges:
-    """A role's own changes to the host beside the tunnel's files (the bridge's sshd)."""
+    """A role's own changes to the host beside the tunnel's files (the bridge's sshd), and what to
+    confirm after them (the ports the bridge must answer on)."""
     files: dict[str, str] = field(default_factory=dict)
     sshd_port: int | None = None        # confirm this port answers before forwarding
     sshd_dropin: str | None = None
     socket_dropin: str | None = None
+    listen_port: int | None = None      # confirm WireGuard holds this UDP port after the restart
 
 
 def get(name: str):

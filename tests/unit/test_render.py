@@ -195,11 +195,11 @@ def test_rules6_parse_in_ip6tables_restore(answers_):
 def test_hook_commands_show_ipv6_only_where_it_is_forwarded():
     assert not any("ip6" in c or "ipv6" in c for c in hook_commands(bridge()))
     dual = hook_commands(bridge(public_address6="2001:db8::7"))
-    assert "sysctl -w net.ipv6.conf.all.forwarding=1" in dual
+    assert "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding" in dual
     assert any(c.startswith("ip6tables-restore --noflush < /etc/cgnat/wg0.rules6") for c in dual)
     homelab_commands = hook_commands(homelab())
     assert "ip -6 rule add from fd63:676e:6174::2 table 200 pref 1001  (if wg0 has IPv6 enabled)" in homelab_commands
-    assert "ip -6 address replace fd63:676e:6174::2/64 dev wg0  (if wg0 has IPv6 enabled)" in homelab_commands
+    assert "ip -6 address add fd63:676e:6174::2/64 dev wg0  (if wg0 has IPv6 enabled)" in homelab_commands
 
 
 def test_the_homelabs_tunnel_ula_is_the_up_hooks_not_an_address_line():
