@@ -59,6 +59,10 @@ class Bridge:
             render.restore_summary(answers, 6)]
 
     @staticmethod
+    def metrics_dir(answers) -> str | None:
+        return answers.bridge.watchdog_metrics_dir
+
+    @staticmethod
     def plan_host(answers: BridgeAnswers, facts: HostFacts) -> HostChanges:
         """sshd must listen on ssh_port (and keep its ports) before port 22 is forwarded; WireGuard
         must hold listen_port once the tunnel restarted (the homelab dials it)."""

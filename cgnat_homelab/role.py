@@ -52,6 +52,10 @@ class Homelab:
                 f"echo 2 > /proc/sys/net/ipv4/conf/{iface}/rp_filter"]
 
     @staticmethod
+    def metrics_dir(answers) -> str | None:
+        return answers.homelab.watchdog.metrics_dir
+
+    @staticmethod
     def plan_host(answers: HomelabAnswers, facts: HostFacts) -> HostChanges:
         return HostChanges()
 

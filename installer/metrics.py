@@ -109,6 +109,18 @@ def transfer_bytes(interface: str, proc_net_dev: Path = Path("/proc/net/dev")) -
     return None
 
 
+UNIT_DROPIN = "/etc/systemd/system/cgnat-watchdog.service.d/metrics-dir.conf"
+
+
+def unit_dropin(setting: str | None) -> str | None:
+    """The watchdog unit's drop-in that lets it write the answers' metrics directory (its sandbox,
+    ProtectSystem=strict, leaves only DEFAULT_DIR writable); None when none is needed."""
+    if not setting or setting.rstrip("/") == DEFAULT_DIR:
+        return None
+    return ("# Written by cgnat-setup: the metrics directory of /etc/cgnat/answers.toml.\n"
+            f"[Service]\nReadWritePaths=-{setting}\n")
+
+
 def directory(setting: str | None, is_dir: Callable[[str], bool] = os.path.isdir) -> Path | None:
     """Where the metrics go: the answers' setting ("" turns them off), else DEFAULT_DIR when it
     exists (node_exporter installed); None: no metrics. Decided when the watchdog starts, as
@@ -145,8 +157,8 @@ class Textfile:
         except OSError as error:
             problem = error.strerror or str(error)     # not the temp file's random name
             if problem != self.error:
-                sandbox = (f" (the unit may write only to {DEFAULT_DIR}: add ReadWritePaths={self.path.parent} "
-                           f"with systemctl edit cgnat-watchdog)" if error.errno in BLOCKED else "")
+                sandbox = (f" (the unit may write only to {DEFAULT_DIR} and the answers' metrics_dir: "
+                           f"run cgnat-setup again after changing it)" if error.errno in BLOCKED else "")
                 self.report(f"cannot write the metrics {self.path}: {problem}{sandbox}")
             self.error = problem
             return False

@@ -5,7 +5,7 @@ import copy
 from dataclasses import dataclass, field
 
 from installer.answers import ANSWERS_PATH
-from installer import render, roles
+from installer import metrics, render, roles
 from installer.detect import WIREGUARD_DIR, HostFacts
 from installer.manifest import MANIFEST_PATH, manifest_text
 from installer.errors import SetupError
@@ -101,6 +101,9 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     ]
     host = role.plan_host(answers, facts)
     files += [FileWrite(path, text) for path, text in host.files.items()]
+    metrics_dropin = metrics.unit_dropin(role.metrics_dir(answers))
+    if metrics_dropin:
+        files.append(FileWrite(metrics.UNIT_DROPIN, metrics_dropin))
     plan = Plan(answers, hook_commands=role.hook_summary(answers), sshd_port=host.sshd_port,
                 sshd_dropin=host.sshd_dropin, socket_dropin=host.socket_dropin,
                 listen_port=host.listen_port)
@@ -108,6 +111,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     plan.backups = [conf] if foreign else []
     if not role.has_rules6(answers) and rules6 in facts.written_by_setup:
         plan.removals.append(rules6)   # IPv6 no longer forwarded: the hooks must not load it
+    if not metrics_dropin and metrics.UNIT_DROPIN in facts.written_by_setup:
+        plan.removals.append(metrics.UNIT_DROPIN)
     for old in retired_interfaces(iface, facts.written_by_setup):
         if start:
             plan.retire.append(["systemctl", "disable", "--now", f"wg-quick@{old}"])
@@ -118,6 +123,7 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         plan.commands = [
             ["systemctl", "enable", plan.service],
             ["systemctl", "restart", plan.service],
+            ["systemctl", "daemon-reload"],             # the watchdog's drop-in, if any
             ["systemctl", "enable", WATCHDOG_UNIT],
             ["systemctl", "restart", WATCHDOG_UNIT],     # it reads the answers when it starts
         ]

@@ -14,6 +14,7 @@ simply absent there (`get` says so).
     has_rules6(answers)              -> bool  whether it gets IFACE.rules6
     env(answers)                     -> str  /etc/cgnat/IFACE.env, the hooks' variables
     hook_summary(answers)            -> [str]  what its up hook runs, for --plan
+    metrics_dir(answers)             -> str | None  its watchdog's metrics directory setting
     plan_host(answers, facts)        -> HostChanges  its own changes beside the tunnel's (sshd)
     token_fields(answers)            -> {field: text}  what its pairing token tells the peer
     take_token(data, token)          fill answers from the peer's token (unvalidated)

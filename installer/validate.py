@@ -211,7 +211,18 @@ def check_watchdog_keys(prefix: str, section) -> list[Problem]:
         elif name in WATCHDOG_DIRECTORY_KEYS and value and not grammar.is_safe_directory(value):
             problems.append(Problem(prefix + name, f"{value!r} is not an absolute path of letters, digits, "
                                                    f"\"_\", \"-\" and \".\" (\"\" turns the metrics off)"))
+        elif name in WATCHDOG_DIRECTORY_KEYS and value and _hidden_from_the_watchdog(value):
+            problems.append(Problem(prefix + name, f"{value} is hidden from the watchdog's sandbox "
+                                                   f"(ProtectHome=yes, PrivateTmp=yes); choose a directory "
+                                                   f"under /var/lib, /srv or /var/log"))
     return problems
+
+
+def _hidden_from_the_watchdog(directory: str) -> bool:
+    """Under what cgnat-watchdog.service hides (ProtectHome=yes, PrivateTmp=yes): setup writes a
+    drop-in that lets the watchdog write any other metrics directory (installer/metrics.py)."""
+    hidden = ("/home", "/root", "/run/user", "/tmp", "/var/tmp")
+    return any(directory.rstrip("/") == h or directory.startswith(h + "/") for h in hidden)
 
 
 def check_port(key: str, port: int) -> list[Problem]:

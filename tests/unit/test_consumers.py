@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from installer import grammar, metrics, status
 from installer.answers import ANSWERS_PATH
-from installer.errors import InvalidAnswers
 from installer.detect import HostFacts
+from installer.errors import InvalidAnswers
 from installer.plan import make_plan, resolve_defaults
 from installer.validate import load_answers
 from installer.watchdog import STATE_PATH
@@ -365,10 +365,21 @@ def test_the_sandbox_model_hides_and_protects_what_systemd_does():
     assert not sandbox.writable("/proc/sys/net/ipv4/ip_forward") and unit("bridge").writable("/proc/sys/net/ipv4/ip_forward")
 
 
-@pytest.mark.xfail(strict=True, reason="a metrics_dir other than node_exporter's is read-only in the unit "
-                                       "(ProtectSystem=strict) unless the admin adds ReadWritePaths: setup "
-                                       "should write that drop-in or warn (installer/plan.py, validate.py)")
 @pytest.mark.parametrize("role", ["bridge", "homelab"])
 def test_a_metrics_dir_of_the_answers_is_writable_in_the_sandbox(role):
-    _, written = watchdog_paths(with_metrics_dir(role, "wg0", "/srv/metrics"))
-    assert "/srv/metrics/cgnat.prom" in written and all(unit(role).writable(path) for path in written)
+    """Setup writes the unit's drop-in (ReadWritePaths=) that ProtectSystem=strict needs for a
+    metrics_dir other than node_exporter's; the unit and its drop-in together let it write."""
+    data = with_metrics_dir(role, "wg0", "/srv/metrics")
+    _, written = watchdog_paths(data)
+    dropin = rendered(data)[metrics.UNIT_DROPIN]
+    assert "/srv/metrics/cgnat.prom" in written and not unit(role).writable("/srv/metrics/cgnat.prom")
+    with_dropin = Sandbox((REPO / "debian" / f"cgnat-{role}.cgnat-watchdog.service").read_text() + dropin)
+    assert all(with_dropin.writable(path) for path in written)
+    assert metrics.UNIT_DROPIN not in rendered(with_metrics_dir(role, "wg0", metrics.DEFAULT_DIR))
+
+
+@pytest.mark.parametrize("directory", ["/root/metrics", "/home/me/prom", "/tmp/m", "/run/user/0/m"])
+def test_a_metrics_dir_the_sandbox_hides_is_refused(directory):
+    with pytest.raises(InvalidAnswers) as raised:
+        load_answers(with_metrics_dir("homelab", "wg0", directory), None, None)
+    assert "hidden from the watchdog's sandbox" in str(raised.value.problems)
