@@ -26,8 +26,6 @@ import json
 import shutil
 import sys
 import time
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,7 +124,7 @@ class Watchdog:
         if data is not None and not isinstance(data, dict):
             what = type(data).__name__
             return cls(kinds, active, None, f"unreadable state {STATE_PATH} (a JSON {what}, not an object)")
-        return cls(kinds, active, None if data is None else typed_state(role_status.State, data))
+        return cls(kinds, active, None if data is None else role_status.State.from_dict(data))
 
     def check(self) -> Check:
         hint = f"systemctl enable --now {UNIT}; journalctl -u {UNIT}"
@@ -148,41 +146,6 @@ class Watchdog:
         ran = facts["last_run_at"] is not None
         return {"active": self.active, "healthy": self.state.healthy if ran else None, **facts,
                 "steps_taken": {kind: facts["steps_taken"].get(kind, 0) for kind in self.step_kinds}}
-
-
-_UNFIT = object()
-
-
-def typed_state(state_class, data: dict):
-    """The state a watchdog saved, with each value of a type its field does not hold (a string
-    for a time, NaN, a list for a count) left at the field's default."""
-    hints = typing.get_type_hints(state_class)
-    fitting = {field.name: _as_type(data[field.name], hints[field.name])
-               for field in dataclasses.fields(state_class) if field.name in data}
-    return state_class(**{name: value for name, value in fitting.items() if value is not _UNFIT})
-
-
-def _as_type(value, hint):
-    """`value` as a field of type `hint` holds it (float, int, bool, str, X | None, list[X],
-    dict[str, X]; numbers finite, floats as float), or _UNFIT."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return next((v for v in (_as_type(value, arg) for arg in args) if v is not _UNFIT), _UNFIT)
-    if hint is type(None):
-        return None if value is None else _UNFIT
-    if origin is list and isinstance(value, list):
-        items = [_as_type(item, args[0]) for item in value]
-        return _UNFIT if any(item is _UNFIT for item in items) else items
-    if origin is dict and isinstance(value, dict):
-        items = {key: _as_type(item, args[1]) for key, item in value.items()}
-        fits = all(isinstance(key, str) and item is not _UNFIT for key, item in items.items())
-        return items if fits else _UNFIT
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= 1e300
-    if hint is float and number:
-        return float(value)
-    if hint is int and number and isinstance(value, int):
-        return value
-    return value if hint in (bool, str) and type(value) is hint else _UNFIT
 
 
 def gather(answers, probe, watchdog: Watchdog) -> list[Check]:

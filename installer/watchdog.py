@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -157,8 +159,14 @@ class JsonState:
 
     @classmethod
     def from_dict(cls, data: dict):
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """The state from its JSON object; a value of a type its field does not hold (a string for
+        a time, NaN, a list for a count: a hand's edit, a disk error) is left at the default, so a
+        damaged state never crashes the watchdog later, in its arithmetic."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
+        hints = typing.get_type_hints(cls)
+        fitting = {f.name: _as_type(data[f.name], hints[f.name]) for f in dataclasses.fields(cls) if f.name in data}
+        return cls(**{name: value for name, value in fitting.items() if value is not _UNFIT})
 
     @classmethod
     def load(cls, path: Path):
@@ -186,6 +194,32 @@ class JsonState:
         """Atomically and durably: a reboot right after must not lose it (the reboot count)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_atomic(path, self.to_json(), 0o600)
+
+
+_UNFIT = object()
+
+
+def _as_type(value, hint):
+    """`value` as a field of type `hint` holds it (float, int, bool, str, X | None, list[X],
+    dict[str, X]; numbers finite, floats as float), or _UNFIT."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return next((v for v in (_as_type(value, arg) for arg in args) if v is not _UNFIT), _UNFIT)
+    if hint is type(None):
+        return None if value is None else _UNFIT
+    if origin is list and isinstance(value, list):
+        items = [_as_type(item, args[0]) for item in value]
+        return _UNFIT if any(item is _UNFIT for item in items) else items
+    if origin is dict and isinstance(value, dict):
+        items = {key: _as_type(item, args[1]) for key, item in value.items()}
+        fits = all(isinstance(key, str) and item is not _UNFIT for key, item in items.items())
+        return items if fits else _UNFIT
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= 1e300
+    if hint is float and number:
+        return float(value)
+    if hint is int and number and isinstance(value, int):
+        return value
+    return value if hint in (bool, str) and type(value) is hint else _UNFIT
 
 
 def load_role_answers(path: Path, role: str):

@@ -194,3 +194,23 @@ def test_the_bridge_watchdog_is_as_quiet(tmp_path, monkeypatch, capsys):
 def test_interface_exists_looks_in_this_network_namespace():
     assert common.interface_exists("lo")
     assert not common.interface_exists("cgnat-none0")
+
+
+DAMAGED_STATES = ['{"failing_since": "yesterday", "reboots": [NaN, "x"], "restarts_since_failing": 1e999}',
+                  '{"last_restart_at": [], "steps_taken": {"restart": "many"}, "probe_failures": -Infinity}',
+                  '["not", "an", "object"]', '"a string"', '{"bridge_outage": 1, "reasons": "x"}']
+
+
+@pytest.mark.parametrize("saved", DAMAGED_STATES)
+def test_a_damaged_state_file_never_crashes_the_watchdog(saved, tmp_path, monkeypatch):
+    """A hand's edit or a disk error: each value of the wrong type is left at its default, so the
+    watchdog's arithmetic on the next failure never meets it (issue 18)."""
+    config = Config(endpoint="bridge.example.org:51820", restart_command="RESTART", action_command="REBOOT")
+    monkeypatch.setattr(probe, "observe", lambda c, s: (Observation(
+        now=T0, uptime=3600, interface_up=True, probe_ok=False, bridge_ssh_ok=True), None))
+    monkeypatch.setattr(homelab, "carry_out", lambda *a: None)
+    path = tmp_path / "watchdog.json"
+    path.write_text(saved)
+    state = homelab.run_once(config, path)
+    assert state.failing_since == T0 and state.probe_failures == 1
+    assert isinstance(state.reboots, list) and all(isinstance(t, float) for t in state.reboots)
