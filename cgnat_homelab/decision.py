@@ -39,7 +39,7 @@ REPEER_INTERVAL_LATER = 60 # ... and after it
 # loaded host (slow answers, not lost ones) does not give. So: this many probes in a row
 # failed, each waiting longer than the one before (probe_timeout), and no handshake
 # within FRESH_HANDSHAKE seconds (a session that new needs no fresh one).
-REPEER_AFTER_PROBES = 3
+REPEER_AFTER_PROBES = 2
 FRESH_HANDSHAKE = 10
 DAY = 24 * 3600
 
@@ -338,7 +338,7 @@ def _next_step(config: Config, obs: Observation, state: State, new: State, notes
 def probe_timeout(state: State, first: float) -> float:
     """Seconds the next probe through the tunnel waits: `first`, twice that after a failure (a
     loaded host answers late, a dead tunnel never; more would delay the re-peer that heals a
-    restarted bridge: 3 probes, 2 + 4 + 4 s)."""
+    restarted bridge: 2 + 4 s)."""
     return first * 2 if state.probe_failures else first
 
 

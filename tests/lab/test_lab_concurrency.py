@@ -34,11 +34,11 @@ OURS = ("{ iptables-save; ip6tables-save; ip -4 rule; ip -6 rule; } | grep -e CG
 @pytest.mark.parametrize("role", ROLES)
 def test_up_repair_and_down_at_once_leave_all_or_nothing(lab, role):
     node, hooks = lab.nodes[role], f"/usr/lib/cgnat-{role}/hooks"
-    complete = node.sh(OURS)
+    complete = node.sh(OURS).strip()
     node.sh(f"{hooks}/down wg0")
-    nothing = node.sh(OURS)
+    nothing = node.sh(OURS).strip()
     node.sh(f"{hooks}/up wg0")
-    assert node.sh(OURS) == complete != nothing
+    assert node.sh(OURS).strip() == complete != nothing
     script = (f"for i in $(seq {ROUNDS}); do "
               f"{hooks}/up wg0 >/dev/null 2>&1 & {REPAIR[role]} >/dev/null 2>&1 & "
               f"{hooks}/down wg0 >/dev/null 2>&1 & wait; {OURS}; done")
@@ -50,5 +50,5 @@ def test_up_repair_and_down_at_once_leave_all_or_nothing(lab, role):
     half = [i for i, end in enumerate(ends) if end not in (complete, nothing)]
     assert not half, f"rounds {half[:10]} ended neither complete nor clean"
     assert ends.count(complete) and ends.count(nothing)      # both orders happened
-    assert node.sh(OURS) == complete                          # the last up: one copy of each
+    assert node.sh(OURS).strip() == complete                  # the last up: one copy of each
     assert lab.tcp_ask("client", BRIDGE_PUBLIC, 80) == CLIENT

@@ -107,7 +107,7 @@ def test_failed_up_rolls_back(lab):
     had already installed (chains, jumps) is gone again."""
     done = hook(lab, "homelab", "up", check=False)
     assert done.returncode != 0
-    assert "rolling back" in done.stderr
+    assert "undoing what this run added" in done.stderr
     assert snapshots(lab) == lab.before
 
 
