@@ -39,7 +39,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.json and args.command != "status":
+        p.error("--json goes with status (cgnat-setup status --json)")
+    if (args.check or args.plan) and args.command is None and args.answers is None and args.pair is None:
+        p.error(f"{'--check' if args.check else '--plan'} needs --answers FILE or --pair TOKEN "
+                f"(without them the wizard would open, and it writes)")
     try:
         if args.command == "teardown":
             return EXIT_OK if setup.teardown(Path(args.root or "/")) else EXIT_FAILURE
@@ -106,7 +112,7 @@ def unattended(args) -> int:
     answers = setup.load(setup.read_source(args.answers, root), args.pair, args.role or facts.installed_role, facts)
     print_warnings(answers, args, root)
     if args.check:
-        print(f"{args.answers}: ok ({answers.role})")
+        print(f"{'-' if args.answers == '-' else (args.answers or '--pair')}: ok ({answers.role})")
         return EXIT_OK
     plan, private_key = setup.plan(answers, facts, root, start=args.root is None,
                                    replace_existing=args.replace_existing)

@@ -1,6 +1,8 @@
 """The unattended cgnat-setup, run as the real program against a --root."""
 import configparser
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +230,37 @@ def test_bridge_says_which_dns_records_to_publish_and_writes_rules6_only_for_ipv
     off = cgnat_setup("--answers", write(tmp_path, "off.toml", dual + 'ipv6 = "off"\n'), "--root", tmp_path / "r6")
     assert off.returncode == 0, off.stderr
     assert "etc/cgnat/wg0.rules6" not in tree(tmp_path / "r6")
+
+
+def test_a_dry_run_without_answers_never_opens_the_wizard(tmp_path):
+    """--check and --plan write nothing; the wizard can write: without --answers or --pair
+    they are a usage error (exit 2), even at a terminal (issue 20)."""
+    for flag in ("--check", "--plan"):
+        done = cgnat_setup(flag, "--root", tmp_path)
+        assert done.returncode == 2 and f"{flag} needs --answers FILE or --pair TOKEN" in done.stderr
+    assert tree(tmp_path) == {}
+
+
+def test_json_goes_with_status_only(tmp_path, bridge_answers):
+    done = cgnat_setup("--answers", bridge_answers, "--check", "--json")
+    assert done.returncode == 2 and "--json goes with status" in done.stderr
+
+
+def test_a_token_checked_alone_names_its_source(tmp_path):
+    bridge = cgnat_setup("--answers", write(tmp_path, "b.toml", BRIDGE_TOML), "--root", tmp_path / "b")
+    token = bridge.stdout.split("Pairing token: ")[1].split()[0]
+    done = cgnat_setup("--pair", token, "--role", "homelab", "--check", "--root", tmp_path / "h")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "--pair: ok (homelab)\n"
+
+
+def test_python_m_installer_runs_from_the_checkout_with_debians_python(tmp_path, bridge_answers):
+    """The same program from a source checkout (issue 20): Debian's python3, which has no
+    tomli-w, takes it from build/vendor (./build.sh test built it before the suite)."""
+    repo = Path(__file__).resolve().parents[2]
+    assert (repo / "build" / "vendor" / "tomli_w").is_dir(), "run ./build.sh first"
+    done = subprocess.run(["/usr/bin/python3", "-m", "installer", "--answers", str(bridge_answers),
+                           "--root", str(tmp_path / "r")], cwd=repo, capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"]})
+    assert done.returncode == 0, done.stderr
+    assert "Pairing token: cgnat3-" in done.stdout
