@@ -22,7 +22,6 @@
 set -f   # no pathname expansion: the chain lists below are split into words, never globbed
 CGNAT_ETC=${CGNAT_ETC:-/etc/cgnat}
 CGNAT_RUN=${CGNAT_RUN:-/run/cgnat}   # what up changed and down puts back (gone at boot)
-HOOKS_DIR=$(dirname "$0")
 FAILED=0
 
 die() {
