@@ -3,7 +3,9 @@ take now, the state to keep and the journal lines. Pure (no I/O, no clock): the
 configuration-matrix tests feed it simulated days.
 
     ladder    1. re-peer: re-resolve the endpoint and re-add the peer: a fresh handshake, to a
-                 moved bridge too; every REPEER_INTERVAL s at first, then calmly
+                 moved bridge too; after REPEER_AFTER_PROBES failed probes in a row (the
+                 later ones waiting longer), not when a handshake succeeded since the failure
+                 began; every REPEER_INTERVAL s at first, then calmly
               2. restart the tunnel, after restart_after seconds of failure, at once when the
                  interface is gone; at most once per restart_interval; not while the endpoint's
                  name does not resolve (a boot before DNS works: wg-quick would fail)
@@ -37,10 +39,9 @@ REPEER_INTERVAL = 10       # seconds between two re-peers in the first minute of
 REPEER_INTERVAL_LATER = 60 # ... and after it
 # A re-peer throws away the session under every open connection: it needs evidence that a
 # loaded host (slow answers, not lost ones) does not give. So: this many probes in a row
-# failed, each waiting longer than the one before (probe_timeout), and no handshake
-# within FRESH_HANDSHAKE seconds (a session that new needs no fresh one).
+# failed, the later ones waiting longer (probe_timeout), and no handshake since the failure
+# began (a session the bridge agreed to while the probes failed needs no fresh one).
 REPEER_AFTER_PROBES = 2
-FRESH_HANDSHAKE = 10
 DAY = 24 * 3600
 
 
@@ -330,7 +331,7 @@ def _next_step(config: Config, obs: Observation, state: State, new: State, notes
     repeer_interval = REPEER_INTERVAL if failed_for < 60 else REPEER_INTERVAL_LATER
     if (not obs.probe_ok and new.probe_failures >= REPEER_AFTER_PROBES
             and _since(state.last_repeer_at, obs.now) >= repeer_interval
-            and not (obs.handshake_age is not None and obs.handshake_age < FRESH_HANDSHAKE)):
+            and not (obs.handshake_age is not None and obs.handshake_age < failed_for)):
         return _repeer(config, obs)
     return None
 

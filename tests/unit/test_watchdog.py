@@ -81,8 +81,9 @@ def test_the_second_failed_probe_in_a_row_re_peers_to_force_a_handshake():
                for line in log)
 
 
-def test_no_re_peer_within_seconds_of_a_handshake():
-    """A session that new needs no fresh one: the probes fail for another reason (a loaded host)."""
+def test_no_re_peer_when_a_handshake_succeeded_since_the_failure_began():
+    """The bridge agreed to a session while the probes failed: they fail for another reason
+    (a loaded host), and a fresh session would not help."""
     kinds, _, _ = run(CFG, [broken(t, handshake_age=t / 2) for t in range(0, 20, 2)])
     assert "re-peer" not in sum(kinds, [])
 
@@ -141,7 +142,7 @@ def test_ladder_re_peer_then_restart_then_action():
 def test_no_action_without_a_restart_first():
     state = dataclasses.replace(TWO_FAILED, failing_since=T0 - 1000, reasons=["x"], last_restart_at=None)
     c = dataclasses.replace(CFG, restart_interval=10_000)
-    steps, _, _ = decide(c, broken(0), dataclasses.replace(state, last_restart_at=T0 - 5))
+    steps, _, _ = decide(c, broken(0, handshake_age=2000), dataclasses.replace(state, last_restart_at=T0 - 5))
     assert [s.kind for s in steps] == ["re-peer"]   # restarts_since_failing == 0: no action
 
 
