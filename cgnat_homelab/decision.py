@@ -55,7 +55,6 @@ class Config:
     keepalive: int = 25
     check_host: str | None = None             # default: the endpoint's host
     action: str = "reboot"
-    e2e: EndToEnd | None = EndToEnd(22, "ssh")  # the check assumed before a look at what listens
     forward: object = "all"                   # what the bridge forwards (its token's forward list)
     check_port: int | None = None             # homelab.watchdog.check_port: always this check
     homelab_sshd: bool = True                 # this host has an sshd's host keys
@@ -80,15 +79,17 @@ class Config:
             action_command = w.action_command
         else:
             action_command = {"reboot": "systemctl reboot", "restart-tunnel": restart}.get(w.action, "")
-        forward = w.bridge_forward or "all"
-        e2e, _ = choose(forward, tuned.get("bridge_ssh_port", DEFAULTS["bridge_ssh_port"]),
-                        w.check_port, homelab_sshd)
         return cls(interface=answers.interface, bridge_address=answers.bridge_address,
                    homelab_address=answers.homelab_address,
                    endpoint=h.endpoint, peer_public_key=answers.peer_public_key,
                    keepalive=h.keepalive, check_host=w.check_host, action=w.action,
-                   restart_command=restart, action_command=action_command, e2e=e2e,
-                   forward=forward, check_port=w.check_port, homelab_sshd=homelab_sshd, **tuned)
+                   restart_command=restart, action_command=action_command,
+                   forward=w.bridge_forward or "all", check_port=w.check_port, homelab_sshd=homelab_sshd, **tuned)
+
+    @property
+    def e2e(self) -> EndToEnd | None:
+        """The check assumed before a look at what listens (setup's warnings, tests)."""
+        return self.check_for(None)[0]
 
     def check_for(self, listening: frozenset[int] | None) -> tuple[EndToEnd | None, str]:
         """The end-to-end check for what listens here now (None: not known; endtoend.py)."""
