@@ -28,12 +28,9 @@ def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
         problems.append(Problem("homelab.endpoint", "is required: the bridge's address and port, like \"203.0.113.7:51820\" (or use --pair)"))
     elif (message := grammar.endpoint_problem(h.endpoint)) is not None:
         problems.append(Problem("homelab.endpoint", message))
-    elif (network := _in_tunnel(h.endpoint.rpartition(":")[0].strip("[]"), a)) is not None:
-        problems.append(Problem("homelab.endpoint", f"{h.endpoint} is inside the tunnel {network}: "
-                                                    f"the tunnel cannot run through itself"))
-    elif (interface := _own_address(h.endpoint.rpartition(":")[0].strip("[]"), facts)) is not None:
-        problems.append(Problem("homelab.endpoint", f"{h.endpoint} is an address of this host ({interface}): "
-                                                    f"not the address of another host"))
+    else:
+        problems += _another_host("homelab.endpoint", h.endpoint.rpartition(":")[0].strip("[]"), h.endpoint,
+                                  a, facts, "the tunnel cannot run through itself")
     if not 0 <= h.keepalive <= 65535:
         problems.append(Problem("homelab.keepalive", "must be 0 (off) to 65535 seconds"))
     tunnel = grammar.ipv4_network(a.tunnel)
@@ -73,11 +70,18 @@ def _check_host(host: str, a: HomelabAnswers, facts: HostFacts | None) -> list[P
         return [Problem(key, message)]
     if grammar.is_loopback_name(host):
         return [Problem(key, f"{host} is this host's own name: not the address of another host")]
+    return _another_host(key, host, host, a, facts, "the check would never leave it; use the public "
+                                                    "name that points at the bridge")
+
+
+def _another_host(key: str, host: str, shown: str, a: HomelabAnswers, facts: HostFacts | None,
+                  why: str) -> list[Problem]:
+    """An endpoint's or check_host's host (`shown` as the answers wrote it) must be another
+    host's: not inside the tunnel (`why` says what that would do), not one of this host's."""
     if (network := _in_tunnel(host, a)) is not None:
-        return [Problem(key, f"{host} is inside the tunnel {network}: the check would never leave it; "
-                             f"use the public name that points at the bridge")]
+        return [Problem(key, f"{shown} is inside the tunnel {network}: {why}")]
     if (interface := _own_address(host, facts)) is not None:
-        return [Problem(key, f"{host} is an address of this host ({interface}): not the address of another host")]
+        return [Problem(key, f"{shown} is an address of this host ({interface}): not the address of another host")]
     return []
 
 
