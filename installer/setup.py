@@ -15,11 +15,11 @@ from pathlib import Path
 from installer import grammar, keys, pairing, roles
 from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
-from installer.apply import apply, host_path, log
-from installer.atomic import HostTree  # apply: the one step that changes the host
+from installer.apply import apply, host_path, log  # apply: the one step that changes the host
+from installer.atomic import HostTree
 from installer.detect import HostFacts, installed_role, ipv6_disabled
-from installer.manifest import MANIFEST_PATH, recorded_digests
 from installer.errors import Problem
+from installer.manifest import MANIFEST_PATH, recorded_digests
 from installer.plan import (WATCHDOG_UNIT, Plan, configured_interfaces, make_plan,
                             resolve_defaults)
 from installer.roles import PEER
