@@ -21,7 +21,6 @@ type in it are left out, and no number is NaN or infinite.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import sys
