@@ -5,7 +5,7 @@
 #                        Textual (requirements-vendor.txt), build cgnat-bridge and
 #                        cgnat-homelab into dist/
 #   ./build.sh test      also install the test dependencies and .venv, build, then
-#                        run the whole suite: pytest tests/
+#                        run the whole suite in one pytest run (pytest.ini)
 #   ./build.sh demo      like test, but run tests/lab/demo.py instead of the suite
 #   ./build.sh bench ARGS  like demo, plus the benchmark's own tools (haproxy, nft, gcc),
 #                        then run bench/bench.py ARGS (README, Performance)
@@ -162,8 +162,10 @@ build)
 test)
 	venv
 	build
-	log "pytest tests/"
-	exec .venv/bin/python -m pytest tests/ -v --timeout=1200
+	# Every folder in one run, in the order of pytest.ini's testpaths (the pure tests first);
+	# its timeout (1200 s a test) and markers apply.
+	log "pytest (pytest.ini: tests/unit tests/tui tests/lab tests/package tests/system)"
+	exec .venv/bin/python -m pytest -v
 	;;
 demo)
 	venv

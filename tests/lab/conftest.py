@@ -17,18 +17,35 @@ TOOLS = ("unshare", "nsenter", "ip", "iptables-restore", "iptables-save", "wg", 
 
 @pytest.fixture(scope="session", autouse=True)
 def root_netns_unchanged():
-    """Scenario 9, as a guard around the whole session: the runner's network namespace
-    (addresses, routes, rules, iptables, forwarding) is the same after the lab as before."""
+    """Scenario 9, as a guard around the whole session: after every lab of the session is
+    closed (this fixture is set up first, so it is torn down last), no process of any lab
+    node is left, and the runner's network namespace (addresses, routes, rules, iptables,
+    forwarding) is the same as before. A difference is an error of the session's last test."""
     if os.geteuid() != 0:
         pytest.fail("the lab needs root (network and mount namespaces)", pytrace=False)
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         pytest.fail(f"the lab needs: {', '.join(missing)}", pytrace=False)
     before = netlab.root_netns_state()
-    netlab.ROOT_BASELINE = before
     yield before
-    after = netlab.root_netns_state()
-    assert after == before, "the lab changed the root network namespace"
+    stray = lab_processes_left()
+    assert not stray, f"processes of the lab's nodes outlived the session: {stray}"
+    assert netlab.root_netns_state() == before, "the lab changed the root network namespace"
+
+
+def lab_processes_left() -> list[tuple[str, str]]:
+    """(pid, command) of every process in a network namespace a lab node created (holders,
+    wireguard-go, sshd, servers): none once every lab is closed, so every namespace and veth
+    of the lab is gone with them."""
+    stray = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.stat(entry / "ns/net").st_ino in netlab.CREATED_NETNS:
+                    stray.append((entry.name, (entry / "comm").read_text().strip()))
+            except (FileNotFoundError, PermissionError, ProcessLookupError):
+                pass
+    return stray
 
 
 @pytest.fixture(scope="session")
@@ -40,9 +57,3 @@ def packages():
     finally:
         shutil.rmtree(dest, ignore_errors=True)
 
-
-def make_lab(request, packages, **options) -> netlab.Lab:
-    """A lab torn down by a finalizer registered before anything is built."""
-    lab = netlab.Lab(packages, log=lambda *a: None, **options)
-    request.addfinalizer(lab.close)
-    return lab

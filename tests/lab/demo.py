@@ -17,10 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import netlab  # noqa: E402
-from netlab import (BRIDGE_PUBLIC, BRIDGE_SSH_PORT, CGNAT_PUBLIC, CLIENT, CONTAINER,  # noqa: E402
+import netlab     # beside this script: python puts the script's folder first on sys.path
+from netlab import (BRIDGE_PUBLIC, BRIDGE_SSH_PORT, CGNAT_PUBLIC, CLIENT, CONTAINER,
                     HOMELAB_LAN, HOMELAB_TUNNEL, PUBLISHED_PORT)
 
 

@@ -355,6 +355,14 @@ def root_netns_state() -> dict:
 
 # ---------------------------------------------------------------- the lab
 
+def make_lab(request, packages: dict[str, Path], **options) -> "Lab":
+    """A quiet lab for a pytest fixture, closed by a finalizer of its `request` registered
+    before anything is built."""
+    lab = Lab(packages, log=lambda *a: None, **options)
+    request.addfinalizer(lab.close)
+    return lab
+
+
 class Lab:
     """The whole topology. Use as a context manager, or call close() in a finalizer."""
 

@@ -17,9 +17,8 @@ import time
 import pytest
 
 import faultlab
-from conftest import make_lab
 from faultlab import ACTIONS, BRIDGE_NAME, FAST, Watchdog, actions, reachable, wait_reachable
-from netlab import BRIDGE_PUBLIC, WG_PORT, wait_for
+from netlab import BRIDGE_PUBLIC, WG_PORT, make_lab, wait_for
 
 MOVED = "198.51.100.2"
 METRICS_DIR = "/run/lab/metrics"

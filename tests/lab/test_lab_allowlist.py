@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_lab
-from netlab import BRIDGE_PUBLIC, CLIENT
+from netlab import BRIDGE_PUBLIC, CLIENT, make_lab
 
 FORWARD = ["tcp/80", "udp/5353"]
 

@@ -9,8 +9,7 @@ import re
 
 import pytest
 
-from conftest import make_lab
-from netlab import BRIDGE_PUBLIC, CLIENT, HOMELAB_TUNNEL, wait_for
+from netlab import BRIDGE_PUBLIC, CLIENT, HOMELAB_TUNNEL, make_lab, wait_for
 
 FORWARD = ["tcp/80", "tcp/8443", "udp/5355"]   # 8443: a bulk download; 5355: nobody listens
 NEIGHBOUR = "198.51.100.254"                   # the inet node, on the bridge's public segment

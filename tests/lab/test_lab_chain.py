@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_lab
 from netlab import (BRIDGE_PUBLIC, BRIDGE_SSH_PORT, CGNAT_PUBLIC, CLIENT, HOMELAB_TUNNEL,
-                    PUBLISHED_PORT)
+                    PUBLISHED_PORT, make_lab)
 
 SERVICE_TCP, SERVICE_UDP, OUTBOUND_PORT = 8000, 5353, 9000
 SSH = ("ssh -F /dev/null -i /run/lab/id_ed25519 -o BatchMode=yes -o ConnectTimeout=5 "

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_lab
-from netlab import BRIDGE_PUBLIC, CLIENT
+from netlab import BRIDGE_PUBLIC, CLIENT, make_lab
 
 ROUNDS = 200
 ROLES = ("bridge", "homelab")

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_lab
 from netlab import (BRIDGE_PUBLIC, BRIDGE_PUBLIC6, BRIDGE_SSH_PORT, CLIENT, CLIENT6, HOMELAB_LAN6,
-                    HOMELAB_TUNNEL6, INET_BRIDGE_SIDE6, WG_PORT)
+                    HOMELAB_TUNNEL6, INET_BRIDGE_SIDE6, WG_PORT, make_lab)
 
 SERVICE_TCP, SERVICE_UDP, BULK, OUTBOUND_PORT, SERVICE_TCP4 = 8000, 5353, 8001, 9000, 8002
 SIZE = 20_000_000

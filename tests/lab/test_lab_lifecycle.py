@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_lab
-from netlab import NODES
+from netlab import NODES, make_lab
 
 HOOK = "/usr/lib/cgnat-{role}/hooks/{verb} wg0"
 ROLES = ("bridge", "homelab")

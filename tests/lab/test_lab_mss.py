@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from conftest import make_lab
-from netlab import BRIDGE_PUBLIC, PUBLISHED_PORT
+from netlab import BRIDGE_PUBLIC, PUBLISHED_PORT, make_lab
 
 SIZE = 20_000_000
 CLAMP_JUMP = "-m comment --comment cgnat:wg0 -j CGNAT-wg0-FWD"

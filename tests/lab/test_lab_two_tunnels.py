@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_lab
-from netlab import BRIDGE_PUBLIC, CLIENT
+from netlab import BRIDGE_PUBLIC, CLIENT, make_lab
 
 ROLES = ("bridge", "homelab")
 WG1 = ("s/wg0/wg1/g; s/0x1000000/0x2000000/g; "

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
+from built_packages import debs, version  # noqa: F401  (the fixtures: pytest finds them here)
 from debchroot import Chroot
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from built_packages import ROLES, debs, version  # noqa: E402  (the fixtures: pytest finds them here)
-
-__all__ = ["ROLES", "debs", "version"]
 
 SUITES = ("bookworm", "trixie")
 

@@ -13,7 +13,7 @@ import pytest
 from debian.debfile import DebFile
 from debian.deb822 import PkgRelation
 
-from conftest import ROLES
+from built_packages import ROLES
 from debchroot import REPO
 
 OTHER = {"bridge": "homelab", "homelab": "bridge"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import ROLES
+from built_packages import ROLES
 
 APT = "apt-get -y -q -o Dpkg::Use-Pty=0 --no-install-recommends"
 LAUNCHER_PATH = "import sys; sys.path[:0] = ['/usr/lib/cgnat-{role}/python', '/usr/lib/cgnat-{role}/vendor']"

@@ -21,17 +21,13 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
-
-import netlab  # noqa: E402
-from netlab import LabError, wait_for  # noqa: E402,F401
-
-import rootfs  # noqa: E402
+import netlab
+import rootfs
+from netlab import LabError, wait_for  # noqa: F401
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BRIDGE_NAME = "bridge.example.org"   # the homelab's check_host, in its /etc/hosts

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -13,11 +12,7 @@ import pytest
 
 import bootlab
 import netlab
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from built_packages import debs, version  # noqa: E402  (the fixtures: pytest finds them here)
-
-__all__ = ["debs", "version"]
+from built_packages import debs, version  # noqa: F401  (the fixtures: pytest finds them here)
 
 TOOLS = ("systemd-nspawn", "mmdebstrap", "nsenter", "unshare", "ip", "iptables-save", "dpkg-deb",
          "ssh-keygen", "ssh-keyscan", "ssh", "socat", "curl", "dockerd", "docker", "busybox", "piuparts")

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from conftest import make_app, make_facts, on_screen, run, text_of, to_screen
+from wizardhelp import make_app, make_facts, on_screen, run, text_of, to_screen
 from installer import cli, pairing
 from installer.errors import InvalidAnswers
 from installer.tui import screens
@@ -219,7 +219,7 @@ def test_the_unattended_path_never_imports_textual(tmp_path):
     answers = tmp_path / "a.toml"
     answers.write_text('role = "homelab"\n[homelab]\nendpoint = "203.0.113.7:51820"\n')
     code = ("import sys; from installer import cli; "
-            f"rc = cli.main(['--answers', {str(answers)!r}, '--plan']); "
+            f"rc = cli.main(['--answers', {str(answers)!r}, '--plan', '--root', {str(tmp_path / 'root')!r}]); "
             "print(rc, sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
     import subprocess
     import sys

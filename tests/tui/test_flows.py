@@ -4,7 +4,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from conftest import FIXED_KEY, make_app, run, to_screen, until, with_key
+from wizardhelp import FIXED_KEY, make_app, run, to_screen, until, with_key
 from installer import cli, keys
 from installer.atomic import HostTree
 from installer.detect import HostFacts

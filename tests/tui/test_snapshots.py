@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_app, make_facts, to_screen, until, with_key
+from wizardhelp import make_app, make_facts, to_screen, until, with_key
 from installer.tui import screens
 
 ROOT = Path("/tmp/cgnat-tui-snapshots")   # fixed: the root is shown on some screens

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXED_KEY, with_key
+from wizardhelp import FIXED_KEY, with_key
 
 REPO = Path(__file__).resolve().parents[2]
 SESSION = f"cgnat-tui-{os.getpid()}"

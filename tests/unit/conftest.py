@@ -1,13 +1,9 @@
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from installer.detect import HostFacts  # noqa: E402
-from unitdata import BRIDGE_KEY  # noqa: E402
+from installer.detect import HostFacts
+from unitdata import BRIDGE_KEY
 
 
 @pytest.fixture
