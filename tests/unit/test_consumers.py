@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from installer import grammar, metrics, status
@@ -115,11 +115,12 @@ marks = st.integers(0, 31).map(lambda bit: hex(1 << bit))
 @given(interface=interfaces, table=tables, mark=marks)
 @settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@pytest.mark.root
 def test_the_homelab_hooks_take_interface_table_and_mark_literally(tmp_path_factory, interface, table, mark):
     try:
         files = rendered(homelab(interface, table=table, fwmark=mark))
     except InvalidAnswers:          # a table or mark the homelab keeps clear of
-        return
+        reject()
     tmp = tmp_path_factory.mktemp("hooks")
     done = in_netns(install(tmp, "homelab", files), UP_DOWN, interface)
     assert done.returncode == 0, done.stderr
@@ -186,7 +187,7 @@ def test_wg_quick_reads_the_rendered_config_back_to_the_same_values(tmp_path_fac
     try:
         answers = accepted(data)
     except InvalidAnswers:
-        return
+        reject()
     conf = tmp_path_factory.mktemp("wg") / f"{interface}.conf"
     conf.write_text(rendered(data)[f"/etc/wireguard/{interface}.conf"])
     conf.chmod(0o600)
