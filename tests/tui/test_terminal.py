@@ -75,6 +75,7 @@ def files(root: Path) -> dict[str, tuple[bytes, int]]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.root
 def test_bridge_wizard_in_a_real_terminal(tmp_path, program):
     argv, what = program
     root = with_key(tmp_path / "wizard")

@@ -45,6 +45,7 @@ def wg_conf(root, iface="wg0"):
     return parser
 
 
+@pytest.mark.root
 def test_bridge_writes_the_files_of_the_design_with_the_recipes_values(tmp_path, bridge_answers):
     root = tmp_path / "root"
     done = cgnat_setup("--answers", bridge_answers, "--root", root)
@@ -63,6 +64,7 @@ def test_bridge_writes_the_files_of_the_design_with_the_recipes_values(tmp_path,
     assert "Pairing token: cgnat3-" in done.stdout
 
 
+@pytest.mark.root
 def test_second_run_changes_nothing(tmp_path):
     answers = write(tmp_path, "b.toml", BRIDGE_TOML)
     root = tmp_path / "root"
@@ -74,6 +76,7 @@ def test_second_run_changes_nothing(tmp_path):
     assert tree(root) == first  # same bytes, same modes, same (generated) key
 
 
+@pytest.mark.root
 def test_answers_saved_replay_the_same_setup(tmp_path, bridge_answers):
     first, second = tmp_path / "first", tmp_path / "second"
     assert cgnat_setup("--answers", bridge_answers, "--root", first).returncode == 0
@@ -82,6 +85,7 @@ def test_answers_saved_replay_the_same_setup(tmp_path, bridge_answers):
     assert tree(first) == tree(second)
 
 
+@pytest.mark.root
 def test_pairing_both_ways(tmp_path):
     bridge_root, homelab_root = tmp_path / "bridge", tmp_path / "homelab"
     bridge = cgnat_setup("--answers", write(tmp_path, "b.toml", BRIDGE_TOML), "--root", bridge_root)
@@ -105,6 +109,7 @@ def test_pairing_both_ways(tmp_path):
     assert bridge_peer["AllowedIPs"] == "10.0.0.2/32"
 
 
+@pytest.mark.root
 def test_damaged_or_misplaced_token_is_rejected_and_nothing_written(tmp_path):
     root = tmp_path / "root"
     bridge = cgnat_setup("--answers", write(tmp_path, "b.toml", BRIDGE_TOML), "--root", tmp_path / "b")
@@ -132,6 +137,7 @@ def test_invalid_answers_exit_2_name_each_key_and_write_nothing(tmp_path):
     assert not root.exists()
 
 
+@pytest.mark.root
 def test_answers_of_the_other_role_than_the_installed_package_are_refused(tmp_path):
     root = tmp_path / "root"
     hook = root / "usr/lib/cgnat-bridge/hooks/up"
@@ -156,6 +162,7 @@ def test_toml_syntax_error_is_invalid_input(tmp_path):
     assert done.stderr.startswith("-: (syntax): ")
 
 
+@pytest.mark.root
 def test_check_and_plan_write_nothing(tmp_path, bridge_answers):
     root = tmp_path / "root"
     check = cgnat_setup("--answers", bridge_answers, "--check", "--root", root)
@@ -168,6 +175,7 @@ def test_check_and_plan_write_nothing(tmp_path, bridge_answers):
     assert "=== /etc/cgnat/answers.toml (mode 0644)" in plan.stdout
 
 
+@pytest.mark.root
 def test_plan_without_root_lists_the_services_it_starts(bridge_answers):
     plan = cgnat_setup("--answers", bridge_answers, "--plan")
     assert "systemctl enable cgnat-watchdog.service\nsystemctl restart cgnat-watchdog.service" in plan.stdout
@@ -175,6 +183,7 @@ def test_plan_without_root_lists_the_services_it_starts(bridge_answers):
     assert "systemctl restart wg-quick@wg0" in plan.stdout
 
 
+@pytest.mark.root
 def test_homelab_plan_lists_routing_commands(tmp_path):
     plan = cgnat_setup("--answers", write(tmp_path, "h.toml", HOMELAB_TOML), "--plan")
     assert plan.returncode == 0, plan.stderr
@@ -205,6 +214,7 @@ def test_version():
     assert done.returncode == 0 and done.stdout.startswith("cgnat-setup 0.")
 
 
+@pytest.mark.root
 def test_teardown_under_root_stops_nothing(tmp_path, bridge_answers):
     root = tmp_path / "root"
     assert cgnat_setup("--answers", bridge_answers, "--root", root).returncode == 0
@@ -216,6 +226,7 @@ def test_teardown_under_root_stops_nothing(tmp_path, bridge_answers):
     assert tree(root) == before
 
 
+@pytest.mark.root
 def test_bridge_says_which_dns_records_to_publish_and_writes_rules6_only_for_ipv6(tmp_path):
     four = cgnat_setup("--answers", write(tmp_path, "b4.toml", BRIDGE_TOML), "--root", tmp_path / "r4")
     assert four.returncode == 0, four.stderr
@@ -246,6 +257,7 @@ def test_json_goes_with_status_only(tmp_path, bridge_answers):
     assert done.returncode == 2 and "--json goes with status" in done.stderr
 
 
+@pytest.mark.root
 def test_a_token_checked_alone_names_its_source(tmp_path):
     bridge = cgnat_setup("--answers", write(tmp_path, "b.toml", BRIDGE_TOML), "--root", tmp_path / "b")
     token = bridge.stdout.split("Pairing token: ")[1].split()[0]
@@ -254,6 +266,7 @@ def test_a_token_checked_alone_names_its_source(tmp_path):
     assert done.stdout == "--pair: ok (homelab)\n"
 
 
+@pytest.mark.root
 def test_python_m_installer_runs_from_the_checkout_with_debians_python(tmp_path, bridge_answers):
     """The same program from a source checkout (issue 20): Debian's python3, which has no
     tomli-w, takes it from build/vendor (./build.sh test built it before the suite)."""

@@ -100,6 +100,7 @@ def rp_filters(listing: str) -> dict[str, str]:
     return dict((path.rsplit("/", 1)[1], value) for path, value in (line.split("\t") for line in listing.splitlines()))
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("interface", ["wg.0", "wg=0"])
 def test_the_homelab_up_hook_sets_rp_filter_of_an_interface_with_dots_or_equals(tmp_path, interface):
     """net.ipv4.conf.wg.0.rp_filter names conf/wg/0, and sysctl -w splits KEY=VALUE at the
@@ -141,6 +142,7 @@ def test_the_homelab_hooks_take_interface_table_and_mark_literally(tmp_path_fact
     assert "CGNAT-" not in after and f'"table":"{table}"' not in after
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("public", ["ens3.7", "e.1=x"])
 def test_the_bridge_hooks_set_and_put_back_accept_ra_of_any_public_interface(tmp_path, public):
     facts = HostFacts(interfaces={public: ["198.51.100.1/24", "2001:db8::7/64"]}, default_interface=public)
@@ -221,6 +223,7 @@ DOCKER = "iptables -N DOCKER-USER; iptables -A DOCKER-USER -s 192.0.2.9 -j DROP;
 SHOW = "echo ===; iptables-save; cat /proc/sys/net/ipv4/ip_forward"
 
 
+@pytest.mark.root
 def test_a_hand_added_chain_in_the_rules_file_is_refused_before_up_touches_anything(tmp_path):
     """`:DOCKER-USER - [0:0]` under --noflush flushed Docker's chain."""
     hooks = install(tmp_path, "bridge", rendered(BRIDGE))
@@ -235,6 +238,7 @@ def test_a_hand_added_chain_in_the_rules_file_is_refused_before_up_touches_anyth
     assert ip_forward == "0"          # a new namespace's, untouched
 
 
+@pytest.mark.root
 def test_down_removes_what_is_ours_even_when_the_rules_file_is_refused(tmp_path):
     hooks = install(tmp_path, "bridge", rendered(BRIDGE))
     rules = tmp_path / "etc" / "wg0.rules"

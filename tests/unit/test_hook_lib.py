@@ -3,6 +3,10 @@
 import subprocess
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.root     # unshare --net
+
 LIB = Path(__file__).resolve().parents[2] / "installer" / "hooks" / "lib.sh"
 # A rules file as a hand might leave it: no newline after the last COMMIT.
 RULES = ("*nat\n:CGNAT-wg-x.1-PRE - [0:0]\n-A CGNAT-wg-x.1-PRE -p tcp --dport 80 -j RETURN\nCOMMIT\n"

@@ -57,6 +57,7 @@ def test_an_admins_own_wireguard_config_is_refused_and_left_alone(tmp_path):
     assert tree(root) == before and conf.read_text().count(HOMELAB_KEY) == 1
 
 
+@pytest.mark.root
 def test_replace_existing_keeps_a_backup_and_never_takes_over_its_key(tmp_path):
     root = tmp_path / "root"
     original = admins_vpn(root).read_bytes()
@@ -73,6 +74,7 @@ def test_replace_existing_keeps_a_backup_and_never_takes_over_its_key(tmp_path):
     assert (root / "etc/wireguard/wg0.conf").read_text() == ours
 
 
+@pytest.mark.root
 def test_renaming_the_interface_retires_the_old_one_completely(tmp_path):
     root = tmp_path / "root"
     assert cgnat_setup("--answers", answers(tmp_path), "--root", root).returncode == 0
@@ -85,6 +87,7 @@ def test_renaming_the_interface_retires_the_old_one_completely(tmp_path):
     assert "wg0" not in manifest and "/etc/wireguard/wg7.conf" in manifest
 
 
+@pytest.mark.root
 def test_a_rename_plan_stops_the_old_tunnel_before_touching_its_files(tmp_path):
     root = tmp_path / "root"
     assert cgnat_setup("--answers", answers(tmp_path), "--root", root).returncode == 0

@@ -6,6 +6,10 @@ import textwrap
 import uuid
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.root     # unshare --net
+
 REPO = Path(__file__).resolve().parents[2]
 KEY = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
 

@@ -100,6 +100,7 @@ def test_homelab_rules_are_the_recipes_connmark_lines_with_a_mask():
     lambda: bridge(), lambda: bridge(forward=["tcp/80", "udp/1000-2000", "icmp"], keep_local=["udp/53"]),
     lambda: homelab(), lambda: homelab(fwmark="0x80000000", table=4242),
     lambda: bridge(interface="a.b=c_d-e-12345"), lambda: homelab(interface="a.b=c_d-e-12345")])
+@pytest.mark.root
 def test_rules_parse_in_iptables_restore(answers_of):
     # A fresh network namespace: --test parses against the kernel without touching the host.
     done = subprocess.run(["unshare", "--net", "iptables-restore", "--test", "--noflush"],
@@ -134,6 +135,7 @@ def test_bridge_env_for_the_hooks():
     assert "CGNAT_PUBLIC_INTERFACE=ens3\n" in env and "CGNAT_PEER_ADDRESS=10.0.0.2\n" in env
 
 
+@pytest.mark.root
 def test_wg_conf_parses_with_wg_strip_and_matches_the_recipe(tmp_path):
     key = subprocess.run(["wg", "genkey"], capture_output=True, text=True).stdout.strip()
     for role_answers, expected in [
@@ -186,6 +188,7 @@ def test_homelab_rules6_are_its_connmark_lines():
 
 @pytest.mark.parametrize("answers_", [lambda: homelab(), lambda: bridge(public_address6="2001:db8::7"),
                                       lambda: bridge(public_address6="2001:db8::7", forward=["udp/53", "icmp"])])
+@pytest.mark.root
 def test_rules6_parse_in_ip6tables_restore(answers_):
     done = subprocess.run(["unshare", "--net", "ip6tables-restore", "--test", "--noflush"],
                           input=render_rules(answers_(), family=6), capture_output=True, text=True)

@@ -73,6 +73,7 @@ def run_alone(role, tmp_path, *args):
                           capture_output=True, text=True)
 
 
+@pytest.mark.root     # the bridge reads this host's sshd (sshd -T)
 @pytest.mark.parametrize("role", ROLES)
 def test_one_role_alone_sets_up_a_host_and_reports(role, tmp_path):
     answers = tmp_path / "answers.toml"

@@ -63,6 +63,7 @@ def test_confirm_listening_fails_when_nothing_answers():
         sshd.confirm_listening(9, timeout=0.3)
 
 
+@pytest.mark.root
 def test_sshd_runs_where_its_privilege_separation_directory_is_missing(sshd_config):
     """A host whose ssh.service is stopped (or a chroot) has no /run/sshd, without which
     `sshd -T` and `sshd -t` refuse to run; run_sshd creates it. In a private mount

@@ -36,6 +36,7 @@ def mode(path: Path) -> int:
 
 # --- 1. one writer: fd walk, explicit modes --------------------------------------------
 
+@pytest.mark.root
 def test_directories_setup_creates_have_their_modes_under_umask_000(tmp_path):
     root = tmp_path / "root"
     old = os.umask(0)
@@ -70,6 +71,7 @@ def test_a_directory_swapped_for_a_symlink_during_the_run_is_never_written_throu
 
 # --- 2. no writes where others may change what root reads --------------------------------
 
+@pytest.mark.root
 @pytest.mark.parametrize("directory", ["etc/cgnat", "var/lib/cgnat", "etc/wireguard", "etc"])
 def test_a_group_or_other_writable_directory_is_refused_and_nothing_changes(tmp_path, directory):
     root = tmp_path / "root"
@@ -82,6 +84,7 @@ def test_a_group_or_other_writable_directory_is_refused_and_nothing_changes(tmp_
     assert tree(root) == before and sorted(p.name for p in root.iterdir()) == [directory.split("/")[0]]
 
 
+@pytest.mark.root
 def test_an_existing_directory_of_another_owner_is_refused(tmp_path):
     root = tmp_path / "root"
     (root / "etc/cgnat").mkdir(parents=True)
@@ -106,6 +109,7 @@ def test_rollback_restores_a_latin1_file_byte_for_byte(tmp_path):
     assert tree(tmp_path) == before
 
 
+@pytest.mark.root
 def test_replace_existing_keeps_a_latin1_config_byte_for_byte(tmp_path):
     root = tmp_path / "root"
     conf = root / "etc/wireguard/wg0.conf"
@@ -129,6 +133,7 @@ def check(tmp_path, key: Path):
     return cgnat_setup("--answers", key_answers(tmp_path, key), "--check")
 
 
+@pytest.mark.root
 def test_a_key_file_of_another_owner_is_refused(tmp_path, key_file):
     os.chown(key_file, 65534, 65534)
     done = check(tmp_path, key_file)
@@ -147,6 +152,7 @@ def test_a_key_file_in_a_directory_others_can_write_is_refused(tmp_path):
     assert HOMELAB_KEY not in done.stdout + done.stderr
 
 
+@pytest.mark.root
 def test_a_symlink_of_another_owner_to_a_key_file_is_refused(tmp_path, key_file):
     link = tmp_path / "link.key"
     link.symlink_to(key_file)
@@ -173,6 +179,7 @@ def test_setup_refuses_a_key_file_that_turned_untrusted_after_validation(tmp_pat
 
 @pytest.mark.parametrize("saved", ['role = "bridge"\nrole = "bridge"\n',     # duplicate key
                                    'interface = "wg0"\n', "", None])          # no role, empty, gone
+@pytest.mark.root
 def test_teardown_stops_the_recorded_tunnels_whatever_the_answers_say(tmp_path, saved):
     from installer import setup
     root = tmp_path / "root"
@@ -203,6 +210,7 @@ def test_teardown_without_a_manifest_has_nothing_to_do(tmp_path):
 
 # --- 5. a renamed interface's files: remove only what is still ours ----------------------
 
+@pytest.mark.root
 def test_renaming_keeps_a_config_the_admin_rewrote_since(tmp_path):
     root = tmp_path / "root"
     assert cgnat_setup("--answers", answers(tmp_path), "--root", root).returncode == 0
@@ -221,6 +229,7 @@ def test_renaming_keeps_a_config_the_admin_rewrote_since(tmp_path):
     assert "before-cgnat" not in (root / "var/lib/cgnat/manifest").read_text()      # the admin's now
 
 
+@pytest.mark.root
 def test_a_manifest_of_paths_alone_keeps_a_copy_of_what_it_cannot_verify(tmp_path):
     root = tmp_path / "root"
     assert cgnat_setup("--answers", answers(tmp_path), "--root", root).returncode == 0
@@ -232,6 +241,7 @@ def test_a_manifest_of_paths_alone_keeps_a_copy_of_what_it_cannot_verify(tmp_pat
     assert not (root / "etc/wireguard/wg0.conf").exists()
 
 
+@pytest.mark.root
 def test_a_backup_path_that_is_a_symlink_is_refused_before_any_change(tmp_path):
     root = tmp_path / "root"
     conf = root / "etc/wireguard/wg0.conf"

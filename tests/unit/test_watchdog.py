@@ -540,6 +540,7 @@ def test_ipv4_listeners_are_what_takes_the_bridges_connections(monkeypatch):
     assert probe.ipv4_listeners("10.0.0.2") is None
 
 
+@pytest.mark.root
 def test_ss_tells_a_dual_stack_socket_from_an_ipv6_only_one():
     """The parse above relies on ss showing "*" for IPv6 sockets that take IPv4 too."""
     program = ("import socket, subprocess\n"
