@@ -98,7 +98,7 @@ def tour(lab: netlab.Lab, started: float) -> int:
     say(f"   client -> {BRIDGE_PUBLIC}:{PUBLISHED_PORT}   the container sees the client as:      {seen_ctr}")
     lab.bridge.wait_listening("tcp", BRIDGE_SSH_PORT)
     lab.homelab.wait_listening("tcp", 22)
-    keys = {role: lab.nodes[role].read("/etc/ssh/ssh_host_ed25519_key.pub").split()[1] for role in ("bridge", "homelab")}
+    keys = {role: lab.host_key(role) for role in ("bridge", "homelab")}
     landed = {}
     for port in (22, BRIDGE_SSH_PORT):
         scan = lab.client.sh(f"ssh-keyscan -T 5 -t ed25519 -p {port} {BRIDGE_PUBLIC} 2>/dev/null")

@@ -540,6 +540,10 @@ class Lab:
         return self
 
     # -- services and probes
+    def host_key(self, node: str) -> str:
+        """The node's ed25519 SSH host key (base64), as ssh-keyscan shows it."""
+        return self.nodes[node].read("/etc/ssh/ssh_host_ed25519_key.pub").split()[1]
+
     def serve_peer_tcp(self, node: str, port: int, v6: bool = False) -> None:
         """A TCP service answering each connection with the address it sees the client at
         (v6: on IPv6)."""

@@ -44,7 +44,7 @@ def test_icmp_and_ssh_stay_on_the_bridge(lab):
     lab.homelab.run("conntrack -D -p icmp", check=False)
     assert lab.ping("client", BRIDGE_PUBLIC, count=2)["received"] == 2
     assert CLIENT not in lab.homelab.sh("conntrack -L -p icmp 2>/dev/null")
-    bridge_key = lab.bridge.read("/etc/ssh/ssh_host_ed25519_key.pub").split()[1]
+    bridge_key = lab.host_key("bridge")
     scan = lab.client.sh(f"ssh-keyscan -T 5 -t ed25519 -p 22 {BRIDGE_PUBLIC} 2>/dev/null")
     assert bridge_key in scan, scan
 

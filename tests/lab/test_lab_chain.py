@@ -60,10 +60,6 @@ def test_icmp_reaches_homelab(lab):
 
 # ---- scenario 2
 
-def host_key(lab, role: str) -> str:
-    return lab.nodes[role].read("/etc/ssh/ssh_host_ed25519_key.pub").split()[1]
-
-
 def scanned_key(lab, port: int) -> str:
     out = lab.client.sh(f"ssh-keyscan -T 5 -t ed25519 -p {port} {BRIDGE_PUBLIC} 2>/dev/null")
     keys = [line.split()[2] for line in out.splitlines() if "ssh-ed25519" in line]
@@ -72,9 +68,9 @@ def scanned_key(lab, port: int) -> str:
 
 
 def test_ssh_ports_bridge_keeps_2222_homelab_gets_22(lab):
-    assert host_key(lab, "bridge") != host_key(lab, "homelab")
-    assert scanned_key(lab, BRIDGE_SSH_PORT) == host_key(lab, "bridge")
-    assert scanned_key(lab, 22) == host_key(lab, "homelab")
+    assert lab.host_key("bridge") != lab.host_key("homelab")
+    assert scanned_key(lab, BRIDGE_SSH_PORT) == lab.host_key("bridge")
+    assert scanned_key(lab, 22) == lab.host_key("homelab")
 
 
 def test_ssh_login_lands_on_the_right_host(lab):

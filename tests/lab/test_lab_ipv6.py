@@ -16,10 +16,6 @@ RPFILTER = "-t raw -A PREROUTING -m rpfilter --invert -j DROP"
 PTB_BLACK_HOLE = "-p ipv6-icmp -m icmp6 --icmpv6-type packet-too-big -j DROP"
 
 
-def host_key(lab, node: str) -> str:
-    return lab.nodes[node].read("/etc/ssh/ssh_host_ed25519_key.pub").split()[1]
-
-
 def scanned_key(lab, port: int) -> str:
     out = lab.client.run(f"ssh-keyscan -T 5 -t ed25519 -p {port} {BRIDGE_PUBLIC6}", check=False, timeout=20).stdout
     return out.split()[2] if out.split() else ""
@@ -90,8 +86,8 @@ def test_rpfilter_dropped_none_of_the_forwarded_packets(lab):
 
 
 def test_port_22_over_ipv6_belongs_to_the_homelab_and_ssh_port_stays_on_the_bridge(lab):
-    assert scanned_key(lab, 22) == host_key(lab, "homelab")
-    assert scanned_key(lab, BRIDGE_SSH_PORT) == host_key(lab, "bridge")
+    assert scanned_key(lab, 22) == lab.host_key("homelab")
+    assert scanned_key(lab, BRIDGE_SSH_PORT) == lab.host_key("bridge")
 
 
 def test_wireguard_port_over_ipv6_stays_on_the_bridge(lab):

@@ -331,31 +331,6 @@ class BootLab(netlab.Lab):
         return time.monotonic() - start
 
 
-class Tmux:
-    """A tmux session inside a booted host (80x24), for the wizard as an admin sees it."""
-
-    def __init__(self, host: Host, command: str, name: str = "wizard"):
-        self.host, self.name = host, name
-        host.sh(f"tmux kill-session -t {name} 2>/dev/null; "
-                f"tmux new-session -d -s {name} -x 80 -y 24 {shlex.quote(command)}")
-
-    def screen(self) -> str:
-        return self.host.run(f"tmux capture-pane -p -J -t {self.name}", check=False).stdout
-
-    def wait_for(self, text: str, timeout: float = 60) -> str:
-        try:
-            return wait_for(lambda: text in (shown := self.screen()) and shown, timeout,
-                            f"{text!r} in the terminal", interval=0.2)
-        except LabError as error:
-            raise LabError(f"{error}; the terminal shows:\n{self.screen()}") from None
-
-    def keys(self, *keys: str) -> None:
-        self.host.sh(f"tmux send-keys -t {self.name} " + " ".join(shlex.quote(k) for k in keys))
-
-    def close(self) -> None:
-        self.host.run(f"tmux kill-session -t {self.name}", check=False)
-
-
 def rootfs_mounts_below(path: Path) -> list[str]:
     prefix = str(path.resolve())
     with open("/proc/self/mountinfo") as info:

@@ -19,6 +19,7 @@ import pytest
 import bootlab
 import netlab
 from bootlab import LabError, wait_for
+from tmux_session import TmuxSession
 
 UNITS = ("wg-quick@wg0.service", "cgnat-watchdog.service", "cgnat-watchdog.timer")
 CONFIG = ("/etc/wireguard/wg0.conf", "/etc/cgnat/answers.toml", "/etc/cgnat/wg0.rules",
@@ -210,7 +211,8 @@ def test_reinstall_bridge_through_the_wizard_in_tmux(lab, debs):
     bridge = lab.hosts["bridge"]
     output = lab.apt_install("bridge", debs["bridge"])
     assert "preseeded" not in output and not bridge.ok("test -e /etc/cgnat/answers.toml")
-    term = bootlab.Tmux(bridge, "cgnat-setup; echo EXIT=$? > /root/wizard.exit; echo WIZARD-CLOSED; exec sleep 600")
+    term = TmuxSession(bridge.sh, "cgnat-setup; echo EXIT=$? > /root/wizard.exit; echo WIZARD-CLOSED; exec sleep 600",
+                       "wizard")
     try:
         # The installed package answers "which end": the wizard starts at the bridge's questions.
         shown = term.wait_for("Bridge: the public interface")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from filetree import tree
 from wizardhelp import FIXED_KEY, make_app, run, to_screen, until, with_key
 from installer import cli, keys
 from installer.atomic import HostTree
@@ -11,11 +12,6 @@ from installer.detect import HostFacts
 from installer.pairing import PairingToken
 from installer.tui import screens
 from installer.tui.state import Outcome
-
-
-def tree(root: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode & 0o7777)
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def assert_replays(app, outcome, root: Path, facts, monkeypatch) -> str:

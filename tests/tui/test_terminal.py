@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from filetree import tree
+from tmux_session import TmuxSession, local_shell
 from wizardhelp import FIXED_KEY, with_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,37 +45,6 @@ def program(tmp_path):
             "cgnat-setup"], f"package {deb.name}"
 
 
-class Tmux:
-    def __init__(self, command: str, cwd: Path):
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
-        subprocess.run(["tmux", "new-session", "-d", "-s", SESSION, "-x", "80", "-y", "24",
-                        "-c", str(cwd), command], check=True)
-
-    def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", SESSION],
-                              capture_output=True, text=True).stdout
-
-    def wait_for(self, text: str, timeout: float = 20.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            shown = self.screen()
-            if text in shown:
-                return shown
-            time.sleep(0.05)   # polling interval, not synchronisation
-        raise AssertionError(f"{text!r} never appeared; the terminal shows:\n{self.screen()}")
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", SESSION, *keys], check=True)
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
-
-
-def files(root: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode & 0o7777)
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.root
 def test_bridge_wizard_in_a_real_terminal(tmp_path, program):
     argv, what = program
@@ -82,7 +52,7 @@ def test_bridge_wizard_in_a_real_terminal(tmp_path, program):
     done_file = tmp_path / "exit"
     command = (" ".join(shlex.quote(a) for a in argv) + f" --root {shlex.quote(str(root))}"
                f"; echo \"EXIT=$?\" > {done_file}; echo WIZARD-CLOSED; exec sleep 600")
-    term = Tmux(f"sh -c {shlex.quote(command)}", REPO)
+    term = TmuxSession(local_shell, f"sh -c {shlex.quote(command)}", SESSION, cwd=REPO)
     try:
         shown = term.wait_for("Which end of the tunnel is this host?")
         assert "^n Next" in shown and "f1 Help" in shown and "esc Back" in shown   # the Footer
@@ -121,5 +91,5 @@ def test_bridge_wizard_in_a_real_terminal(tmp_path, program):
     replayed = subprocess.run([*argv, "--answers", str(saved), "--root", str(other)],
                               capture_output=True, text=True, cwd=REPO)
     assert replayed.returncode == 0, replayed.stderr
-    assert files(root) == files(other)
+    assert tree(root) == tree(other)
     assert FIXED_KEY in (root / "etc/wireguard/wg0.conf").read_text()

@@ -9,9 +9,3 @@ REPO = Path(__file__).resolve().parents[2]
 def cgnat_setup(*args, stdin=None):
     return subprocess.run([sys.executable, "-m", "installer", *map(str, args)], cwd=REPO,
                           input=stdin, capture_output=True, text=True)
-
-
-def tree(root: Path) -> dict:
-    """path -> (bytes, mode) of every file under root."""
-    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode & 0o7777)
-            for p in sorted(root.rglob("*")) if p.is_file()}

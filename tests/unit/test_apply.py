@@ -6,7 +6,7 @@ from installer.atomic import HostTree
 from installer.errors import SetupError
 from installer.plan import FileWrite, Plan
 
-from clihelp import tree
+from filetree import tree
 
 
 class Answers:

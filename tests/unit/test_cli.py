@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from clihelp import cgnat_setup, tree
+from clihelp import cgnat_setup
+from filetree import tree
 
 from unitdata import BRIDGE_KEY, HOMELAB_KEY
 

@@ -6,7 +6,8 @@ import sys
 import pytest
 import tomli_w
 
-from clihelp import REPO, cgnat_setup, tree
+from clihelp import REPO, cgnat_setup
+from filetree import tree
 from installer.detect import HostFacts
 from installer.errors import InvalidAnswers
 from installer.pairing import PairingToken

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from clihelp import cgnat_setup, tree
+from clihelp import cgnat_setup
+from filetree import tree
 from installer import apply as apply_module
 from installer.apply import apply
 from installer.errors import SetupError

@@ -63,11 +63,6 @@ def test_config_from_answers_defaults_and_overrides():
     assert c.restart_command == "systemctl restart wg-quick@wg1"
 
 
-def test_declared_chains():
-    rules = "*nat\n:CGNAT-wg0-PRE - [0:0]\n-A X\nCOMMIT\n*filter\n:CGNAT-wg0-FWD - [0:0]\n:OTHER - [0:0]\nCOMMIT\n"
-    assert rules_file.declared_chains(rules) == [("nat", "CGNAT-wg0-PRE"), ("filter", "CGNAT-wg0-FWD")]
-
-
 def test_missing_rules_reads_one_iptables_save(tmp_path, monkeypatch):
     rules = tmp_path / "wg0.rules"
     rules.write_text("*nat\n:CGNAT-wg0-PRE - [0:0]\nCOMMIT\n*mangle\n:CGNAT-wg0-FWD - [0:0]\nCOMMIT\n"
