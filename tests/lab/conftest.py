@@ -57,3 +57,13 @@ def packages():
     finally:
         shutil.rmtree(dest, ignore_errors=True)
 
+
+@pytest.fixture(scope="session")
+def tunnel_lab(request, packages):
+    """The plain chain (forward "all", the homelab's rp_filter 1, no sshd) with the homelab
+    serving tcp/80, built once for the modules that leave it as they found it: each takes
+    back what it adds (test_lab_concurrency, test_lab_mss, test_lab_two_tunnels)."""
+    lab = netlab.make_lab(request, packages, homelab_rp_filter=1)
+    lab.up(sshd=False)
+    lab.serve_peer_tcp("homelab", 80)
+    return lab

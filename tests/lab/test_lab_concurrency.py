@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from netlab import BRIDGE_PUBLIC, CLIENT, make_lab
+from netlab import BRIDGE_PUBLIC, CLIENT
 
 ROUNDS = 200
 ROLES = ("bridge", "homelab")
@@ -18,11 +18,9 @@ REPAIR = {"bridge": "/usr/lib/cgnat-bridge/watchdog --once --state /run/lab/watc
 
 
 @pytest.fixture(scope="module")
-def lab(request, packages):
-    lab = make_lab(request, packages)
-    lab.up(sshd=False)
-    lab.serve_peer_tcp("homelab", 80)
-    return lab
+def lab(tunnel_lab):
+    """The shared lab (conftest): every round ends with the tunnel's rules complete."""
+    return tunnel_lab
 
 
 # Every rule, chain and ip rule of ours on a node (without counters), as one checksum.

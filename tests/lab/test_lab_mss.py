@@ -7,25 +7,28 @@ import json
 
 import pytest
 
-from netlab import BRIDGE_PUBLIC, PUBLISHED_PORT, make_lab
+from netlab import BRIDGE_PUBLIC, PUBLISHED_PORT
 
 SIZE = 20_000_000
 CLAMP_JUMP = "-m comment --comment cgnat:wg0 -j CGNAT-wg0-FWD"
+BLACK_HOLE = "-p icmp --icmp-type fragmentation-needed -j DROP"
+BLACK_HOLED = [("ctr", "INPUT"), ("client", "INPUT")] + [
+    (node, chain) for node in ("homelab", "bridge", "inet") for chain in ("FORWARD", "OUTPUT")]
 
 
 @pytest.fixture(scope="module")
-def lab(request, packages):
-    lab = make_lab(request, packages, homelab_rp_filter=1)
-    lab.up(sshd=False)
+def lab(request, tunnel_lab):
+    """The shared lab (conftest) with a PMTU black hole on the path and the container
+    sending SIZE bytes on port 80; both taken away again after the module."""
+    lab = tunnel_lab
     # (not /sys/class/net: sysfs shows the namespace that mounted it, the host's)
     assert mtu(lab, "ctr", "eth0") == 1500 and mtu(lab, "client", "eth0") == 1500
     assert mtu(lab, "homelab", "wg0") == 1420 and mtu(lab, "bridge", "wg0") == 1420
-    black_hole = "-p icmp --icmp-type fragmentation-needed -j DROP"
-    for node in ("ctr", "client"):
-        lab.nodes[node].sh(f"iptables -I INPUT {black_hole}")
-    for node in ("homelab", "bridge", "inet"):
-        lab.nodes[node].sh(f"iptables -I FORWARD {black_hole}; iptables -I OUTPUT {black_hole}")
-    lab.ctr.spawn(f"socat TCP-LISTEN:80,reuseaddr,fork SYSTEM:'head -c {SIZE} /dev/zero'")
+    for node, chain in BLACK_HOLED:
+        lab.nodes[node].sh(f"iptables -I {chain} {BLACK_HOLE}")
+        request.addfinalizer(lambda node=node, chain=chain: lab.nodes[node].sh(f"iptables -D {chain} {BLACK_HOLE}"))
+    sender = lab.ctr.spawn(f"socat TCP-LISTEN:80,reuseaddr,fork SYSTEM:'head -c {SIZE} /dev/zero'")
+    request.addfinalizer(sender.kill)
     lab.ctr.wait_listening("tcp", 80)
     return lab
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from netlab import BRIDGE_PUBLIC, CLIENT, make_lab
+from netlab import BRIDGE_PUBLIC, CLIENT
 
 ROLES = ("bridge", "homelab")
 WG1 = ("s/wg0/wg1/g; s/0x1000000/0x2000000/g; "
@@ -17,14 +17,18 @@ WG1 = ("s/wg0/wg1/g; s/0x1000000/0x2000000/g; "
 
 
 @pytest.fixture(scope="module")
-def lab(request, packages):
-    lab = make_lab(request, packages, homelab_rp_filter=1)
-    lab.up(sshd=False)
-    lab.serve_peer_tcp("homelab", 80)
+def lab(request, tunnel_lab):
+    """The shared lab (conftest) with wg1 beside wg0 on both hosts; wg1 (its rules, its link,
+    its files) gone again after the module."""
+    lab = tunnel_lab
     for role in ROLES:
-        lab.nodes[role].sh(f"set -e; ip link add wg1 type veth peer name wg1-peer; ip link set wg1 up;"
-                           f"sed '{WG1}' /etc/cgnat/wg0.rules > /etc/cgnat/wg1.rules;"
-                           f"sed '{WG1}' /etc/cgnat/wg0.env > /etc/cgnat/wg1.env")
+        node = lab.nodes[role]
+        request.addfinalizer(lambda node=node, role=role: node.sh(
+            f"set -e; if [ -e /etc/cgnat/wg1.env ]; then /usr/lib/cgnat-{role}/hooks/down wg1; fi;"
+            "ip link del wg1 2>/dev/null || true; rm -f /etc/cgnat/wg1.rules /etc/cgnat/wg1.env"))
+        node.sh(f"set -e; ip link add wg1 type veth peer name wg1-peer; ip link set wg1 up;"
+                f"sed '{WG1}' /etc/cgnat/wg0.rules > /etc/cgnat/wg1.rules;"
+                f"sed '{WG1}' /etc/cgnat/wg0.env > /etc/cgnat/wg1.env")
     return lab
 
 
