@@ -1,6 +1,8 @@
 """What each screen looks like at 80x24 (pytest-textual-snapshot; update with --snapshot-update)."""
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 from pathlib import Path
 
@@ -16,9 +18,21 @@ HOMELAB = {"role": "homelab", "homelab": {"endpoint": "203.0.113.7:51820",
 
 @pytest.fixture
 def root():
-    shutil.rmtree(ROOT, ignore_errors=True)
-    yield with_key(ROOT)
-    shutil.rmtree(ROOT, ignore_errors=True)
+    """ROOT for one test at a time: a run of another checkout or user waits for the lock
+    (readable by everyone, so a lock root made serves any user too)."""
+    lock = Path(f"{ROOT}.lock")
+    try:
+        held = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        held = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        shutil.rmtree(ROOT, ignore_errors=True)
+        assert not ROOT.exists(), f"{ROOT} is another user's, left by a run that was killed: remove it"
+        yield with_key(ROOT)
+        shutil.rmtree(ROOT, ignore_errors=True)
+    finally:
+        os.close(held)
 
 
 def go(step, *keys):
