@@ -14,7 +14,8 @@ ROOT_FOLDERS = ("lab", "package", "system")     # every test there needs root
 @pytest.hookimpl(tryfirst=True)     # before -m selects: `-m "not root"` sees these markers
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        folder = item.path.relative_to(TESTS).parts[0]
+        path = item.path.resolve()
+        folder = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else None
         if folder in ROOT_FOLDERS:
             item.add_marker(folder)
             item.add_marker("root")
