@@ -9,7 +9,7 @@ from installer import metrics, render, roles
 from installer.detect import WIREGUARD_DIR, HostFacts
 from installer.manifest import MANIFEST_PATH, manifest_text
 from installer.errors import SetupError
-from installer.watchdog import UNIT as WATCHDOG_UNIT
+from installer.watchdog_state import UNIT as WATCHDOG_UNIT
 
 BACKUP_SUFFIX = ".before-cgnat"   # an admin's own config, kept when --replace-existing replaces it
 

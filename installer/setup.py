@@ -20,12 +20,12 @@ from installer.atomic import HostTree
 from installer.detect import HostFacts, installed_role, ipv6_disabled
 from installer.errors import Problem
 from installer.manifest import MANIFEST_PATH, recorded_digests
-from installer.plan import (WATCHDOG_UNIT, Plan, configured_interfaces, make_plan,
-                            resolve_defaults)
+from installer.plan import Plan, configured_interfaces, make_plan, resolve_defaults
+from installer.probes import interface_exists
 from installer.roles import PEER
 from installer.sshd import SSH_DIR, our_host_keys
 from installer import validate
-from installer.watchdog import interface_exists
+from installer.watchdog_state import UNIT as WATCHDOG_UNIT
 
 
 def load(raw: bytes, token: str | None, default_role: str | None, facts: HostFacts | None):
