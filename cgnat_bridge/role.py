@@ -12,6 +12,7 @@ from installer.roles import HostChanges
 
 class Bridge:
     name = "bridge"
+    summary = "the public VPS that forwards"
     model = BridgeAnswers
     check = staticmethod(checks.check)
     warnings = staticmethod(checks.warnings)
@@ -92,6 +93,11 @@ class Bridge:
     @staticmethod
     def take_token(data: dict, token) -> None:
         """A homelab's token tells nothing beyond its key and the tunnel (pairing fills those)."""
+
+    @staticmethod
+    def wizard_steps() -> list:
+        from cgnat_bridge import wizard    # Textual: only the wizard asks
+        return wizard.STEPS
 
     @staticmethod
     def notes(answers: BridgeAnswers) -> list[str]:

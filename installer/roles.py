@@ -6,6 +6,7 @@ a role's name. A host's package ships only its own role package, so the other ro
 simply absent there (`get` says so).
 
     name            "bridge" or "homelab"
+    summary         what such a host is, in a few words (the wizard's role question)
     model           its answers dataclass (the common keys and its own section)
     check(answers, facts)            -> [Problem]  the meaning of its own keys
     warnings(answers, homelab_sshd)  -> [Problem]  what works, but leaves the watchdog blind
@@ -21,6 +22,8 @@ simply absent there (`get` says so).
     notes(answers)                   -> [str]  what the report tells the administrator
     status                           its part of `cgnat-setup status` (cgnat_<role>/status.py):
                                      Probe, handshake_hint, checks, notes, State, STEP_KINDS
+    wizard_steps()                   -> [Step]  its questions in the wizard, in order
+                                     (cgnat_<role>/wizard.py; imports Textual: only the wizard calls it)
 """
 from __future__ import annotations
 
@@ -29,7 +32,6 @@ from dataclasses import dataclass, field
 
 from installer import ROLES   # every role of the project; a host has one installed
 
-PEER = {"bridge": "homelab", "homelab": "bridge"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,11 @@ def get(name: str):
         return importlib.import_module(f"cgnat_{name}.role").ROLE
     except ModuleNotFoundError:
         return None
+
+
+def peer(name: str) -> str:
+    """The role at the other end of the tunnel from `name` (whether or not it is installed here)."""
+    return next(other for other in ROLES if other != name)
 
 
 def available() -> tuple[str, ...]:

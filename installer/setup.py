@@ -22,7 +22,7 @@ from installer.errors import Problem
 from installer.manifest import MANIFEST_PATH, recorded_digests
 from installer.plan import Plan, configured_interfaces, make_plan, resolve_defaults
 from installer.probes import interface_exists
-from installer.roles import PEER
+from installer.roles import peer
 from installer.sshd import SSH_DIR, our_host_keys
 from installer import validate
 from installer.watchdog_state import UNIT as WATCHDOG_UNIT
@@ -90,7 +90,7 @@ class Report:
 
     @property
     def other(self) -> str:
-        return PEER[self.role]
+        return peer(self.role)
 
     @property
     def summary(self) -> str:

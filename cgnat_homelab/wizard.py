@@ -1,4 +1,6 @@
-"""The homelab's questions: pairing token, Docker networks, what is exposed, the watchdog."""
+"""The homelab's questions in the wizard (installer/tui/): pairing token, Docker networks, what is
+exposed, the watchdog. STEPS is their order, between the role screen and the review (the role
+interface's `wizard_steps`)."""
 from __future__ import annotations
 
 from textual import on
@@ -6,11 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, RadioButton, RadioSet, Static
 
+from cgnat_homelab.answers import WATCHDOG_ACTIONS
 from installer import pairing
 from installer.tui.screens.base import Step, guarded
 from installer.tui.state import as_int, split_list
 from installer.tui.widgets import Field, say, slug
-from installer.validate import WATCHDOG_ACTIONS
 
 
 class PairScreen(Step):
@@ -166,4 +168,4 @@ class WatchdogScreen(Step):
                 "homelab.keepalive": as_int(t["homelab.keepalive"])}
 
 
-# --- review, apply, done -----------------------------------------------------------------
+STEPS = [PairScreen, DockerScreen, ExposureScreen, WatchdogScreen]

@@ -1,4 +1,6 @@
-"""The bridge's questions: public interface, WireGuard port, its own SSH port, what to forward."""
+"""The bridge's questions in the wizard (installer/tui/): public interface, WireGuard port, its own
+SSH port, what to forward. STEPS is their order, between the role screen and the review (the
+role interface's `wizard_steps`)."""
 from __future__ import annotations
 
 from rich.text import Text
@@ -207,4 +209,4 @@ class ForwardScreen(Step):
                 "bridge.keep_local": split_list(t["bridge.keep_local"])}
 
 
-# --- homelab -----------------------------------------------------------------------------
+STEPS = [PublicInterfaceScreen, WireGuardScreen, SshScreen, ForwardScreen]
