@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.widgets import Checkbox, Input, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
+from cgnat_bridge import sshd
 from installer.errors import SetupError
 from installer.tui.screens.base import Step
 from installer.tui.state import as_int, split_list
@@ -140,7 +141,7 @@ class SshScreen(Step):
         self.query_one("#sshd-change", Static).update(self.change_text())
 
     def conflict_text(self) -> str:
-        ports = self.state.facts.sshd_ports
+        ports = sshd.facts_of(self.state.facts).ports
         now = ("No sshd on this host (openssh-server missing): only the console reaches the "
                "bridge once port 22 is forwarded." if ports is None else
                f"sshd listens now on: {', '.join(map(str, ports)) or 'no port'}.")
@@ -151,10 +152,10 @@ class SshScreen(Step):
         port = as_int(self.query_one("#in-bridge-ssh_port", Input).value)
         if not isinstance(port, int) or not 1 <= port <= 65535:
             return ""
-        if self.state.facts.sshd_ports is None:
+        if sshd.facts_of(self.state.facts).ports is None:
             return "What will change: nothing for sshd (none installed)."
         try:
-            dropin = self.state.sshd_change(port)
+            dropin = sshd.dropin_for(port, sshd.facts_of(self.state.facts))
         except SetupError as error:
             return f"Cannot ask sshd about its configuration: {error}"
         lines = ["What will change:"]

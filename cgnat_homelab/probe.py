@@ -22,7 +22,7 @@ from cgnat_homelab import sshkey
 from cgnat_homelab.endtoend import EndToEnd
 from cgnat_homelab.decision import (Config, Observation, State, e2e_due, is_address, probe_timeout,
                                     split_endpoint)
-from installer.sshd import SSH_DIR, our_host_keys
+from installer.detect import SSH_DIR, our_host_keys
 from installer.probes import connect, run, touch
 from installer.probes import interface_exists as interface_up
 

@@ -57,6 +57,10 @@ class Homelab:
         return answers.homelab.watchdog.metrics_dir
 
     @staticmethod
+    def detect(root) -> None:
+        return None     # what it needs of the host is in HostFacts
+
+    @staticmethod
     def plan_host(answers: HomelabAnswers, facts: HostFacts) -> HostChanges:
         return HostChanges()
 

@@ -12,7 +12,7 @@ from cgnat_homelab.decision import Config
 from cgnat_homelab.probe import end_to_end, ipv4_listeners
 from installer import status as shared
 from installer.apply import host_path
-from installer.sshd import SSH_DIR, our_host_keys
+from installer.detect import SSH_DIR, our_host_keys
 from installer.status import Check
 
 BACKUP_TOOLS = ("cloudflared", "tailscaled")

@@ -16,6 +16,7 @@ simply absent there (`get` says so).
     env(answers)                     -> str  /etc/cgnat/IFACE.env, the hooks' variables
     hook_summary(answers)            -> [str]  what its up hook runs, for --plan
     metrics_dir(answers)             -> str | None  its watchdog's metrics directory setting
+    detect(root)                     -> object | None  its own facts of the host (HostFacts.role_facts)
     plan_host(answers, facts)        -> HostChanges  its own changes beside the tunnel's (sshd)
     token_fields(answers)            -> {field: text}  what its pairing token tells the peer
     take_token(data, token)          fill answers from the peer's token (unvalidated)
@@ -36,13 +37,18 @@ from installer import ROLES   # every role of the project; a host has one instal
 
 @dataclass(frozen=True)
 class HostChanges:
-    """A role's own changes to the host beside the tunnel's files (the bridge's sshd), and what to
-    confirm after them (the ports the bridge must answer on)."""
+    """A role's own changes to the host beside the tunnel's files (the bridge's sshd drop-ins), and
+    what to confirm after them.
+
+    before_forwarding: None, or what a service of the role must do with its files before the
+    tunnel restarts and anything is forwarded (the bridge: cgnat_bridge.sshd.SshdChange):
+        describe() -> str                for --plan
+        take(changed, run)               after the files are written: SetupError stops the setup
+        give_back(changed, run)          after a rollback put the old files back
+    """
     files: dict[str, str] = field(default_factory=dict)
-    sshd_port: int | None = None        # confirm this port answers before forwarding
-    sshd_dropin: str | None = None
-    socket_dropin: str | None = None
     listen_port: int | None = None      # confirm WireGuard holds this UDP port after the restart
+    before_forwarding: object = None
 
 
 def get(name: str):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from installer import ROLES
 from installer import answers as answers_toml
-from installer import pairing, setup, sshd
+from installer import pairing, setup
 from installer.detect import HostFacts, Socket, port_free
 from installer.errors import InvalidAnswers, Problem, SetupError
 from installer.plan import Plan, resolve_defaults
@@ -200,13 +200,6 @@ class WizardState:
         if not isinstance(port, int) or port_free(proto, port, self.facts.sockets):
             return []
         return [s for s in self.facts.sockets if s.proto == proto and s.port == port]
-
-    def sshd_change(self, port: int) -> str | None:
-        """The drop-in that will make sshd listen on `port` (None: it already does)."""
-        ports = self.facts.sshd_ports or []
-        if self.facts.sshd_dropin and f"Port {port}\n" in self.facts.sshd_dropin:
-            return self.facts.sshd_dropin
-        return sshd.plan_dropin(port, ports, self.facts.sshd_kept_ports)
 
     def exposed(self) -> list[Socket]:
         """The homelab's sockets that listen on every address: the bridge will forward to them."""

@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from cgnat_bridge.sshd import SshdFacts  # noqa: E402
 from installer.detect import HostFacts, Socket  # noqa: E402
 from installer.tui.app import SetupApp  # noqa: E402
 from installer.tui.state import WizardState  # noqa: E402
@@ -23,7 +24,7 @@ def make_facts() -> HostFacts:
                     "ens4": ["10.10.0.5/24"]},
         default_interface="ens3",
         routes=[("198.51.100.0/24", "ens3"), ("10.10.0.0/24", "ens4")],
-        sshd_ports=[22],
+        role_facts={"bridge": SshdFacts(ports=[22])},
         sockets=[Socket("tcp", "0.0.0.0", 22, "sshd"), Socket("tcp", "[::]", 22, "sshd"),
                  Socket("tcp", "0.0.0.0", 80, "nginx"), Socket("tcp", "0.0.0.0", 443, "nginx"),
                  Socket("tcp", "127.0.0.1", 5432, "postgres"),
