@@ -201,19 +201,6 @@ class WizardState:
             return []
         return [s for s in self.facts.sockets if s.proto == proto and s.port == port]
 
-    def exposed(self) -> list[Socket]:
-        """The homelab's sockets that listen on every address: the bridge will forward to them."""
-        seen, out = set(), []
-        for s in sorted(self.facts.sockets, key=lambda s: (s.proto, s.port)):
-            if s.public and (s.proto, s.port) not in seen:
-                seen.add((s.proto, s.port))
-                out.append(s)
-        return out
-
-    def suggested_allowlist(self) -> list[str]:
-        """The exposed services as a bridge `forward` list, without SSH (opt in to that)."""
-        return [f"{s.proto}/{s.port}" for s in self.exposed() if s.process not in ("sshd", "ssh")]
-
     # --- plan, apply, report -------------------------------------------------
     def final_problems(self) -> list[Problem]:
         _, problems = evaluate(self.data(), self.role, self.facts)

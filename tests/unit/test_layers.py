@@ -14,7 +14,7 @@ PURE = ["installer.answers", "installer.validate", "installer.plan", "installer.
         "installer.watchdog_state", "installer.cli", "installer.schema",
         "cgnat_homelab.role", "cgnat_homelab.checks", "cgnat_homelab.status",
         "cgnat_homelab.decision", "cgnat_homelab.endtoend", "cgnat_bridge.checks",
-        "cgnat_bridge.answers"]
+        "cgnat_bridge.answers", "cgnat_bridge.sshd", "installer.apply"]
 
 
 def modules_after_import(module: str) -> set[str]:
