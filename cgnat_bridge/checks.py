@@ -8,6 +8,8 @@ from installer.errors import Problem
 from installer.forward import SSH_PORT, forwards, tcp_ranges
 
 IPV6_MODES = ("auto", "off")
+WATCHDOG_KEYS = {"seconds": ("watchdog_silent_after",), "directories": ("watchdog_metrics_dir",),
+                 "commands": ("watchdog_restart_command", "watchdog_up_command")}
 
 
 def check(a: BridgeAnswers, facts: HostFacts | None) -> list[Problem]:
@@ -52,7 +54,7 @@ def check(a: BridgeAnswers, facts: HostFacts | None) -> list[Problem]:
         for (proto, port), owner in kept.items():
             if span and span[0] == proto and span[1] <= port <= span[2]:
                 problems.append(Problem(f"bridge.forward[{i}]", f"{spec} includes {proto}/{port}, which {owner} keeps on the bridge"))
-    problems += validate.check_watchdog_keys("bridge.", b)
+    problems += validate.check_watchdog_keys("bridge.", b, **WATCHDOG_KEYS)
     return problems
 
 

@@ -2,16 +2,16 @@
 WireGuard and SSH ports and DNATs everything else through the tunnel to the homelab."""
 from __future__ import annotations
 
-from cgnat_bridge import checks, status
+from cgnat_bridge import checks, sshd, status
 from cgnat_bridge.answers import BridgeAnswers
-from installer import render, sshd
+from installer import render
 from installer.detect import HostFacts
-from installer.errors import SetupError
 from installer.roles import HostChanges
 
 
 class Bridge:
     name = "bridge"
+    summary = "the public VPS that forwards"
     model = BridgeAnswers
     check = staticmethod(checks.check)
     warnings = staticmethod(checks.warnings)
@@ -62,24 +62,11 @@ class Bridge:
     def metrics_dir(answers) -> str | None:
         return answers.bridge.watchdog_metrics_dir
 
+    detect = staticmethod(sshd.SshdFacts.detect)     # its sshd, before its port is moved
+
     @staticmethod
     def plan_host(answers: BridgeAnswers, facts: HostFacts) -> HostChanges:
-        """sshd must listen on ssh_port (and keep its ports) before port 22 is forwarded; WireGuard
-        must hold listen_port once the tunnel restarted (the homelab dials it)."""
-        if facts.sshd_error:
-            raise SetupError(f"cannot read sshd's effective configuration (sshd -T): {facts.sshd_error}")
-        if facts.sshd_ports is None:
-            return HostChanges(listen_port=answers.listen_port)      # no sshd here: nothing to move
-        port = answers.bridge.ssh_port
-        dropin = facts.sshd_dropin
-        if dropin is None or f"Port {port}\n" not in dropin:
-            dropin = sshd.plan_dropin(port, facts.sshd_ports, facts.sshd_kept_ports)
-        files = {sshd.DROPIN: dropin} if dropin is not None else {}
-        if facts.ssh_socket:
-            files[sshd.SOCKET_DROPIN] = sshd.socket_dropin_text(sorted(set(facts.sshd_ports) | {port}))
-        return HostChanges(files, sshd_port=port, sshd_dropin=sshd.DROPIN if dropin else None,
-                           socket_dropin=sshd.SOCKET_DROPIN if facts.ssh_socket else None,
-                           listen_port=answers.listen_port)
+        return sshd.plan_change(answers.bridge.ssh_port, answers.listen_port, facts)
 
     @staticmethod
     def token_fields(answers: BridgeAnswers) -> dict[str, str]:
@@ -92,6 +79,11 @@ class Bridge:
     @staticmethod
     def take_token(data: dict, token) -> None:
         """A homelab's token tells nothing beyond its key and the tunnel (pairing fills those)."""
+
+    @staticmethod
+    def wizard_steps() -> list:
+        from cgnat_bridge import wizard    # Textual: only the wizard asks
+        return wizard.STEPS
 
     @staticmethod
     def notes(answers: BridgeAnswers) -> list[str]:

@@ -6,7 +6,7 @@ from installer import detect
 from installer import status as shared
 from installer.rules_file import saved_rules
 from installer.status import Check
-from installer.watchdog import touch
+from installer.probes import touch
 
 State, STEP_KINDS = watchdog.State, watchdog.STEP_KINDS    # its watchdog's, for the report
 

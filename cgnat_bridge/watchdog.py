@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer import interface_lock, metrics
+from installer.probes import HANDSHAKE_STALE as SILENT_AFTER
+from installer.probes import handshake_age, interface_exists
 from installer.rules_file import missing_rules
-from installer.watchdog import (JsonState, handshake_age, interface_exists, log,
-                                run_step_command, step_note)
-from installer.watchdog import main as watchdog_main
+from installer.watchdog_runtime import main as watchdog_main
+from installer.watchdog_runtime import run_step_command
+from installer.watchdog_state import JsonState, log, step_note
 
 CGNAT_ETC = "/etc/cgnat"
-SILENT_AFTER = 180          # WireGuard re-handshakes every 2 minutes while data flows
 EVERY = 30.0               # seconds between two runs: two small programs a run (iptables-save, wg)
 STEP_KINDS = ("restart", "up-hook")
 

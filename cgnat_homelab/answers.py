@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from installer.answers import CommonAnswers
 
+WATCHDOG_ACTIONS = ("reboot", "restart-tunnel", "none")   # homelab.watchdog.action; the wizard offers them
 RULE_PREF = 1000   # the priorities of its ip rules: fwmark at 1000, "from" its tunnel address at 1001
 
 

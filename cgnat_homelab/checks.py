@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from cgnat_homelab.answers import RULE_PREF, HomelabAnswers
+from cgnat_homelab.answers import RULE_PREF, WATCHDOG_ACTIONS, HomelabAnswers
 from cgnat_homelab.decision import DEFAULTS
 from cgnat_homelab.endtoend import choose
 from installer import grammar, validate
-from installer.validate import WATCHDOG_ACTIONS
 from installer.detect import HostFacts
 from installer.errors import Problem
 from installer.forward import forwards
@@ -18,6 +17,10 @@ RESERVED_TABLES = {0, 253, 254, 255}
 # Routing tables of other tools: Tailscale's is looked up before main (all traffic would go
 # into our tunnel), wg-quick's (Table = auto) is its tunnel's default route.
 FOREIGN_TABLES = {"Tailscale": 52, "wg-quick": 51820}
+WATCHDOG_KEYS = {"ports": ("check_port", "bridge_ssh_port"), "counts": ("max_reboots_per_day",),
+                 "seconds": ("check_interval", "restart_after", "restart_interval", "action_after",
+                             "action_interval", "boot_grace"),
+                 "commands": ("restart_command", "action_command"), "directories": ("metrics_dir",)}
 
 
 def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
@@ -54,7 +57,7 @@ def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
         problems.append(Problem("homelab.watchdog.action", f"must be one of {', '.join(WATCHDOG_ACTIONS)}, not {w.action!r}"))
     if w.check_host is not None:
         problems += _check_host(w.check_host, a, facts)
-    problems += validate.check_watchdog_keys("homelab.watchdog.", w)
+    problems += validate.check_watchdog_keys("homelab.watchdog.", w, **WATCHDOG_KEYS)
     if w.bridge_forward is not None:
         problems += validate.forward_problems("homelab.watchdog.bridge_forward", w.bridge_forward)
     return problems

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import typing
 from dataclasses import dataclass, field
 
 from cgnat_homelab.endtoend import EndToEnd, choose
-from installer.watchdog import JsonState, step_note
+from installer.watchdog_state import JsonState, step_note
 
 # Defaults of the optional [homelab.watchdog] keys (see cgnat_homelab/answers.py).
 DEFAULTS = {
@@ -43,6 +44,7 @@ REPEER_INTERVAL_LATER = 60 # ... and after it
 # began (a session the bridge agreed to while the probes failed needs no fresh one).
 REPEER_AFTER_PROBES = 2
 DAY = 24 * 3600
+STEP_KINDS = ("re-peer", "restart", "action")     # every kind of Step, in the ladder's order
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ class State(JsonState):
     reboots: list[float] = field(default_factory=list)   # times of the reboots we started
     last_step: str = ""                                  # "re-peer at ...", for status
     action_blocked: str = ""                             # why the due action was last refused
+    VOLATILE: typing.ClassVar[tuple[str, ...]] = ("last_run_at", "last_e2e_at", "last_e2e_seconds")
 
     @property
     def healthy(self) -> bool:

@@ -22,9 +22,9 @@ from cgnat_homelab import sshkey
 from cgnat_homelab.endtoend import EndToEnd
 from cgnat_homelab.decision import (Config, Observation, State, e2e_due, is_address, probe_timeout,
                                     split_endpoint)
-from installer.sshd import SSH_DIR, our_host_keys
-from installer.watchdog import connect, run, touch
-from installer.watchdog import interface_exists as interface_up
+from installer.detect import SSH_DIR, our_host_keys
+from installer.probes import connect, run, touch
+from installer.probes import interface_exists as interface_up
 
 PROBE_TIMEOUT = 2.0        # seconds for the first touch through the tunnel (then more: probe_timeout)
 CHECK_TIMEOUT = 3.0        # seconds for each connection from outside (end to end, bridge ssh)

@@ -11,6 +11,7 @@ from installer.roles import HostChanges
 
 class Homelab:
     name = "homelab"
+    summary = "the server at home behind CGNAT"
     model = HomelabAnswers
     check = staticmethod(checks.check)
     warnings = staticmethod(checks.warnings)
@@ -56,6 +57,10 @@ class Homelab:
         return answers.homelab.watchdog.metrics_dir
 
     @staticmethod
+    def detect(root) -> None:
+        return None     # what it needs of the host is in HostFacts
+
+    @staticmethod
     def plan_host(answers: HomelabAnswers, facts: HostFacts) -> HostChanges:
         return HostChanges()
 
@@ -81,6 +86,11 @@ class Homelab:
         if isinstance(watchdog, dict):    # else not a table: validation says so
             for key, value in told.items():
                 watchdog.setdefault(key, value)
+
+    @staticmethod
+    def wizard_steps() -> list:
+        from cgnat_homelab import wizard    # Textual: only the wizard asks
+        return wizard.STEPS
 
     @staticmethod
     def notes(answers: HomelabAnswers) -> list[str]:

@@ -6,17 +6,17 @@ import ipaddress
 import shutil
 from pathlib import Path
 
-from cgnat_homelab import decision, watchdog
+from cgnat_homelab import decision
 from cgnat_homelab.answers import RULE_PREF
 from cgnat_homelab.decision import Config
 from cgnat_homelab.probe import end_to_end, ipv4_listeners
 from installer import status as shared
 from installer.apply import host_path
-from installer.sshd import SSH_DIR, our_host_keys
+from installer.detect import SSH_DIR, our_host_keys
 from installer.status import Check
 
 BACKUP_TOOLS = ("cloudflared", "tailscaled")
-State, STEP_KINDS = decision.State, watchdog.STEP_KINDS    # its watchdog's, for the report
+State, STEP_KINDS = decision.State, decision.STEP_KINDS    # its watchdog's, for the report
 
 
 class Probe(shared.Probe):

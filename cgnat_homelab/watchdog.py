@@ -16,13 +16,14 @@ import sys
 from pathlib import Path
 
 from cgnat_homelab import probe
-from cgnat_homelab.decision import Config, Observation, State, Step, decide
+from cgnat_homelab.decision import STEP_KINDS, Config, Observation, State, Step, decide
 from installer import interface_lock, metrics
-from installer.watchdog import log, run, run_step_command
-from installer.watchdog import main as watchdog_main
+from installer.probes import run
+from installer.watchdog_runtime import main as watchdog_main
+from installer.watchdog_runtime import run_step_command
+from installer.watchdog_state import log
 
 EVERY = 2.0                # seconds between two runs: a restarted bridge is noticed within ~4 s
-STEP_KINDS = ("re-peer", "restart", "action")
 
 
 def config_from_answers(answers) -> Config:

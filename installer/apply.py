@@ -14,7 +14,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from installer import interface_lock, listen_port, sshd
+from installer import interface_lock, listen_port
 from installer.atomic import HostTree
 from installer.detect import WIREGUARD_DIR
 from installer.errors import SetupError
@@ -131,7 +131,8 @@ def apply(plan: Plan, root: Path) -> list[str]:
     recorded = recorded_digests(manifest[0] if manifest else b"")
     tx = Transaction(tree)
     units = UnitStates(plan.units) if plan.commands else None
-    sshd_changed = False
+    before_forwarding = plan.before_forwarding if plan.commands else None
+    changed: list[str] = []
     try:
         for argv in plan.retire:
             run(argv)
@@ -142,9 +143,8 @@ def apply(plan: Plan, root: Path) -> list[str]:
         # written under the interface's lock (interface_lock.py) when the tunnel is restarted.
         with interface_lock.held(plan.answers.interface, wait=True) if plan.commands else nullcontext():
             changed = [f.path for f in plan.files if tx.write(f)] + removed
-        if plan.commands and plan.sshd_port is not None:
-            sshd_changed = bool({plan.sshd_dropin, plan.socket_dropin} & set(changed) - {None})
-            _ensure_sshd_port(plan, sshd_changed)
+        if before_forwarding is not None:
+            before_forwarding.take(changed, run)     # the bridge: sshd on its port, or stop here
         if plan.commands and not changed and _active(plan.service):
             log(f"nothing changed; {plan.service} keeps running")
         else:
@@ -156,20 +156,11 @@ def apply(plan: Plan, root: Path) -> list[str]:
         return changed
     except BaseException:
         tx.rollback()
-        if sshd_changed:
-            sshd.reload_sshd(_run_quietly, socket=plan.socket_dropin is not None)
+        if before_forwarding is not None:
+            before_forwarding.give_back(changed, _run_quietly)
         if units is not None:
             units.restore()
         raise
-
-
-def _ensure_sshd_port(plan: Plan, dropin_changed: bool) -> None:
-    if dropin_changed:
-        log("sshd -t")
-        sshd.validate_config()
-        sshd.reload_sshd(run, socket=plan.socket_dropin is not None)
-    log(f"confirm sshd answers on port {plan.sshd_port}")
-    sshd.confirm_listening(plan.sshd_port)
 
 
 def _active(unit: str) -> bool:

@@ -1,4 +1,5 @@
-"""What the host already has: interfaces, routes, sshd's ports, listening sockets, Docker subnets.
+"""What the host already has: interfaces, routes, listening sockets, Docker subnets, sshd's host keys,
+and what each role detects for itself (the bridge: its sshd, cgnat_bridge/sshd.py).
 
 Each parser takes the text a real command printed and returns data, so tests feed them
 captured output; `HostFacts.detect()` is the only place that runs the commands.
@@ -8,20 +9,17 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer import ROLES, grammar
+from installer import ROLES, grammar, roles
 from installer.grammar import GLOBAL_UNICAST
 from installer.manifest import MANIFEST_PATH, recorded_digests
 
-SSHD_DROPIN = "/etc/ssh/sshd_config.d/cgnat-bridge.conf"
 IPV6_CONF = Path("/proc/sys/net/ipv6/conf")   # absent on a kernel booted with ipv6.disable=1
 WIREGUARD_DIR = "/etc/wireguard"
-SSHD_PRIVSEP_DIR = Path("/run/sshd")
+SSH_DIR = Path("/etc/ssh")
 # Docker names its default bridge docker0 and user-defined networks br-<12 hex digits>.
 DOCKER_BRIDGE = re.compile(r"^(docker0|br-[0-9a-f]{12})$")
 
@@ -163,17 +161,6 @@ def routes(ip_route_json: str, refused: dict[str, str] | None = None) -> list[tu
     return result
 
 
-def sshd_ports(sshd_t_output: str) -> list[int]:
-    """The ports sshd listens on, from its effective configuration (`sshd -T`)."""
-    ports = set()
-    for line in sshd_t_output.splitlines():
-        key, _, value = line.partition(" ")
-        port = value if key == "port" else value.rpartition(":")[2] if key == "listenaddress" else ""
-        if grammar.is_port(port):
-            ports.add(int(port))
-    return sorted(ports)
-
-
 def listening_sockets(ss_output: str) -> list[Socket]:
     """Listening TCP and UDP sockets (`ss -Hlntup`)."""
     sockets = []
@@ -227,13 +214,9 @@ class HostFacts:
     default_interface: str | None = None
     routes: list[tuple[str, str]] = field(default_factory=list)   # both families
     ip_rules: list[IpRule] = field(default_factory=list)           # both families
-    sshd_ports: list[int] | None = None       # None: no sshd on this host
-    sshd_kept_ports: list[int] = field(default_factory=list)   # kept whatever Port a drop-in adds
     sockets: list[Socket] = field(default_factory=list)
     docker_subnets: list[str] = field(default_factory=list)
-    sshd_dropin: str | None = None            # our drop-in from an earlier run, if any
-    sshd_error: str | None = None             # why `sshd -T` failed, when it did
-    ssh_socket: bool = False                  # sshd is socket-activated (ssh.socket enabled or active)
+    role_facts: dict[str, object] = field(default_factory=dict)   # role -> what it detected (its `detect`)
     installed_role: str | None = None         # the role of the cgnat package installed
     written_by_setup: frozenset[str] = frozenset()      # the manifest of the last setup
     wireguard_configs: frozenset[str] = frozenset()     # /etc/wireguard/*.conf that exist
@@ -262,8 +245,6 @@ class HostFacts:
     def detect(cls, root: Path = Path("/")) -> "HostFacts":
         addr = _run("ip", "-d", "-j", "addr")
         route = _run("ip", "-j", "-4", "route")
-        sshd = _sshd_effective_config()
-        ports = sshd_ports(sshd[0]) if sshd and not sshd[1] else None
         refused: dict[str, str] = {}
         return cls(
             interfaces=interfaces(addr, refused),
@@ -272,13 +253,9 @@ class HostFacts:
             routes=routes(route, refused) + routes(_run("ip", "-j", "-6", "route"), refused),
             ip_rules=(ip_rules(_run("ip", "-N", "-j", "-4", "rule"), refused)
                       + ip_rules(_run("ip", "-N", "-j", "-6", "rule"), refused)),
-            sshd_ports=ports,
-            sshd_kept_ports=sshd_kept_ports(ports) if ports is not None else [],
             sockets=listening_sockets(_run("ss", "-Hlntup")),
             docker_subnets=docker_subnets(addr),
-            sshd_dropin=_read(root / SSHD_DROPIN.lstrip("/")),
-            sshd_error=sshd[1] if sshd else None,
-            ssh_socket=ports is not None and root == Path("/") and _ssh_socket(),
+            role_facts={name: roles.get(name).detect(root) for name in roles.available()},
             installed_role=installed_role(root),
             written_by_setup=frozenset(recorded_digests((_read(root / MANIFEST_PATH.lstrip("/")) or "").encode())),
             wireguard_configs=frozenset(f"{WIREGUARD_DIR}/{p.name}"
@@ -306,46 +283,15 @@ def installed_role(root: Path) -> str | None:
     return None
 
 
-def run_sshd(*args: str) -> subprocess.CompletedProcess:
-    """`sshd ARGS` (FileNotFoundError without sshd). sshd -T and -t refuse to run without
-    their privilege separation directory, which systemd creates only while ssh.service
-    runs: create it first, as Debian's own ssh scripts do."""
-    try:
-        SSHD_PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
-    except PermissionError:
-        pass                      # not root: sshd says what is wrong
-    return subprocess.run(["sshd", *args], capture_output=True, text=True)
-
-
-def sshd_kept_ports(ports_now: list[int], main_config: str = "/etc/ssh/sshd_config") -> list[int]:
-    """The ports sshd keeps listening on whatever Port line a drop-in adds: those its own
-    configuration names (Port, ListenAddress); a drop-in's Port replaces only the default 22.
-    Asked of sshd itself (`sshd -T -f`), once, with a drop-in naming a port it does not use."""
-    probe = next(p for p in range(65535, 1024, -1) if p not in ports_now)
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "probe.conf").write_text(f"Port {probe}\n")
-        Path(tmp, "sshd_config").write_text(f"Include {tmp}/probe.conf\nInclude {main_config}\n")
-        done = run_sshd("-T", "-f", str(Path(tmp, "sshd_config")))
-    return [p for p in sshd_ports(done.stdout) if p != probe] if done.returncode == 0 else []
-
-
-def _ssh_socket() -> bool:
-    for verb in ("is-enabled", "is-active"):
-        try:
-            if subprocess.run(["systemctl", verb, "--quiet", "ssh.socket"],
-                              capture_output=True).returncode == 0:
-                return True
-        except FileNotFoundError:
-            return False
-    return False
-
-
-def _sshd_effective_config() -> tuple[str, str | None] | None:
-    """(`sshd -T` output, error or None), or None when sshd is not installed."""
-    if shutil.which("sshd") is None:
-        return None
-    done = run_sshd("-T")
-    return done.stdout, (done.stderr.strip() or "failed") if done.returncode else None
+def our_host_keys(ssh_dir: Path = SSH_DIR) -> dict[str, str]:
+    """This host's sshd host keys: {base64 blob: key type} (none: no sshd here)."""
+    keys = {}
+    for pub in ssh_dir.glob("ssh_host_*_key.pub"):
+        for line in pub.read_text().splitlines():
+            cols = line.split()
+            if len(cols) >= 2:
+                keys[cols[1]] = cols[0]
+    return keys
 
 
 def _read(path: Path) -> str | None:

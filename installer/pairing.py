@@ -30,7 +30,7 @@ import zlib
 from dataclasses import dataclass
 
 from installer import ROLES, grammar, roles
-from installer.roles import PEER
+from installer.roles import peer
 from installer.errors import InvalidAnswers, Problem
 
 PREFIX = "cgnat3-"
@@ -105,7 +105,7 @@ def fill_answers(data: dict, token_text: str, default_role: str | None) -> None:
     if token.role == role:
         raise InvalidAnswers([Problem("pair", f"this token comes from a {token.role}; "
                                               f"paste it on the other host, not on a {role}")])
-    data["role"] = PEER[token.role]
+    data["role"] = peer(token.role)
     data["peer_public_key"] = token.public_key
     data["tunnel"] = token.tunnel
     if token.tunnel6:

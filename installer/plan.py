@@ -9,7 +9,7 @@ from installer import metrics, render, roles
 from installer.detect import WIREGUARD_DIR, HostFacts
 from installer.manifest import MANIFEST_PATH, manifest_text
 from installer.errors import SetupError
-from installer.watchdog import UNIT as WATCHDOG_UNIT
+from installer.watchdog_state import UNIT as WATCHDOG_UNIT
 
 BACKUP_SUFFIX = ".before-cgnat"   # an admin's own config, kept when --replace-existing replaces it
 
@@ -35,9 +35,7 @@ class Plan:
     files: list[FileWrite] = field(default_factory=list)
     commands: list[list[str]] = field(default_factory=list)   # systemctl, after the files
     hook_commands: list[str] = field(default_factory=list)    # what wg-quick's PostUp runs
-    sshd_port: int | None = None  # bridge: the port to confirm before anything is forwarded
-    sshd_dropin: str | None = None     # (the role's HostChanges, installer/roles.py)
-    socket_dropin: str | None = None   # bridge with socket activation: ssh.socket's ports
+    before_forwarding: object = None   # the role's, after the files (HostChanges, installer/roles.py)
     listen_port: int | None = None     # bridge: WireGuard must hold it after the commands
     retire: list[list[str]] = field(default_factory=list)   # stop an old interface, before the files
     removals: list[str] = field(default_factory=list)       # an old interface's files
@@ -61,12 +59,8 @@ class Plan:
                        + "".join(f"keep {p} as {p}{BACKUP_SUFFIX}\n" for p in self.backups))
         for f in self.files:
             out.append(f"=== {f.path} (mode {f.mode:04o})\n{f.shown()}")
-        if self.sshd_port is not None:
-            change = f"drop-in {self.sshd_dropin}" if self.sshd_dropin else "nothing to change"
-            if self.socket_dropin:
-                change += f", socket drop-in {self.socket_dropin}"
-            out.append(f"=== sshd: listen on {self.sshd_port} before forwarding ({change}; "
-                       f"sshd -t; reload; confirm the port answers)\n")
+        if self.before_forwarding is not None:
+            out.append(self.before_forwarding.describe())
         out.append("=== commands\n" + "".join(" ".join(c) + "\n" for c in self.commands))
         out.append(f"=== {self.service} PostUp (hooks)\n" + "".join(c + "\n" for c in self.hook_commands))
         return "\n".join(out)
@@ -104,9 +98,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     metrics_dropin = metrics.unit_dropin(role.metrics_dir(answers))
     if metrics_dropin:
         files.append(FileWrite(metrics.UNIT_DROPIN, metrics_dropin))
-    plan = Plan(answers, hook_commands=role.hook_summary(answers), sshd_port=host.sshd_port,
-                sshd_dropin=host.sshd_dropin, socket_dropin=host.socket_dropin,
-                listen_port=host.listen_port)
+    plan = Plan(answers, hook_commands=role.hook_summary(answers),
+                before_forwarding=host.before_forwarding, listen_port=host.listen_port)
     plan.files = files + [FileWrite(MANIFEST_PATH, manifest_text({f.path: f.content.encode() for f in files}))]
     plan.backups = [conf] if foreign else []
     if not role.has_rules6(answers) and rules6 in facts.written_by_setup:

@@ -6,21 +6,25 @@ a role's name. A host's package ships only its own role package, so the other ro
 simply absent there (`get` says so).
 
     name            "bridge" or "homelab"
+    summary         what such a host is, in a few words (the wizard's role question)
     model           its answers dataclass (the common keys and its own section)
     check(answers, facts)            -> [Problem]  the meaning of its own keys
-    warnings(answers, homelab_sshd)  -> [Problem]  what works, but leaves the watchdog blind
+    warnings(answers, sshd_here, ipv6_disabled) -> [Problem]  what works, but leaves a watchdog blind
     resolve(answers, facts)          fill what is detected on the host (on a copy)
     rules(answers, family=4)         -> str  /etc/cgnat/IFACE.rules (family 6: IFACE.rules6)
     has_rules6(answers)              -> bool  whether it gets IFACE.rules6
     env(answers)                     -> str  /etc/cgnat/IFACE.env, the hooks' variables
     hook_summary(answers)            -> [str]  what its up hook runs, for --plan
     metrics_dir(answers)             -> str | None  its watchdog's metrics directory setting
+    detect(root)                     -> object | None  its own facts of the host (HostFacts.role_facts)
     plan_host(answers, facts)        -> HostChanges  its own changes beside the tunnel's (sshd)
     token_fields(answers)            -> {field: text}  what its pairing token tells the peer
     take_token(data, token)          fill answers from the peer's token (unvalidated)
     notes(answers)                   -> [str]  what the report tells the administrator
     status                           its part of `cgnat-setup status` (cgnat_<role>/status.py):
                                      Probe, handshake_hint, checks, notes, State, STEP_KINDS
+    wizard_steps()                   -> [Step]  its questions in the wizard, in order
+                                     (cgnat_<role>/wizard.py; imports Textual: only the wizard calls it)
 """
 from __future__ import annotations
 
@@ -29,18 +33,21 @@ from dataclasses import dataclass, field
 
 from installer import ROLES   # every role of the project; a host has one installed
 
-PEER = {"bridge": "homelab", "homelab": "bridge"}
-
 
 @dataclass(frozen=True)
 class HostChanges:
-    """A role's own changes to the host beside the tunnel's files (the bridge's sshd), and what to
-    confirm after them (the ports the bridge must answer on)."""
+    """A role's own changes to the host beside the tunnel's files (the bridge's sshd drop-ins), and
+    what to confirm after them.
+
+    before_forwarding: None, or what a service of the role must do with its files before the
+    tunnel restarts and anything is forwarded (the bridge: cgnat_bridge.sshd.SshdChange):
+        describe() -> str                for --plan
+        take(changed, run)               after the files are written: SetupError stops the setup
+        give_back(changed, run)          after a rollback put the old files back
+    """
     files: dict[str, str] = field(default_factory=dict)
-    sshd_port: int | None = None        # confirm this port answers before forwarding
-    sshd_dropin: str | None = None
-    socket_dropin: str | None = None
     listen_port: int | None = None      # confirm WireGuard holds this UDP port after the restart
+    before_forwarding: object = None
 
 
 def get(name: str):
@@ -51,6 +58,11 @@ def get(name: str):
         return importlib.import_module(f"cgnat_{name}.role").ROLE
     except ModuleNotFoundError:
         return None
+
+
+def peer(name: str) -> str:
+    """The role at the other end of the tunnel from `name` (whether or not it is installed here)."""
+    return next(other for other in ROLES if other != name)
 
 
 def available() -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from installer.watchdog import run
+from installer.probes import run
 
 PREFIX = "CGNAT-"
 BUILTINS = {"PRE": "PREROUTING", "FWD": "FORWARD", "POST": "POSTROUTING", "IN": "INPUT", "OUT": "OUTPUT"}

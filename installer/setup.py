@@ -17,15 +17,14 @@ from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
 from installer.apply import apply, host_path, log  # apply: the one step that changes the host
 from installer.atomic import HostTree
-from installer.detect import HostFacts, installed_role, ipv6_disabled
+from installer.detect import SSH_DIR, HostFacts, installed_role, ipv6_disabled, our_host_keys
 from installer.errors import Problem
 from installer.manifest import MANIFEST_PATH, recorded_digests
-from installer.plan import (WATCHDOG_UNIT, Plan, configured_interfaces, make_plan,
-                            resolve_defaults)
-from installer.roles import PEER
-from installer.sshd import SSH_DIR, our_host_keys
+from installer.plan import Plan, configured_interfaces, make_plan, resolve_defaults
+from installer.probes import interface_exists
+from installer.roles import peer
 from installer import validate
-from installer.watchdog import interface_exists
+from installer.watchdog_state import UNIT as WATCHDOG_UNIT
 
 
 def load(raw: bytes, token: str | None, default_role: str | None, facts: HostFacts | None):
@@ -90,7 +89,7 @@ class Report:
 
     @property
     def other(self) -> str:
-        return PEER[self.role]
+        return peer(self.role)
 
     @property
     def summary(self) -> str:

@@ -36,9 +36,9 @@ from installer.answers import ANSWERS_PATH
 from installer.errors import InvalidAnswers
 from installer.rules_file import missing_rules, refused_rules
 from installer.validate import load_answers
-from installer.watchdog import STATE_PATH, UNIT, handshake_age, interface_exists, run
+from installer.probes import HANDSHAKE_STALE, handshake_age, interface_exists, run
+from installer.watchdog_state import STATE_PATH, UNIT
 
-HANDSHAKE_STALE = 180          # WireGuard re-handshakes every 2 minutes while traffic flows
 JSON_VERSION = 1
 EXIT_INVALID = 2               # as cgnat-setup's for invalid input
 

@@ -16,7 +16,6 @@ from installer.detect import WIREGUARD_DIR, HostFacts
 from installer.errors import InvalidAnswers, Problem
 from installer.keys import is_wireguard_key, key_file_problem
 
-WATCHDOG_ACTIONS = ("reboot", "restart-tunnel", "none")   # the homelab's; the wizard offers them
 INTERFACE_RULE = "must be 1-15 letters, digits and _.=- starting with a letter or digit, not all or default"
 
 
@@ -102,11 +101,12 @@ def check(answers, facts: HostFacts | None) -> list[Problem]:
     return _check_common(answers, facts) + roles.get(answers.role).check(answers, facts)
 
 
-def warnings(answers, homelab_sshd: bool, ipv6_disabled: str | None = None) -> list[Problem]:
+def warnings(answers, sshd_here: bool, ipv6_disabled: str | None = None) -> list[Problem]:
     """What --check and a setup run say without failing (exit 0): setups that work, but where
-    the homelab's watchdog cannot check everything, or IPv6 is left out. `homelab_sshd`: the
-    homelab runs an sshd; `ipv6_disabled`: why this host has no IPv6 (None: it has)."""
-    return roles.get(answers.role).warnings(answers, homelab_sshd, ipv6_disabled)
+    a watchdog cannot check everything, or IPv6 is left out (the role's own `warnings`).
+    `sshd_here`: this host runs an sshd (it has host keys); `ipv6_disabled`: why this host has
+    no IPv6 (None: it has)."""
+    return roles.get(answers.role).warnings(answers, sshd_here, ipv6_disabled)
 
 
 def _check_common(a, facts) -> list[Problem]:
@@ -176,42 +176,33 @@ def forward_problems(key: str, forward) -> list[Problem]:
             for i, spec in enumerate(forward) if spec != "icmp" and grammar.port_range(spec) is None]
 
 
-# --- the watchdogs' added keys (cgnat_homelab.watchdog, cgnat_bridge.watchdog) ---
-WATCHDOG_PORT_KEYS = ("check_port", "bridge_ssh_port")
-WATCHDOG_SECONDS_KEYS = ("check_interval", "restart_after", "restart_interval", "action_after",
-                         "action_interval", "boot_grace", "watchdog_silent_after")
-WATCHDOG_COUNT_KEYS = ("max_reboots_per_day",)
-WATCHDOG_COMMAND_KEYS = ("restart_command", "action_command",
-                         "watchdog_restart_command", "watchdog_up_command")
-WATCHDOG_DIRECTORY_KEYS = ("metrics_dir", "watchdog_metrics_dir")   # "" turns the metrics off
-
-
 # Every number has a bound the watchdogs' arithmetic (floats, timestamps) never overflows on.
 MAX_SECONDS = 7 * 24 * 3600     # a week: longer than any sane wait or interval
 MAX_COUNT = 24                  # reboots a day: one an hour is already a boot loop
 
 
-def check_watchdog_keys(prefix: str, section) -> list[Problem]:
-    """Ports are ports, durations (at most a week) and counts (at most MAX_COUNT) are not
-    negative, commands are not blank, directories are safe absolute paths."""
+def check_watchdog_keys(prefix: str, section, *, ports=(), seconds=(), counts=(), commands=(),
+                        directories=()) -> list[Problem]:
+    """A role's watchdog keys (each role names its own, by kind): ports are ports, durations (at
+    most a week) and counts (at most MAX_COUNT) are not negative, commands are not blank,
+    directories ("" turns the metrics off) are safe absolute paths. Unset (None) keys are fine."""
     problems = []
-    for name in (WATCHDOG_PORT_KEYS + WATCHDOG_SECONDS_KEYS + WATCHDOG_COUNT_KEYS + WATCHDOG_COMMAND_KEYS
-                 + WATCHDOG_DIRECTORY_KEYS):
-        value = getattr(section, name, None)
+    for name in (*ports, *seconds, *counts, *commands, *directories):
+        value = getattr(section, name)
         if value is None:
             continue
-        if name in WATCHDOG_PORT_KEYS:
+        if name in ports:
             problems += check_port(prefix + name, value)
-        elif name in WATCHDOG_SECONDS_KEYS:
+        elif name in seconds:
             problems += check_range(prefix + name, value, 0, MAX_SECONDS, "seconds (a week)")
-        elif name in WATCHDOG_COUNT_KEYS:
+        elif name in counts:
             problems += check_range(prefix + name, value, 0, MAX_COUNT, "")
-        elif name in WATCHDOG_COMMAND_KEYS and not value.strip():
+        elif name in commands and not value.strip():
             problems.append(Problem(prefix + name, "is empty; leave it out to use the default"))
-        elif name in WATCHDOG_DIRECTORY_KEYS and value and not grammar.is_safe_directory(value):
+        elif name in directories and value and not grammar.is_safe_directory(value):
             problems.append(Problem(prefix + name, f"{value!r} is not an absolute path of letters, digits, "
                                                    f"\"_\", \"-\" and \".\" (\"\" turns the metrics off)"))
-        elif name in WATCHDOG_DIRECTORY_KEYS and value and _hidden_from_the_watchdog(value):
+        elif name in directories and value and _hidden_from_the_watchdog(value):
             problems.append(Problem(prefix + name, f"{value} is hidden from the watchdog's sandbox "
                                                    f"(ProtectHome=yes, PrivateTmp=yes); choose a directory "
                                                    f"under /var/lib, /srv or /var/log"))

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from installer import answers as answers_toml
-from installer import pairing, setup
+from installer import ROLES, pairing, roles, setup
 from installer.detect import HostFacts
 from installer.errors import InvalidAnswers, SetupError
-from installer.tui.state import Outcome, WizardState
+from installer.tui.state import Outcome, WizardState, owns
 
 
 def run_wizard(args, hybrid: bool = False) -> Outcome | None:
@@ -30,8 +30,8 @@ def run_wizard(args, hybrid: bool = False) -> Outcome | None:
                 pairing.fill_answers(data, args.pair, role)
             except InvalidAnswers as invalid:
                 problems = invalid.problems
-                data.setdefault("role", "homelab")
-    role_fixed = bool(args.role or installed or data.get("role") in ("bridge", "homelab"))
+                data.setdefault("role", role or asking_for_a_token())   # its screen shows the problem
+    role_fixed = bool(args.role or installed or data.get("role") in ROLES)
     state = WizardState.from_data(facts, root, args.root is None,
                                   data.get("role", role), role_fixed, data, problems,
                                   source=args.answers)
@@ -46,3 +46,9 @@ def run_wizard(args, hybrid: bool = False) -> Outcome | None:
         raise SetupError(f"internal error in the wizard: {app.internal_error} (nothing more was "
                          f"written; rerun with --answers FILE)")
     return outcome
+
+
+def asking_for_a_token() -> str | None:
+    """The role whose wizard asks for a pairing token (the one a token is pasted on)."""
+    return next((name for name in roles.available()
+                 if any(owns(step.KEYS, "pair") for step in roles.get(name).wizard_steps())), None)

@@ -4,15 +4,9 @@ from __future__ import annotations
 from textual.app import App
 from textual.binding import Binding
 
+from installer import roles
 from installer.tui import screens
 from installer.tui.state import Outcome, WizardState, owns
-
-ROLE_STEPS = {   # each role's questions, between the role screen and the review
-    "bridge": [screens.PublicInterfaceScreen, screens.WireGuardScreen, screens.SshScreen,
-               screens.ForwardScreen],
-    "homelab": [screens.PairScreen, screens.DockerScreen, screens.ExposureScreen,
-                screens.WatchdogScreen],
-}
 
 
 class SetupApp(App[Outcome | None]):
@@ -51,8 +45,10 @@ class SetupApp(App[Outcome | None]):
 
     # --- the order of the steps --------------------------------------------------------
     def all_steps(self) -> list[type]:
+        """The role screen (unless the role is fixed), the role's own questions, the review."""
         steps = [] if self.state.role_fixed and self.state.role else [screens.RoleScreen]
-        return steps + ROLE_STEPS.get(self.state.role, []) + [screens.ReviewScreen]
+        own = roles.get(self.state.role).wizard_steps() if self.state.role else []
+        return steps + own + [screens.ReviewScreen]
 
     def flow(self) -> list[type]:
         steps = self.all_steps()

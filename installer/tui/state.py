@@ -14,7 +14,7 @@ from pathlib import Path
 
 from installer import ROLES
 from installer import answers as answers_toml
-from installer import pairing, setup, sshd
+from installer import pairing, setup
 from installer.detect import HostFacts, Socket, port_free
 from installer.errors import InvalidAnswers, Problem, SetupError
 from installer.plan import Plan, resolve_defaults
@@ -200,26 +200,6 @@ class WizardState:
         if not isinstance(port, int) or port_free(proto, port, self.facts.sockets):
             return []
         return [s for s in self.facts.sockets if s.proto == proto and s.port == port]
-
-    def sshd_change(self, port: int) -> str | None:
-        """The drop-in that will make sshd listen on `port` (None: it already does)."""
-        ports = self.facts.sshd_ports or []
-        if self.facts.sshd_dropin and f"Port {port}\n" in self.facts.sshd_dropin:
-            return self.facts.sshd_dropin
-        return sshd.plan_dropin(port, ports, self.facts.sshd_kept_ports)
-
-    def exposed(self) -> list[Socket]:
-        """The homelab's sockets that listen on every address: the bridge will forward to them."""
-        seen, out = set(), []
-        for s in sorted(self.facts.sockets, key=lambda s: (s.proto, s.port)):
-            if s.public and (s.proto, s.port) not in seen:
-                seen.add((s.proto, s.port))
-                out.append(s)
-        return out
-
-    def suggested_allowlist(self) -> list[str]:
-        """The exposed services as a bridge `forward` list, without SSH (opt in to that)."""
-        return [f"{s.proto}/{s.port}" for s in self.exposed() if s.process not in ("sshd", "ssh")]
 
     # --- plan, apply, report -------------------------------------------------
     def final_problems(self) -> list[Problem]:

@@ -344,7 +344,7 @@ WATCHDOG_RUNS = {"bridge": 1, "homelab": 2}   # runs each watchdog must end whil
 
 def watchdog_unit(host) -> dict[str, str]:
     """What systemd says of the host's watchdog; WatchdogTimestampMonotonic is when it last
-    said WATCHDOG=1, which it does after each run (installer/watchdog.py: main)."""
+    said WATCHDOG=1, which it does after each run (installer/watchdog_runtime.py: main)."""
     out = host.sh(f"systemctl show -p ActiveState,SubState,NRestarts,ExecMainStatus,MainPID,"
                   f"WatchdogTimestampMonotonic {WATCHDOG}")
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)

@@ -7,6 +7,8 @@ import copy
 import pytest
 
 from wizardhelp import make_app, make_facts, on_screen, run, text_of, to_screen
+from cgnat_bridge import wizard as bridge_wizard
+from cgnat_homelab import wizard as homelab_wizard
 from installer import cli, pairing
 from installer.errors import InvalidAnswers
 from installer.tui import screens
@@ -36,23 +38,23 @@ def put(data: dict, key: str, value) -> dict:
 
 # (role data, screen, answers key, text typed, value the answers file would hold)
 CASES = [
-    ({"role": "bridge"}, screens.PublicInterfaceScreen, "bridge.public_address", "300.1.2.3", "300.1.2.3"),
-    ({"role": "bridge"}, screens.PublicInterfaceScreen, "bridge.public_address6", "fe80::1", "fe80::1"),
-    ({"role": "bridge"}, screens.WireGuardScreen, "listen_port", "abc", "abc"),
-    ({"role": "bridge"}, screens.WireGuardScreen, "listen_port", "70000", 70000),
-    ({"role": "bridge"}, screens.WireGuardScreen, "interface", "much-too-long-name0", "much-too-long-name0"),
-    ({"role": "bridge"}, screens.WireGuardScreen, "tunnel", "10.0.0.0/31", "10.0.0.0/31"),
-    ({"role": "bridge"}, screens.WireGuardScreen, "tunnel", "10.10.0.0/16", "10.10.0.0/16"),
-    ({"role": "bridge"}, screens.SshScreen, "bridge.ssh_port", "0", 0),
-    ({"role": "bridge"}, screens.ForwardScreen, "bridge.keep_local", "smtp", ["smtp"]),
-    (HOMELAB, screens.PairScreen, "homelab.endpoint", "bridge.example.org", "bridge.example.org"),
-    (HOMELAB, screens.PairScreen, "peer_public_key", "not-a-key", "not-a-key"),
-    (HOMELAB, screens.PairScreen, "tunnel", "fd00::/64", "fd00::/64"),
-    (HOMELAB, screens.DockerScreen, "homelab.docker_subnets", "10.0.0.0/8", ["10.0.0.0/8"]),
-    (HOMELAB, screens.DockerScreen, "homelab.docker_subnets", "bogus", ["bogus"]),
-    (HOMELAB, screens.WatchdogScreen, "homelab.watchdog.check_host", "bad host!", "bad host!"),
-    (HOMELAB, screens.WatchdogScreen, "homelab.keepalive", "-1", -1),
-    (HOMELAB, screens.WatchdogScreen, "homelab.keepalive", "often", "often"),
+    ({"role": "bridge"}, bridge_wizard.PublicInterfaceScreen, "bridge.public_address", "300.1.2.3", "300.1.2.3"),
+    ({"role": "bridge"}, bridge_wizard.PublicInterfaceScreen, "bridge.public_address6", "fe80::1", "fe80::1"),
+    ({"role": "bridge"}, bridge_wizard.WireGuardScreen, "listen_port", "abc", "abc"),
+    ({"role": "bridge"}, bridge_wizard.WireGuardScreen, "listen_port", "70000", 70000),
+    ({"role": "bridge"}, bridge_wizard.WireGuardScreen, "interface", "much-too-long-name0", "much-too-long-name0"),
+    ({"role": "bridge"}, bridge_wizard.WireGuardScreen, "tunnel", "10.0.0.0/31", "10.0.0.0/31"),
+    ({"role": "bridge"}, bridge_wizard.WireGuardScreen, "tunnel", "10.10.0.0/16", "10.10.0.0/16"),
+    ({"role": "bridge"}, bridge_wizard.SshScreen, "bridge.ssh_port", "0", 0),
+    ({"role": "bridge"}, bridge_wizard.ForwardScreen, "bridge.keep_local", "smtp", ["smtp"]),
+    (HOMELAB, homelab_wizard.PairScreen, "homelab.endpoint", "bridge.example.org", "bridge.example.org"),
+    (HOMELAB, homelab_wizard.PairScreen, "peer_public_key", "not-a-key", "not-a-key"),
+    (HOMELAB, homelab_wizard.PairScreen, "tunnel", "fd00::/64", "fd00::/64"),
+    (HOMELAB, homelab_wizard.DockerScreen, "homelab.docker_subnets", "10.0.0.0/8", ["10.0.0.0/8"]),
+    (HOMELAB, homelab_wizard.DockerScreen, "homelab.docker_subnets", "bogus", ["bogus"]),
+    (HOMELAB, homelab_wizard.WatchdogScreen, "homelab.watchdog.check_host", "bad host!", "bad host!"),
+    (HOMELAB, homelab_wizard.WatchdogScreen, "homelab.keepalive", "-1", -1),
+    (HOMELAB, homelab_wizard.WatchdogScreen, "homelab.keepalive", "often", "often"),
 ]
 
 
@@ -89,7 +91,7 @@ def test_bad_forward_list_shows_the_validators_message(tmp_path, facts, typed):
         assert app.screen is screen
         assert str(screen.query_one("#err-bridge-forward").render()) == expected
 
-    on_screen(app, screens.ForwardScreen, check)
+    on_screen(app, bridge_wizard.ForwardScreen, check)
 
 
 def test_a_bad_pairing_token_shows_the_decoders_message(tmp_path, facts):
@@ -130,7 +132,7 @@ def test_sshd_conflict_screen_says_what_changes_and_why(tmp_path, facts):
         await pilot.pause()
         assert "Port 2200\n    Port 22" in str(screen.query_one("#sshd-change").render())
 
-    on_screen(app, screens.SshScreen, check)
+    on_screen(app, bridge_wizard.SshScreen, check)
 
 
 def test_exposure_preview_lists_public_sockets_and_offers_an_allowlist(tmp_path, facts):
@@ -152,7 +154,7 @@ def test_exposure_preview_lists_public_sockets_and_offers_an_allowlist(tmp_path,
         await pilot.press("a")
         assert not screen.query_one("#allowlist").display
 
-    on_screen(app, screens.ExposureScreen, check)
+    on_screen(app, homelab_wizard.ExposureScreen, check)
 
 
 def test_port_in_use_is_pointed_out(tmp_path, facts):
@@ -164,7 +166,7 @@ def test_port_in_use_is_pointed_out(tmp_path, facts):
         await pilot.pause()
         assert str(screen.query_one("#hint-listen_port").render()) == "UDP 51821 is free on this host."
 
-    on_screen(app, screens.WireGuardScreen, check)
+    on_screen(app, bridge_wizard.WireGuardScreen, check)
 
 
 def test_partial_answers_ask_only_what_is_missing_or_wrong(tmp_path, facts):
@@ -176,14 +178,14 @@ def test_partial_answers_ask_only_what_is_missing_or_wrong(tmp_path, facts):
         async with app.run_test(size=(80, 24)) as pilot:
             notes = [n.message for n in app._notifications]
             assert len(notes) == 1 and notes[0].startswith("answers: bridge.sshport: unknown key")
-            assert app.flow() == [screens.PublicInterfaceScreen, screens.WireGuardScreen,
+            assert app.flow() == [bridge_wizard.PublicInterfaceScreen, bridge_wizard.WireGuardScreen,
                                   screens.ReviewScreen]
             first = app.screen
-            assert isinstance(first, screens.PublicInterfaceScreen)
+            assert isinstance(first, bridge_wizard.PublicInterfaceScreen)
             assert str(first.query_one("#err-bridge-public_interface").render()) == \
                 validator_message(data, "bridge.public_interface")
             await pilot.press("ctrl+n")                      # ens3 is highlighted: fixed
-            wg = await to_screen(pilot, screens.WireGuardScreen)
+            wg = await to_screen(pilot, bridge_wizard.WireGuardScreen)
             assert wg.query_one("#in-listen_port").value == "51x"
             assert str(wg.query_one("#err-listen_port").render()) == \
                 validator_message(data, "listen_port")
@@ -248,10 +250,10 @@ def test_the_interface_screen_shows_what_each_family_forwards_and_the_dns_record
                            'your names; no AAAA record (IPv6 is not forwarded: ipv6 = "off").')
         await pilot.press("ctrl+n")
         await pilot.pause()
-        assert isinstance(app.screen, screens.WireGuardScreen)
+        assert isinstance(app.screen, bridge_wizard.WireGuardScreen)
         assert app.state.value("bridge.ipv6") == "off"
 
-    on_screen(app, screens.PublicInterfaceScreen, check)
+    on_screen(app, bridge_wizard.PublicInterfaceScreen, check)
 
 
 def test_the_interface_screen_says_why_an_interface_without_ipv6_forwards_none(tmp_path, facts):
@@ -265,4 +267,4 @@ def test_the_interface_screen_says_why_an_interface_without_ipv6_forwards_none(t
         await pilot.pause()
         assert text_of(screen, "#forwarded") == ""        # nothing to say while a field is wrong
 
-    on_screen(app, screens.PublicInterfaceScreen, check)
+    on_screen(app, bridge_wizard.PublicInterfaceScreen, check)

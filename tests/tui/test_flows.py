@@ -6,6 +6,8 @@ from pathlib import Path
 
 from filetree import tree
 from wizardhelp import FIXED_KEY, make_app, run, to_screen, until, with_key
+from cgnat_bridge import wizard as bridge_wizard
+from cgnat_homelab import wizard as homelab_wizard
 from installer import cli, keys
 from installer.atomic import HostTree
 from installer.detect import HostFacts
@@ -35,16 +37,16 @@ def test_bridge_flow_writes_what_the_answers_file_replays(tmp_path, facts, monke
         async with app.run_test(size=(80, 24)) as pilot:
             assert isinstance(app.screen, screens.RoleScreen)
             await pilot.press("ctrl+n")                      # bridge is preselected
-            await to_screen(pilot, screens.PublicInterfaceScreen)
+            await to_screen(pilot, bridge_wizard.PublicInterfaceScreen)
             assert app.screen.query_one("OptionList").highlighted == 0   # ens3: default route
             await pilot.press("ctrl+n")
-            await to_screen(pilot, screens.WireGuardScreen)
+            await to_screen(pilot, bridge_wizard.WireGuardScreen)
             app.screen.query_one("#in-listen_port").value = "51900"
             await pilot.press("ctrl+n")
-            await to_screen(pilot, screens.SshScreen)
+            await to_screen(pilot, bridge_wizard.SshScreen)
             app.screen.query_one("#in-bridge-ssh_port").value = "2200"
             await pilot.press("ctrl+n")
-            await to_screen(pilot, screens.ForwardScreen)
+            await to_screen(pilot, bridge_wizard.ForwardScreen)
             await pilot.press("down", "enter")               # "Only these ports"
             app.screen.query_one("#in-bridge-forward").value = "tcp/80, tcp/443 icmp"
             await pilot.press("ctrl+n")
@@ -79,7 +81,7 @@ def test_homelab_flow_with_a_token_writes_what_the_answers_file_replays(tmp_path
     async def flow():
         async with app.run_test(size=(80, 24)) as pilot:
             pair = app.screen
-            assert isinstance(pair, screens.PairScreen)
+            assert isinstance(pair, homelab_wizard.PairScreen)
             # A token folded over two lines by the terminal still pastes.
             pair.query_one("#in-pair").value = token[:60] + " " + token[60:]
             pair.query_one("#in-pair").focus()
@@ -89,13 +91,13 @@ def test_homelab_flow_with_a_token_writes_what_the_answers_file_replays(tmp_path
             assert pair.query_one("#in-tunnel").value == "10.9.0.0/24"
             assert "The bridge forwards IPv6 too: 2001:db8::7" in str(pair.query_one("#hint-pair").render())
             await pilot.press("ctrl+n")
-            docker = await to_screen(pilot, screens.DockerScreen)
+            docker = await to_screen(pilot, homelab_wizard.DockerScreen)
             assert docker.query_one("#in-homelab-docker_subnets").value == "172.19.0.0/16"
             docker.query_one("#in-homelab-docker_subnets").value = "172.19.0.0/16 172.20.0.0/16"
             await pilot.press("ctrl+n")
-            await to_screen(pilot, screens.ExposureScreen)
+            await to_screen(pilot, homelab_wizard.ExposureScreen)
             await pilot.press("ctrl+n")
-            watchdog = await to_screen(pilot, screens.WatchdogScreen)
+            watchdog = await to_screen(pilot, homelab_wizard.WatchdogScreen)
             watchdog.query_one("#in-homelab-watchdog-check_host").value = "home.example.org"
             watchdog.query_one("#in-homelab-watchdog-action").focus()
             await pilot.press("down", "enter")               # restart-tunnel
@@ -151,17 +153,17 @@ def test_escape_goes_back_and_keeps_what_was_typed(tmp_path, facts):
 
     async def flow():
         async with app.run_test(size=(80, 24)) as pilot:
-            await to_screen(pilot, screens.WireGuardScreen)
+            await to_screen(pilot, bridge_wizard.WireGuardScreen)
             app.screen.query_one("#in-listen_port").value = "5x"
             app.screen.query_one("#in-tunnel").value = "10.7.0.0/24"
             await pilot.press("escape")
-            assert isinstance(app.screen, screens.PublicInterfaceScreen)
+            assert isinstance(app.screen, bridge_wizard.PublicInterfaceScreen)
             await pilot.press("ctrl+n")
-            screen = await to_screen(pilot, screens.WireGuardScreen)
+            screen = await to_screen(pilot, bridge_wizard.WireGuardScreen)
             assert screen.query_one("#in-listen_port").value == "5x"
             assert screen.query_one("#in-tunnel").value == "10.7.0.0/24"
             await pilot.press("escape", "escape")
-            assert isinstance(app.screen, screens.PublicInterfaceScreen)   # first step stays
+            assert isinstance(app.screen, bridge_wizard.PublicInterfaceScreen)   # first step stays
 
     run(flow())
 
@@ -172,8 +174,8 @@ def test_help_opens_and_closes_on_every_step(tmp_path, facts):
 
     async def flow():
         async with app.run_test(size=(80, 24)) as pilot:
-            for step in (screens.PairScreen, screens.DockerScreen, screens.ExposureScreen,
-                         screens.WatchdogScreen, screens.ReviewScreen):
+            for step in (homelab_wizard.PairScreen, homelab_wizard.DockerScreen, homelab_wizard.ExposureScreen,
+                         homelab_wizard.WatchdogScreen, screens.ReviewScreen):
                 screen = await to_screen(pilot, step)
                 app.set_focus(None)
                 await pilot.press("question_mark")
@@ -205,7 +207,7 @@ def test_an_error_in_a_handler_is_one_line_not_a_crash(tmp_path, facts, monkeypa
             await pilot.pause()
             messages = [n.message for n in app._notifications]
             assert messages == ["internal error: RuntimeError: disk on fire"]
-            assert isinstance(app.screen, screens.PublicInterfaceScreen)   # still running
+            assert isinstance(app.screen, bridge_wizard.PublicInterfaceScreen)   # still running
             assert app.is_running
 
     run(flow())

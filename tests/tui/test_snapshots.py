@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from wizardhelp import make_app, make_facts, to_screen, until, with_key
+from cgnat_bridge import wizard as bridge_wizard
+from cgnat_homelab import wizard as homelab_wizard
 from installer.tui import screens
 
 ROOT = Path("/tmp/cgnat-tui-snapshots")   # fixed: the root is shown on some screens
@@ -44,10 +46,10 @@ def go(step, *keys):
     return run_before
 
 
-BRIDGE_STEPS = [screens.PublicInterfaceScreen, screens.WireGuardScreen, screens.SshScreen,
-                screens.ForwardScreen, screens.ReviewScreen]
-HOMELAB_STEPS = [screens.PairScreen, screens.DockerScreen, screens.ExposureScreen,
-                 screens.WatchdogScreen, screens.ReviewScreen]
+BRIDGE_STEPS = [bridge_wizard.PublicInterfaceScreen, bridge_wizard.WireGuardScreen, bridge_wizard.SshScreen,
+                bridge_wizard.ForwardScreen, screens.ReviewScreen]
+HOMELAB_STEPS = [homelab_wizard.PairScreen, homelab_wizard.DockerScreen, homelab_wizard.ExposureScreen,
+                 homelab_wizard.WatchdogScreen, screens.ReviewScreen]
 
 
 def test_role(snap_compare, root):
@@ -65,7 +67,7 @@ def test_public_interface_with_ipv6(snap_compare, root):
     facts = make_facts()
     facts.interfaces["ens3"].append("2001:db8::7/64")
     app = make_app(facts, root, role="bridge")
-    assert snap_compare(app, terminal_size=(80, 24), run_before=go(screens.PublicInterfaceScreen))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=go(bridge_wizard.PublicInterfaceScreen))
 
 
 @pytest.mark.parametrize("step", HOMELAB_STEPS, ids=lambda s: s.__name__)
@@ -76,14 +78,14 @@ def test_homelab_step(snap_compare, root, step):
 
 def test_exposure_with_allowlist(snap_compare, root):
     app = make_app(make_facts(), root, role="homelab", data=HOMELAB)
-    assert snap_compare(app, terminal_size=(80, 24), run_before=go(screens.ExposureScreen, "a"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=go(homelab_wizard.ExposureScreen, "a"))
 
 
 def test_field_error(snap_compare, root):
     app = make_app(make_facts(), root, role="bridge")
 
     async def run_before(pilot):
-        screen = await to_screen(pilot, screens.WireGuardScreen)
+        screen = await to_screen(pilot, bridge_wizard.WireGuardScreen)
         screen.query_one("#in-listen_port").value = "70000"
         await pilot.press("ctrl+n")
         await pilot.pause()
@@ -94,7 +96,7 @@ def test_help(snap_compare, root):
     app = make_app(make_facts(), root, role="bridge")
 
     async def run_before(pilot):
-        await to_screen(pilot, screens.SshScreen)
+        await to_screen(pilot, bridge_wizard.SshScreen)
         pilot.app.set_focus(None)
         await pilot.press("question_mark")
         await pilot.pause()

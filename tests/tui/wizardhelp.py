@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from cgnat_bridge.sshd import SshdFacts
 from installer.detect import HostFacts, Socket
 from installer.tui.app import SetupApp
 from installer.tui.state import WizardState
@@ -19,7 +20,7 @@ def make_facts() -> HostFacts:
                     "ens4": ["10.10.0.5/24"]},
         default_interface="ens3",
         routes=[("198.51.100.0/24", "ens3"), ("10.10.0.0/24", "ens4")],
-        sshd_ports=[22],
+        role_facts={"bridge": SshdFacts(ports=[22])},
         sockets=[Socket("tcp", "0.0.0.0", 22, "sshd"), Socket("tcp", "[::]", 22, "sshd"),
                  Socket("tcp", "0.0.0.0", 80, "nginx"), Socket("tcp", "0.0.0.0", 443, "nginx"),
                  Socket("tcp", "127.0.0.1", 5432, "postgres"),

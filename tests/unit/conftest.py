@@ -14,7 +14,6 @@ def facts() -> HostFacts:
                     "docker0": ["172.17.0.1/16"]},
         default_interface="ens3",
         routes=[("198.51.100.0/24", "ens3"), ("172.17.0.0/16", "docker0")],
-        sshd_ports=None,
         sockets=[],
         docker_subnets=["172.17.0.0/16"],
     )

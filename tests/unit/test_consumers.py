@@ -23,7 +23,7 @@ from installer.detect import HostFacts
 from installer.errors import InvalidAnswers
 from installer.plan import make_plan, resolve_defaults
 from installer.validate import load_answers
-from installer.watchdog import STATE_PATH
+from installer.watchdog_state import STATE_PATH
 
 from unitdata import BRIDGE_KEY, REPO
 

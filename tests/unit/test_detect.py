@@ -1,6 +1,7 @@
 """The detection parsers, fed with output captured from the real commands."""
 from unitdata import DATA
 
+from cgnat_bridge import sshd
 from installer import detect
 
 
@@ -29,8 +30,8 @@ def test_docker_subnets_come_from_docker_bridges_only():
 
 
 def test_sshd_ports_from_real_sshd_T():
-    assert detect.sshd_ports((DATA / "sshd-T.txt").read_text()) == [22]
-    assert detect.sshd_ports("port 22\nport 2222\nlistenaddress 0.0.0.0:2222\n") == [22, 2222]
+    assert sshd.listening_ports((DATA / "sshd-T.txt").read_text()) == [22]
+    assert sshd.listening_ports("port 22\nport 2222\nlistenaddress 0.0.0.0:2222\n") == [22, 2222]
 
 
 def test_listening_sockets_and_port_free():
@@ -80,7 +81,7 @@ def test_ipv6_warnings_on_a_host_with_ipv6_disabled():
 
 def test_ports_that_are_not_ports_are_left_out_not_a_crash():
     """Issue 18: detected values pass the same grammar as typed ones."""
-    assert detect.sshd_ports("port 22\nport abc\nport ٢٢\nlistenaddress [::]:x\nport 99999\n") == [22]
+    assert sshd.listening_ports("port 22\nport abc\nport ٢٢\nlistenaddress [::]:x\nport 99999\n") == [22]
     sockets = detect.listening_sockets('tcp LISTEN 0 128 0.0.0.0:ssh 0.0.0.0:* users:(("sshd",pid=1,fd=3))\n'
                                        'tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=1,fd=3))\n')
     assert [s.port for s in sockets] == [22]

@@ -49,15 +49,29 @@ def test_a_role_package_imports_no_other_role(role):
     assert [f for f in found if not f.endswith(f" cgnat_{role}")] == []
 
 
+def role_names_in(source: str) -> list[int]:
+    """The lines where code names a role: a comparison with one (`== "bridge"`, `in ("bridge",
+    "homelab")`), a default (`setdefault("role", "homelab")`), a key, any string that is one;
+    but the one list of the roles, `ROLES = (...)` (installer/__init__.py)."""
+    tree = ast.parse(source)
+    the_list = {id(node) for assign in ast.walk(tree) if isinstance(assign, ast.Assign)
+                and [getattr(t, "id", None) for t in assign.targets] == ["ROLES"]
+                for node in ast.walk(assign.value)}
+    return sorted({node.lineno for node in ast.walk(tree) if isinstance(node, ast.Constant)
+                   and node.value in ROLES and id(node) not in the_list})
+
+
 def test_shared_code_does_not_branch_on_a_role_name():
-    found = []
-    for path in shared_modules():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Compare):
-                sides = [node.left, *node.comparators]
-                if any(isinstance(s, ast.Constant) and s.value in ROLES for s in sides):
-                    found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    found = [f"{path.relative_to(REPO)}:{line}" for path in shared_modules()
+             for line in role_names_in(path.read_text())]
     assert found == []
+
+
+@pytest.mark.parametrize("code", ['role == "bridge"', 'role in ("bridge", "homelab")',
+                                  'data.setdefault("role", "homelab")', 'STEPS = {"homelab": []}',
+                                  'x = role if role != "bridge" else None', 'OTHER = ("bridge",)'])
+def test_the_guard_catches_every_way_of_naming_a_role(code):
+    assert role_names_in(code) == [1]
 
 
 def run_alone(role, tmp_path, *args):

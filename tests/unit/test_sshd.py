@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from installer import sshd
-from installer.detect import sshd_kept_ports, sshd_ports
+from cgnat_bridge import sshd
 from installer.errors import SetupError
 
 
@@ -23,14 +22,14 @@ def sshd_config(tmp_path):
 
 
 def effective_ports(main):
-    return sshd_ports(subprocess.run(["sshd", "-T", "-f", str(main)], capture_output=True,
+    return sshd.listening_ports(subprocess.run(["sshd", "-T", "-f", str(main)], capture_output=True,
                                      text=True, check=True).stdout)
 
 
 def test_dropin_keeps_port_22_and_adds_ssh_port(sshd_config):
     main, dropins = sshd_config
     assert effective_ports(main) == [22]
-    dropin = sshd.plan_dropin(2222, [22], sshd_kept_ports([22], main_config=str(main)))
+    dropin = sshd.plan_dropin(2222, [22], sshd.kept_ports([22], main_config=str(main)))
     assert "Port 2222\nPort 22\n" in dropin
     (dropins / "cgnat-bridge.conf").write_text(dropin)
     sshd.validate_config(str(main))  # the real `sshd -t`
@@ -40,7 +39,7 @@ def test_dropin_keeps_port_22_and_adds_ssh_port(sshd_config):
 def test_dropin_does_not_repeat_a_port_the_main_config_names(sshd_config):
     main, dropins = sshd_config
     main.write_text(main.read_text() + "Port 22\n")
-    dropin = sshd.plan_dropin(2222, [22], sshd_kept_ports([22], main_config=str(main)))
+    dropin = sshd.plan_dropin(2222, [22], sshd.kept_ports([22], main_config=str(main)))
     assert dropin.count("Port ") == 1
     (dropins / "cgnat-bridge.conf").write_text(dropin)
     sshd.validate_config(str(main))
@@ -70,7 +69,7 @@ def test_sshd_runs_where_its_privilege_separation_directory_is_missing(sshd_conf
     namespace with an empty /run (root, as in CI)."""
     main, _ = sshd_config
     repo = Path(__file__).resolve().parents[2]
-    probe = ("from installer.detect import run_sshd; import os; "
+    probe = ("from cgnat_bridge.sshd import run_sshd; import os; "
              "assert not os.path.exists('/run/sshd'); "
              f"done = run_sshd('-T', '-f', '{main}'); print(done.returncode, os.path.isdir('/run/sshd'))")
     done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
@@ -86,14 +85,14 @@ def test_a_socket_activated_sshd_gets_a_socket_dropin_with_every_port():
     from installer.validate import load_answers
     answers = load_answers({"role": "bridge", "bridge": {"public_interface": "lo",
                                                          "public_address": "203.0.113.7"}}, None, None)
-    facts = HostFacts(sshd_ports=[22], ssh_socket=True)
+    facts = HostFacts(role_facts={"bridge": sshd.SshdFacts(ports=[22], socket=True)})
     plan = make_plan(answers, facts, "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=", start=True)
     files = {f.path: f.content for f in plan.files}
-    assert plan.socket_dropin == sshd.SOCKET_DROPIN
+    assert plan.before_forwarding.socket_dropin == sshd.SOCKET_DROPIN
     assert files[sshd.SOCKET_DROPIN].endswith("[Socket]\nListenStream=\nListenStream=22\nListenStream=2222\n")
     assert sshd.SOCKET_DROPIN in files["/var/lib/cgnat/manifest"]      # purge takes it back
-    plain = make_plan(answers, HostFacts(sshd_ports=[22]), "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=")
-    assert plain.socket_dropin is None and sshd.SOCKET_DROPIN not in {f.path for f in plain.files}
+    plain = make_plan(answers, HostFacts(role_facts={"bridge": sshd.SshdFacts(ports=[22])}), "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=")
+    assert plain.before_forwarding.socket_dropin is None and sshd.SOCKET_DROPIN not in {f.path for f in plain.files}
 
 
 def test_socket_activation_stops_the_service_before_restarting_the_socket():

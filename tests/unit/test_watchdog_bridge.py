@@ -5,7 +5,7 @@ import subprocess
 
 from cgnat_bridge import watchdog as wd
 from installer import rules_file
-from installer import watchdog as common
+from installer import probes
 from cgnat_bridge.answers import BridgeAnswers
 from cgnat_bridge.watchdog import Config, Observation, State, decide
 
@@ -98,9 +98,9 @@ def test_missing_rules_reads_one_iptables_save(tmp_path, monkeypatch):
 
 
 def test_handshake_age(monkeypatch):
-    monkeypatch.setattr(common, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t1699999900\n", ""))
+    monkeypatch.setattr(probes, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t1699999900\n", ""))
     assert wd.handshake_age("wg0", T0) == 100
-    monkeypatch.setattr(common, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t0\n", ""))
+    monkeypatch.setattr(probes, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t0\n", ""))
     assert wd.handshake_age("wg0", T0) is None
 
 

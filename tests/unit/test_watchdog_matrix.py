@@ -16,7 +16,7 @@ import socket
 import pytest
 
 from cgnat_homelab import probe
-from installer import watchdog as common
+from installer import probes
 from cgnat_homelab.answers import HomelabAnswers
 from cgnat_homelab.decision import Config, State, decide
 from cgnat_homelab.endtoend import EndToEnd, forwards
@@ -102,7 +102,7 @@ def simulate(monkeypatch):
     def run(world: World, seconds: int, every: int = 2, config: Config | None = None,
             state: State | None = None, start: int = 0):
         monkeypatch.setattr(probe, "connect", world.connect)
-        monkeypatch.setattr(common, "connect", world.connect)     # touch() connects there
+        monkeypatch.setattr(probes, "connect", world.connect)     # touch() connects there
         monkeypatch.setattr(probe, "ssh_check", world.ssh_check)
         monkeypatch.setattr(probe.socket, "getaddrinfo", world.getaddrinfo)
         monkeypatch.setattr(probe, "listening", world.homelab_listens)

@@ -11,7 +11,8 @@ import pytest
 from cgnat_homelab import probe
 from cgnat_homelab import watchdog as homelab
 from cgnat_homelab.decision import Config, Observation, State
-from installer import watchdog as common
+from installer import probes
+from installer import watchdog_runtime as runtime
 
 T0 = 1_700_000_000.0
 BRIDGE = 'role = "bridge"\n[bridge]\npublic_interface = "ens3"\n'
@@ -40,7 +41,7 @@ def received(sock) -> list[str]:
 
 
 def test_notify_sends_one_datagram(notify_socket):
-    assert common.notify("READY=1")
+    assert runtime.notify("READY=1")
     assert notify_socket.recv(4096) == b"READY=1"
 
 
@@ -49,15 +50,15 @@ def test_notify_reaches_an_abstract_socket(monkeypatch):
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind("\0" + name)
         monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
-        assert common.notify("WATCHDOG=1")
+        assert runtime.notify("WATCHDOG=1")
         assert sock.recv(4096) == b"WATCHDOG=1"
 
 
 def test_notify_without_systemd_is_a_no_op(monkeypatch, tmp_path):
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
-    assert not common.notify("READY=1")
+    assert not runtime.notify("READY=1")
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "nobody-listens"))
-    assert not common.notify("READY=1")
+    assert not runtime.notify("READY=1")
 
 
 class Stop(Exception):
@@ -79,7 +80,7 @@ def test_the_loop_tells_systemd_it_is_ready_then_alive_after_each_run(tmp_path, 
         return f"state {len(runs)}"
 
     with pytest.raises(Stop):
-        common.main(["--answers", str(answers), "--state", str(tmp_path / "s"), "--every", "0"],
+        runtime.main(["--answers", str(answers), "--state", str(tmp_path / "s"), "--every", "0"],
                     role="bridge", description="test", every=10, config_from_answers=lambda a: a,
                     metrics_setting=lambda a: str(tmp_path), run_once=run_once)
     assert runs == [None, "state 1", "state 2"]       # the state is carried from run to run
@@ -100,7 +101,7 @@ def test_stopping_the_service_withdraws_its_metrics(tmp_path, notify_socket):
     before = signal.getsignal(signal.SIGTERM)
     try:
         with pytest.raises(SystemExit) as stopped:
-            common.main(["--answers", str(answers), "--state", str(tmp_path / "s"), "--every", "0"],
+            runtime.main(["--answers", str(answers), "--state", str(tmp_path / "s"), "--every", "0"],
                         role="bridge", description="test", every=10, config_from_answers=lambda a: a,
                         metrics_setting=lambda a: str(tmp_path), run_once=run_once)
     finally:
@@ -112,31 +113,31 @@ def test_once_runs_once(tmp_path, notify_socket):
     answers = tmp_path / "answers.toml"
     answers.write_text(BRIDGE)
     runs = []
-    code = common.main(["--answers", str(answers), "--once"], role="bridge", description="test",
+    code = runtime.main(["--answers", str(answers), "--once"], role="bridge", description="test",
                        every=10, config_from_answers=lambda a: a, metrics_setting=lambda a: "",
                        run_once=lambda c, p, s, t: runs.append((p, t)) or State())
-    assert code == 0 and runs == [(common.Path(common.STATE_PATH), None)]     # "": no metrics
+    assert code == 0 and runs == [(runtime.Path(runtime.STATE_PATH), None)]     # "": no metrics
 
 
 def test_a_long_step_keeps_systemds_watchdog_fed(notify_socket, monkeypatch, capsys):
-    monkeypatch.setattr(common, "COMMAND_TIMEOUT", 30)
+    monkeypatch.setattr(runtime, "COMMAND_TIMEOUT", 30)
     waits = []
-    real_wait = common.subprocess.Popen.wait
+    real_wait = runtime.subprocess.Popen.wait
 
     def short_wait(self, timeout=None):          # 5 s polls made 0.05 s: the test stays quick
         waits.append(timeout)
         return real_wait(self, timeout=None if timeout is None else min(timeout, 0.05))
 
-    monkeypatch.setattr(common.subprocess.Popen, "wait", short_wait)
-    assert common.run_step_command("restart", "sleep 0.3; echo done") == 0
+    monkeypatch.setattr(runtime.subprocess.Popen, "wait", short_wait)
+    assert runtime.run_step_command("restart", "sleep 0.3; echo done") == 0
     assert "WATCHDOG=1" in received(notify_socket)
     err = capsys.readouterr().err
     assert "cgnat-watchdog:     done" in err and "restart command exited 0" in err
 
 
 def test_a_hung_step_is_killed_at_the_command_timeout(monkeypatch, capsys):
-    monkeypatch.setattr(common, "COMMAND_TIMEOUT", 0.3)
-    assert common.run_step_command("action", "sleep 30") != 0
+    monkeypatch.setattr(runtime, "COMMAND_TIMEOUT", 0.3)
+    assert runtime.run_step_command("action", "sleep 30") != 0
     assert "action command timed out after 0.3 s" in capsys.readouterr().err
 
 
@@ -192,8 +193,8 @@ def test_the_bridge_watchdog_is_as_quiet(tmp_path, monkeypatch, capsys):
 
 
 def test_interface_exists_looks_in_this_network_namespace():
-    assert common.interface_exists("lo")
-    assert not common.interface_exists("cgnat-none0")
+    assert probes.interface_exists("lo")
+    assert not probes.interface_exists("cgnat-none0")
 
 
 DAMAGED_STATES = ['{"failing_since": "yesterday", "reboots": [NaN, "x"], "restarts_since_failing": 1e999}',

@@ -1,11 +1,7 @@
-"""The wizard's screens, one module per flow: base (the step frame, help, role), bridge,
-homelab, and finish (review, apply, done)."""
+"""The wizard's shared screens: base (the step frame, help, role) and finish (review, apply,
+done). Each role's own questions are its package's (cgnat_<role>/wizard.py), reached through
+the role interface's `wizard_steps`."""
 from installer.tui.screens.base import HelpScreen, RoleScreen, Step, guarded
-from installer.tui.screens.bridge import (ForwardScreen, PublicInterfaceScreen, SshScreen,
-                                          WireGuardScreen)
 from installer.tui.screens.finish import ApplyScreen, DoneScreen, ReviewScreen
-from installer.tui.screens.homelab import DockerScreen, ExposureScreen, PairScreen, WatchdogScreen
 
-__all__ = ["ApplyScreen", "DockerScreen", "DoneScreen", "ExposureScreen", "ForwardScreen",
-           "HelpScreen", "PairScreen", "PublicInterfaceScreen", "ReviewScreen", "RoleScreen",
-           "SshScreen", "Step", "WatchdogScreen", "WireGuardScreen", "guarded"]
+__all__ = ["ApplyScreen", "DoneScreen", "HelpScreen", "ReviewScreen", "RoleScreen", "Step", "guarded"]

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, RadioButton, RadioSet, Static
 
-from installer import ROLES
+from installer import roles
 from installer.errors import Problem, SetupError
 from installer.tui.state import WizardState, field_of
 from installer.tui.widgets import Field, say, slug
@@ -143,13 +143,11 @@ class Step(Screen):
             self.focus_next()
 
 
-# --- both roles --------------------------------------------------------------------------
+# --- the role --------------------------------------------------------------------------
 
 class RoleScreen(Step):
     STEP_TITLE = "Which end of the tunnel is this host?"
     KEYS = ("role",)
-    ROLE_LABELS = {"bridge": "bridge  - the public VPS that forwards",
-                   "homelab": "homelab - the server at home behind CGNAT"}
     HELP = ("bridge: the small VPS with a public IPv4 address. Every port except its WireGuard "
             "port and its own SSH port is forwarded to the homelab.\n\n"
             "homelab: the server at home behind carrier-grade NAT. It dials out to the bridge "
@@ -157,10 +155,11 @@ class RoleScreen(Step):
             "Set up the bridge first: it prints a pairing token to paste here on the homelab.")
 
     def body(self) -> ComposeResult:
-        chosen = ROLES.index(self.state.role) if self.state.role in ROLES else 0
+        offered = roles.available()
+        chosen = offered.index(self.state.role) if self.state.role in offered else 0
         with RadioSet(id="in-role"):
-            for index, role in enumerate(ROLES):
-                yield RadioButton(self.ROLE_LABELS[role], value=index == chosen)
+            for index, role in enumerate(offered):
+                yield RadioButton(f"{role:<7} - {roles.get(role).summary}", value=index == chosen)
         yield say(Static(classes="error", id="err-role", markup=False), "")
 
     def patch(self) -> dict:
@@ -168,8 +167,5 @@ class RoleScreen(Step):
 
     @guarded
     def action_next(self) -> None:
-        self.state.set_role(ROLES[self.query_one(RadioSet).pressed_index])
+        self.state.set_role(roles.available()[self.query_one(RadioSet).pressed_index])
         self.app.advance(self)
-
-
-# --- bridge ------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""The bridge's questions: public interface, WireGuard port, its own SSH port, what to forward."""
+"""The bridge's questions in the wizard (installer/tui/): public interface, WireGuard port, its own
+SSH port, what to forward. STEPS is their order, between the role screen and the review (the
+role interface's `wizard_steps`)."""
 from __future__ import annotations
 
 from rich.text import Text
@@ -7,6 +9,7 @@ from textual.app import ComposeResult
 from textual.widgets import Checkbox, Input, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
+from cgnat_bridge import sshd
 from installer.errors import SetupError
 from installer.tui.screens.base import Step
 from installer.tui.state import as_int, split_list
@@ -138,7 +141,7 @@ class SshScreen(Step):
         self.query_one("#sshd-change", Static).update(self.change_text())
 
     def conflict_text(self) -> str:
-        ports = self.state.facts.sshd_ports
+        ports = sshd.facts_of(self.state.facts).ports
         now = ("No sshd on this host (openssh-server missing): only the console reaches the "
                "bridge once port 22 is forwarded." if ports is None else
                f"sshd listens now on: {', '.join(map(str, ports)) or 'no port'}.")
@@ -149,10 +152,10 @@ class SshScreen(Step):
         port = as_int(self.query_one("#in-bridge-ssh_port", Input).value)
         if not isinstance(port, int) or not 1 <= port <= 65535:
             return ""
-        if self.state.facts.sshd_ports is None:
+        if sshd.facts_of(self.state.facts).ports is None:
             return "What will change: nothing for sshd (none installed)."
         try:
-            dropin = self.state.sshd_change(port)
+            dropin = sshd.dropin_for(port, sshd.facts_of(self.state.facts))
         except SetupError as error:
             return f"Cannot ask sshd about its configuration: {error}"
         lines = ["What will change:"]
@@ -207,4 +210,4 @@ class ForwardScreen(Step):
                 "bridge.keep_local": split_list(t["bridge.keep_local"])}
 
 
-# --- homelab -----------------------------------------------------------------------------
+STEPS = [PublicInterfaceScreen, WireGuardScreen, SshScreen, ForwardScreen]

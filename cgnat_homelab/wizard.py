@@ -1,4 +1,6 @@
-"""The homelab's questions: pairing token, Docker networks, what is exposed, the watchdog."""
+"""The homelab's questions in the wizard (installer/tui/): pairing token, Docker networks, what is
+exposed, the watchdog. STEPS is their order, between the role screen and the review (the role
+interface's `wizard_steps`)."""
 from __future__ import annotations
 
 from textual import on
@@ -6,11 +8,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, RadioButton, RadioSet, Static
 
+from cgnat_homelab.answers import WATCHDOG_ACTIONS
 from installer import pairing
+from installer.detect import HostFacts, Socket
 from installer.tui.screens.base import Step, guarded
 from installer.tui.state import as_int, split_list
 from installer.tui.widgets import Field, say, slug
-from installer.validate import WATCHDOG_ACTIONS
 
 
 class PairScreen(Step):
@@ -99,6 +102,21 @@ class DockerScreen(Step):
         return {"homelab.docker_subnets": split_list(self.typed()["homelab.docker_subnets"])}
 
 
+def exposed(facts: HostFacts) -> list[Socket]:
+    """The homelab's sockets that listen on every address: the bridge will forward to them."""
+    seen, out = set(), []
+    for s in sorted(facts.sockets, key=lambda s: (s.proto, s.port)):
+        if s.public and (s.proto, s.port) not in seen:
+            seen.add((s.proto, s.port))
+            out.append(s)
+    return out
+
+
+def suggested_allowlist(facts: HostFacts) -> list[str]:
+    """The exposed services as a bridge `forward` list, without SSH (opt in to that)."""
+    return [f"{s.proto}/{s.port}" for s in exposed(facts) if s.process not in ("sshd", "ssh")]
+
+
 class ExposureScreen(Step):
     STEP_TITLE = "Homelab: what the Internet will reach"
     KEYS = ()
@@ -116,11 +134,11 @@ class ExposureScreen(Step):
         yield say(Static(id="allowlist", markup=False), "")
 
     def refresh_facts(self) -> None:
-        exposed = self.state.exposed()
+        services = exposed(self.state.facts)
         lines = ["With the bridge forwarding all ports, these services of this homelab become",
                  "reachable from the Internet:"]
         lines += [f"  {s.proto}/{s.port:<6} on {s.address:<16} {s.process or '?'}"
-                  for s in exposed] or ["  (none listening on all addresses right now)"]
+                  for s in services] or ["  (none listening on all addresses right now)"]
         lines.append("Services bound to 127.0.0.1/::1 only stay private.")
         self.query_one("#exposed", Static).update("\n".join(lines))
 
@@ -129,7 +147,7 @@ class ExposureScreen(Step):
         if box.display:
             say(box, "")
             return
-        ports = self.state.suggested_allowlist()
+        ports = suggested_allowlist(self.state.facts)
         quoted = ", ".join(f'"{p}"' for p in ports)
         say(box, "Allowlist for the bridge (forward only these; SSH left out):\n"
                    f"  wizard 'Only these ports':  {' '.join(ports) or '(nothing to forward)'}\n"
@@ -166,4 +184,4 @@ class WatchdogScreen(Step):
                 "homelab.keepalive": as_int(t["homelab.keepalive"])}
 
 
-# --- review, apply, done -----------------------------------------------------------------
+STEPS = [PairScreen, DockerScreen, ExposureScreen, WatchdogScreen]

@@ -1,0 +1,128 @@
+"""The watchdog service's runtime: the loop that cgnat-watchdog.service runs (`Type=notify`,
+`WatchdogSec=`), systemd's notification socket, and the step commands it runs.
+
+One long-lived process per host: every few seconds the role's watchdog (cgnat_bridge.watchdog,
+cgnat_homelab.watchdog) observes (I/O), decides (pure), saves its state when it changed
+(installer/watchdog_state.py), publishes its metrics (installer/metrics.py) and only then acts.
+It writes to the journal only when something changes, never on a healthy run. Only the
+watchdogs import this module; setup, status and the other pure modules never do
+(tests/unit/test_layers.py).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from installer import metrics
+from installer.answers import ANSWERS_PATH
+from installer.watchdog_state import PROGRAM, STATE_PATH, log
+
+COMMAND_TIMEOUT = 120      # seconds a restart or action command may take
+EXIT_BAD_ANSWERS = 2       # the unit's RestartPreventExitStatus=: restarting would not fix them
+
+
+def run_step_command(kind: str, command: str) -> int:
+    """A configured restart/action command through sh, its output's tail logged. systemd's
+    watchdog is kept fed while it runs (a tunnel restart may wait for DNS), up to COMMAND_TIMEOUT."""
+    log(f"[#] {command}")
+    with tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen(["sh", "-c", command], stdout=output, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True)
+        deadline = time.monotonic() + COMMAND_TIMEOUT
+        while True:
+            try:
+                code = proc.wait(timeout=min(5.0, max(0.1, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    proc.kill()
+                    code = proc.wait()
+                    log(f"{kind} command timed out after {COMMAND_TIMEOUT} s")
+                    break
+                notify("WATCHDOG=1")
+        output.seek(0)
+        for line in output.read().strip().splitlines()[-10:]:
+            log(f"    {line}")
+    log(f"{kind} command exited {code}")
+    return code
+
+
+def notify(message: str) -> bool:
+    """sd_notify(3): one datagram to $NOTIFY_SOCKET ("READY=1", "WATCHDOG=1", "STATUS=...").
+    False (and nothing sent) when not run by systemd with Type=notify."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address.startswith(("/", "@")):
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]          # abstract namespace
+    try:
+        if _NOTIFY.get("address") != address:   # one socket for the process's life
+            _NOTIFY["address"] = address
+            _NOTIFY["socket"] = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        _NOTIFY["socket"].sendto(message.encode(), address)
+        return True
+    except OSError:
+        return False
+
+
+_NOTIFY: dict = {}
+
+
+def load_role_answers(path: Path, role: str):
+    """The answers file, validated by the same rules as cgnat-setup, for this role only."""
+    from installer import answers as answers_toml
+    from installer.validate import load_answers
+    answers = load_answers(answers_toml.parse_toml(path.read_text()), role, None)
+    if answers.role != role:
+        raise ValueError(f"it is for a {answers.role}, not a {role}")
+    return answers
+
+
+def main(argv: list[str] | None, *, role: str, description: str, every: float,
+         config_from_answers: Callable, metrics_setting: Callable, run_once: Callable) -> int:
+    """`watchdog [--answers F] [--state F] [--every SECONDS] [--once]`: the service's loop.
+    `metrics_setting(answers)`: the answers' metrics directory (None: the default rule)."""
+    p = argparse.ArgumentParser(prog=PROGRAM, description=description)
+    p.add_argument("--answers", default=ANSWERS_PATH, help=f"answers file (default {ANSWERS_PATH})")
+    p.add_argument("--state", default=STATE_PATH, help=f"state file (default {STATE_PATH})")
+    p.add_argument("--every", type=float, default=every, metavar="SECONDS",
+                   help=f"seconds between two runs (default {every:g})")
+    p.add_argument("--once", action="store_true", help="one run, then exit")
+    args = p.parse_args(argv)
+    try:
+        answers = load_role_answers(Path(args.answers), role)
+        config = config_from_answers(answers)
+    except Exception as error:  # noqa: BLE001 - one line for the journal
+        problems = getattr(error, "problems", None)
+        detail = "; ".join(f"{q.key}: {q.message}" for q in problems) if problems else error
+        log(f"cannot read {args.answers}: {detail}")
+        return EXIT_BAD_ANSWERS
+    state_path = Path(args.state)
+    state = None
+    where = metrics.directory(metrics_setting(answers))
+    textfile = metrics.Textfile(where, answers.interface, log) if where else None
+
+    def stop(*_):
+        """systemctl stop (or the package's removal): metrics of a watchdog that no longer runs
+        would tell a stale story; its file goes (a killed, hung one leaves it to age)."""
+        if textfile:
+            textfile.withdraw()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    notify("READY=1")
+    while True:
+        started = time.monotonic()
+        state = run_once(config, state_path, state, textfile)
+        if args.once:
+            return 0
+        notify("WATCHDOG=1")
+        time.sleep(max(0.0, args.every - (time.monotonic() - started)))
