@@ -190,8 +190,8 @@ def test_bridge_entirely_down_never_takes_the_action(healthy):
 def test_bridge_answering_itself_is_an_outage_not_health(healthy):
     """The bridge lost its forwarding jump (and no bridge watchdog runs): the checked port of its
     public address now reaches the bridge itself. Port 22 ("all"): its own sshd, which keeps 22
-    too; the homelab tells by the host key. The allowlist's service port: a refusal, while the
-    homelab's service listens there. A bridge outage either way: never the action."""
+    too; the homelab tells by the host key. The allowlist's self check: a refusal, while the
+    homelab's watchdog listens there. A bridge outage either way: never the action."""
     lab = healthy
     jump = "PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE"
     mark = lab.watchdog.mark()
