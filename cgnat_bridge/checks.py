@@ -5,7 +5,6 @@ from cgnat_bridge.answers import BridgeAnswers
 from installer import detect, grammar, validate
 from installer.detect import HostFacts
 from installer.errors import Problem
-from installer.forward import SSH_PORT, forwards, tcp_ranges
 
 IPV6_MODES = ("auto", "off")
 WATCHDOG_KEYS = {"seconds": ("watchdog_silent_after",), "directories": ("watchdog_metrics_dir",),
@@ -81,24 +80,10 @@ def _check_public_address(text: str) -> list[Problem]:
     return []
 
 
-def warnings(answers: BridgeAnswers, homelab_sshd: bool, ipv6_disabled: str | None) -> list[Problem]:
-    """The homelab's watchdog checks end to end through a TCP port the bridge forwards; a
-    bridge told to forward IPv6 needs it (wg-quick fails on the tunnel's IPv6 address)."""
-    b = answers.bridge
-    ipv6 = [] if ipv6_disabled is None or not answers.forwards_ipv6 else [Problem(
-        "bridge.public_address6", f"warning: IPv6 is disabled here ({ipv6_disabled}): wg-quick cannot "
-                                  f"set the tunnel's IPv6 address; enable IPv6 or set bridge.ipv6 = \"off\"")]
-    return _end_to_end_warnings(b) + ipv6
-
-
-def _end_to_end_warnings(b) -> list[Problem]:
-    ranges = tcp_ranges(b.forward)
-    if ranges == []:
-        return [Problem("bridge.forward", "warning: forwards no TCP port, so the homelab's watchdog "
-                                          "cannot check the chain end to end; add one, e.g. \"tcp/22\" "
-                                          "for the homelab's sshd")]
-    if ranges and not forwards(b.forward, b.ssh_port, SSH_PORT):
-        return [Problem("bridge.forward", f"warning: leaves out tcp/{SSH_PORT}, the homelab's default "
-                                          f"end-to-end check (its sshd); it checks on tcp/{ranges[0][0]} "
-                                          f"instead, where a service must listen on the homelab")]
-    return []
+def warnings(answers: BridgeAnswers, ipv6_disabled: str | None) -> list[Problem]:
+    """A bridge told to forward IPv6 needs it (wg-quick fails on the tunnel's IPv6 address)."""
+    if ipv6_disabled is None or not answers.forwards_ipv6:
+        return []
+    return [Problem("bridge.public_address6", f"warning: IPv6 is disabled here ({ipv6_disabled}): wg-quick "
+                                              f"cannot set the tunnel's IPv6 address; enable IPv6 or set "
+                                              f"bridge.ipv6 = \"off\"")]

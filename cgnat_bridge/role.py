@@ -42,7 +42,8 @@ class Bridge:
             public_address, homelab_address = b.public_address, answers.homelab_address
         return render.render("bridge", "rules.j2", family=family, public_interface=b.public_interface,
                              public_address=public_address, homelab_address=homelab_address,
-                             keep_local=keep_local, forward=forward, **render.chains(answers))
+                             keep_local=keep_local, forward=forward, bridge_address=answers.bridge_address,
+                             listen_port=answers.listen_port, **render.chains(answers))
 
     @staticmethod
     def env(answers: BridgeAnswers) -> str:

@@ -5,7 +5,6 @@ import ipaddress
 
 from cgnat_homelab.answers import RULE_PREF, WATCHDOG_ACTIONS, HomelabAnswers
 from cgnat_homelab.decision import DEFAULTS
-from cgnat_homelab.endtoend import choose
 from installer import grammar, validate
 from installer.detect import HostFacts
 from installer.errors import Problem
@@ -134,23 +133,20 @@ def _check_fwmark(text: str) -> list[Problem]:
             for tool, bits in FOREIGN_MARKS.items() if mark & bits]
 
 
-def warnings(answers: HomelabAnswers, homelab_sshd: bool, ipv6_disabled: str | None) -> list[Problem]:
+def warnings(answers: HomelabAnswers, ipv6_disabled: str | None) -> list[Problem]:
     """Whether the watchdog can check the chain end to end (cgnat_homelab/endtoend.py); without
     IPv6 the tunnel carries IPv4 only (the up hook skips IPv6)."""
     ipv6 = [] if ipv6_disabled is None else [Problem(
         "tunnel6", f"warning: IPv6 is disabled here ({ipv6_disabled}): the tunnel will carry IPv4 "
                    f"only, IPv6 clients of the bridge will not reach this host; enable IPv6 and "
                    f"restart wg-quick@{answers.interface} to add it")]
-    return _end_to_end_warnings(answers, homelab_sshd) + ipv6
+    return _end_to_end_warnings(answers) + ipv6
 
 
-def _end_to_end_warnings(answers: HomelabAnswers, homelab_sshd: bool) -> list[Problem]:
+def _end_to_end_warnings(answers: HomelabAnswers) -> list[Problem]:
     w = answers.homelab.watchdog
     forward = w.bridge_forward or "all"
     ssh_port = w.bridge_ssh_port or DEFAULTS["bridge_ssh_port"]
-    check, missing = choose(forward, ssh_port, w.check_port, homelab_sshd)
-    if check is None:
-        return [Problem("homelab.watchdog", f"warning: no end-to-end check is possible: {missing}")]
     if w.check_port is not None and not forwards(forward, ssh_port, w.check_port):
         return [Problem("homelab.watchdog.check_port",
                         f"warning: the bridge does not forward tcp/{w.check_port} "

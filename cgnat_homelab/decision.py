@@ -23,6 +23,7 @@ import typing
 from dataclasses import dataclass, field
 
 from cgnat_homelab.endtoend import EndToEnd, choose
+from installer.answers import CommonAnswers
 from installer.watchdog_state import JsonState, step_note
 
 # Defaults of the optional [homelab.watchdog] keys (see cgnat_homelab/answers.py).
@@ -95,7 +96,15 @@ class Config:
 
     def check_for(self, listening: frozenset[int] | None) -> tuple[EndToEnd | None, str]:
         """The end-to-end check for what listens here now (None: not known; endtoend.py)."""
-        return choose(self.forward, self.bridge_ssh_port, self.check_port, self.homelab_sshd, listening)
+        return choose(self.forward, self.bridge_ssh_port, self.check_port, self.homelab_sshd, listening,
+                      self.wireguard_port)
+
+    @property
+    def wireguard_port(self) -> int:
+        """The bridge's WireGuard port number (the endpoint's), used over TCP: the probe touches it
+        on the bridge's tunnel address, where the bridge's rules refuse it; the self check comes
+        back in on it (endtoend.py). No daemon sees either, none logs them."""
+        return split_endpoint(self.endpoint)[1] if self.endpoint else CommonAnswers.listen_port
 
     @property
     def endpoint_host(self) -> str | None:
@@ -262,6 +271,8 @@ def _check_chosen(obs: Observation, state: State, new: State) -> list[str]:
 def _foreign_sign(check: EndToEnd | None) -> str:
     if check and check.identity == "ssh":
         return "another host's ssh key"
+    if check and check.identity == "self":
+        return "refused, while our own watchdog listens on it"
     return "refused, while our own service listens on it"
 
 

@@ -4,7 +4,8 @@ A healthy run costs one interface lookup and one TCP touch through the tunnel; t
 check comes every check_interval, and the DNS lookup, the bridge's own port and `wg show`
 only while something fails.
 
-    probe     a TCP touch of the bridge's tunnel address (a refusal is an answer); real data
+    probe     a TCP touch of the bridge's tunnel address on its WireGuard port number, which the
+              bridge's rules refuse (the refusal is the answer; no daemon sees it); real data
               through the tunnel, so WireGuard re-handshakes at once after the bridge
               restarted, where keepalives alone wait ~2 minutes
     e2e       out the home line to check_host (its IPv4 address: the bridge forwards IPv4) on
@@ -13,6 +14,8 @@ only while something fails.
 """
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -113,8 +116,74 @@ def end_to_end(config: Config, check: EndToEnd, ssh_dir: Path = SSH_DIR) -> tupl
         return False, False
     if check.identity == "ssh":
         return ssh_check(address, check.port, ssh_dir)
+    if check.identity == "self":
+        return self_check(address, check.port, config.homelab_address)
     result = connect(address, check.port, CHECK_TIMEOUT)
     return result == "ok", result == "refused" and listening(check.port)
+
+
+def self_check(address: str, port: int, tunnel_address: str) -> tuple[bool, bool]:
+    """(reached, foreign) of a connection out the home line to address:port that must come back
+    through the tunnel to our own listener on the tunnel address and carry our nonce. A
+    refusal is foreign: nothing of ours was there to refuse, the bridge answered it itself."""
+    nonce = os.urandom(16)
+    deadline = time.monotonic() + CHECK_TIMEOUT
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if not bind_while_busy(listener, (tunnel_address, port), deadline):
+            return False, False
+        listener.listen(8)
+        result = connect_and_send(address, port, nonce)
+        if result != "ok":
+            return False, result == "refused"
+        while (left := deadline - time.monotonic()) > 0:   # strangers may come in first
+            listener.settimeout(left)
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return False, False
+            with conn:
+                if receive(conn, len(nonce), deadline) == nonce:
+                    return True, False
+    return False, False
+
+
+def bind_while_busy(sock: socket.socket, address: tuple[str, int], deadline: float) -> bool:
+    """Bind, waiting while another self check (`status` beside the watchdog) holds the port."""
+    while True:
+        try:
+            sock.bind(address)
+            return True
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                return False
+        time.sleep(0.05)
+
+
+def connect_and_send(address: str, port: int, data: bytes) -> str:
+    """"ok" once `data` is sent on a new connection to address:port, else "refused" or "failed"."""
+    try:
+        with socket.create_connection((address, port), timeout=CHECK_TIMEOUT) as sock:
+            sock.sendall(data)
+            return "ok"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError:
+        return "failed"
+
+
+def receive(conn: socket.socket, size: int, deadline: float) -> bytes:
+    data = b""
+    while len(data) < size and (left := deadline - time.monotonic()) > 0:
+        conn.settimeout(left)
+        try:
+            chunk = conn.recv(size - len(data))
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 @dataclass(frozen=True)
@@ -148,7 +217,7 @@ def uptime() -> float:
 def observe(config: Config, state: State, now: float | None = None) -> tuple[Observation, Peer | None]:
     now = time.time() if now is None else now
     up = interface_up(config.interface)
-    probe_ok = up and touch(config.bridge_address, config.bridge_ssh_port,
+    probe_ok = up and touch(config.bridge_address, config.wireguard_port,
                             probe_timeout(state, PROBE_TIMEOUT), refused_ok=True)
     target = config.target_host
     e2e, foreign, took, check, none = None, False, None, None, ""

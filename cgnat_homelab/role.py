@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cgnat_homelab import checks, status
 from cgnat_homelab.answers import RULE_PREF, HomelabAnswers
+from cgnat_homelab.decision import Config
 from installer import grammar, render
 from installer.detect import HostFacts
 from installer.roles import HostChanges
@@ -30,6 +31,8 @@ class Homelab:
     def rules(answers: HomelabAnswers, family: int = 4) -> str:
         mark = _mark(answers)
         return render.render("homelab", "rules.j2", fwmark=mark, fwmask=mark, family=family,
+                             homelab_address=answers.homelab_address,
+                             self_check_port=Config(endpoint=answers.homelab.endpoint).wireguard_port,
                              **render.chains(answers))
 
     @staticmethod

@@ -93,10 +93,13 @@ def end_to_end_check(answers, probe) -> Check:
         return Check("end2end", False, f"{target} is answered by the bridge itself, not this host",
                      f"the bridge answers itself instead of forwarding: on the bridge, run "
                      f"cgnat-setup status (rules) and /usr/lib/cgnat-bridge/hooks/up {answers.interface}")
-    what = "sshd" if check.identity == "ssh" else "service"
-    hint = (f"out the home line to {target}, in through the bridge to this host's {what}: check "
-            f"the bridge (ssh -p {config.bridge_ssh_port} {config.target_host}) and that a {what} "
-            f"listens on {check.port} here")
+    if check.identity == "self":
+        to, need = "this host", f"that it forwards tcp/{check.port} to this host (cgnat-setup status there)"
+    else:
+        what = "sshd" if check.identity == "ssh" else "service"
+        to, need = f"this host's {what}", f"that a {what} listens on {check.port} here"
+    hint = (f"out the home line to {target}, in through the bridge to {to}: check the bridge "
+            f"(ssh -p {config.bridge_ssh_port} {config.target_host}) and {need}")
     return Check("end2end", ok, f"{target} {'reaches this host' if ok else 'fails'}", hint)
 
 

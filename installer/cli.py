@@ -110,7 +110,7 @@ def unattended(args) -> int:
     root = Path(args.root or "/")
     facts = HostFacts.detect(root)
     answers = setup.load(setup.read_source(args.answers, root), args.pair, args.role or facts.installed_role, facts)
-    print_warnings(answers, args, root)
+    print_warnings(answers, args)
     if args.check:
         print(f"{'-' if args.answers == '-' else (args.answers or '--pair')}: ok ({answers.role})")
         return EXIT_OK
@@ -124,8 +124,8 @@ def unattended(args) -> int:
     return EXIT_OK
 
 
-def print_warnings(answers, args, root: Path) -> None:
-    """`FILE: key: warning: ...` for what works but leaves the watchdog blind (exit stays 0)."""
+def print_warnings(answers, args) -> None:
+    """`FILE: key: warning: ...` for what works but is worth a look (exit stays 0)."""
     source = "-" if args.answers == "-" else (args.answers or "--pair")
-    for warning in setup.warnings(answers, root):
+    for warning in setup.warnings(answers):
         print(warning.format(source), file=sys.stderr)

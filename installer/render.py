@@ -43,7 +43,7 @@ def chains(answers) -> dict[str, str]:
     """The template names of the interface's own chains (rules_file.chain_name)."""
     iface = answers.interface
     return {"interface": iface, "pre": chain_name(iface, "PREROUTING"),
-            "fwd": chain_name(iface, "FORWARD")}
+            "fwd": chain_name(iface, "FORWARD"), "input": chain_name(iface, "INPUT")}
 
 
 def restore_summary(answers, family: int) -> str:

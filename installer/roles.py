@@ -9,7 +9,7 @@ simply absent there (`get` says so).
     summary         what such a host is, in a few words (the wizard's role question)
     model           its answers dataclass (the common keys and its own section)
     check(answers, facts)            -> [Problem]  the meaning of its own keys
-    warnings(answers, sshd_here, ipv6_disabled) -> [Problem]  what works, but leaves a watchdog blind
+    warnings(answers, ipv6_disabled) -> [Problem]  what works, but is worth a look
     resolve(answers, facts)          fill what is detected on the host (on a copy)
     rules(answers, family=4)         -> str  /etc/cgnat/IFACE.rules (family 6: IFACE.rules6)
     has_rules6(answers)              -> bool  whether it gets IFACE.rules6

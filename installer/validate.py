@@ -101,12 +101,11 @@ def check(answers, facts: HostFacts | None) -> list[Problem]:
     return _check_common(answers, facts) + roles.get(answers.role).check(answers, facts)
 
 
-def warnings(answers, sshd_here: bool, ipv6_disabled: str | None = None) -> list[Problem]:
+def warnings(answers, ipv6_disabled: str | None = None) -> list[Problem]:
     """What --check and a setup run say without failing (exit 0): setups that work, but where
-    a watchdog cannot check everything, or IPv6 is left out (the role's own `warnings`).
-    `sshd_here`: this host runs an sshd (it has host keys); `ipv6_disabled`: why this host has
-    no IPv6 (None: it has)."""
-    return roles.get(answers.role).warnings(answers, sshd_here, ipv6_disabled)
+    the homelab's watchdog checks a port the bridge does not forward, or IPv6 is left out.
+    `ipv6_disabled`: why this host has no IPv6 (None: it has)."""
+    return roles.get(answers.role).warnings(answers, ipv6_disabled)
 
 
 def _check_common(a, facts) -> list[Problem]:

@@ -35,10 +35,10 @@ class Variant:
 
 # forward "all", ssh_port 2222; the homelab told explicitly (check_port, bridge_ssh_port).
 DEFAULT = Variant("all", homelab_keys={"check_port": 22, "bridge_ssh_port": BRIDGE_SSH_PORT})
-# An allowlist without tcp/22 and the bridge's sshd on 2299, as a cgnat2- token tells it:
-# the homelab checks through the service it runs on a forwarded port.
+# An allowlist without tcp/22 and the bridge's sshd on 2299, as the bridge's token tells it:
+# the homelab checks by its own listener on the WireGuard port's number (the self check).
 ALLOWLIST = Variant("allowlist-2299", forward=[f"tcp/{SERVICE_PORT}", "udp/5353"], ssh_port=2299,
-                    check_port=SERVICE_PORT,
+                    check_port=WG_PORT,
                     homelab_keys={"bridge_forward": [f"tcp/{SERVICE_PORT}", "udp/5353"],
                                   "bridge_ssh_port": 2299})
 VARIANTS = (DEFAULT, ALLOWLIST)

@@ -12,6 +12,8 @@ METRICS_DIR in the node's private /run (never to the host's node_exporter direct
 """
 from __future__ import annotations
 
+import json
+import os
 import time
 
 import pytest
@@ -187,8 +189,8 @@ def test_bridge_entirely_down_never_takes_the_action(healthy):
 def test_bridge_answering_itself_is_an_outage_not_health(healthy):
     """The bridge lost its forwarding jump (and no bridge watchdog runs): the checked port of its
     public address now reaches the bridge itself. Port 22 ("all"): its own sshd, which keeps 22
-    too; the homelab tells by the host key. The allowlist's service port: a refusal, while the
-    homelab's service listens there. A bridge outage either way: never the action."""
+    too; the homelab tells by the host key. The allowlist's self check: a refusal, while the
+    homelab's watchdog listens there. A bridge outage either way: never the action."""
     lab = healthy
     jump = "PREROUTING -m comment --comment cgnat:wg0 -j CGNAT-wg0-PRE"
     mark = lab.watchdog.mark()
@@ -293,3 +295,38 @@ def test_repeated_failures_hold_the_rate_limit_and_the_boot_loop_guard(healthy):
         lab.watchdog.start()
     heal = wait_reachable(lab, 60)
     _timing(lab, "tunnel dropped (rate limit)", detect, heal)
+
+
+LOADED = 40          # seconds of load: 20 of the watchdog's runs, past restart_after and action_after
+IPERF_PORT = 5201
+
+
+@DEFAULT_ONLY
+def test_healthy_chain_under_cpu_and_packet_load_takes_no_step(healthy):
+    """Slowness is not failure (issue 19): for LOADED seconds the machine's cores are busy
+    (two busy loops per core), a bulk TCP transfer runs from the client through the bridge and
+    the tunnel to the homelab, and the client floods the homelab with pings through the chain.
+    The watchdog (a run every 2 s, FAST steps) keeps running and takes no step: no re-peer, no
+    tunnel restart, no action, its step counters unchanged."""
+    lab = healthy
+    steps = {kind: _steps_taken(lab.homelab, kind) for kind in ("re-peer", "restart", "action")}
+    mark = lab.watchdog.mark()
+    checked = lab.watchdog.state()["last_e2e_at"]
+    lab.homelab.spawn(f"iperf3 --server --one-off --port {IPERF_PORT}")
+    lab.homelab.wait_listening("tcp", IPERF_PORT)
+    cores = len(os.sched_getaffinity(0))
+    load = [lab.client.spawn(f"timeout {LOADED} sh -c 'while :; do :; done'") for _ in range(2 * cores)]
+    flood = lab.client.spawn(f"timeout {LOADED} ping -q -f -s 1200 {BRIDGE_PUBLIC}")
+    transfer = lab.client.run(f"iperf3 --client {BRIDGE_PUBLIC} --port {IPERF_PORT} --time {LOADED} "
+                              f"--parallel 2 --json", timeout=LOADED + 30)
+    for proc in (*load, flood):
+        proc.wait(30)
+    sent = json.loads(transfer.stdout)["end"]["sum_received"]["bytes"]
+    assert sent > 10 * 2**20, f"the transfer through the chain moved only {sent} bytes"
+    assert lab.watchdog.proc.poll() is None, lab.watchdog.lines(mark)
+    assert lab.watchdog.state()["last_e2e_at"] > checked + LOADED / 2, "no end-to-end check in the second half of the load"
+    lines = lab.watchdog.lines(mark)
+    assert not [line for line in lines if any(f": {kind}:" in line for kind in steps)], lines
+    assert {kind: _steps_taken(lab.homelab, kind) for kind in steps} == steps, lines
+    assert actions(lab) == 0
+    assert reachable(lab), "the chain does not serve after the load"

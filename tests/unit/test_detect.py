@@ -65,7 +65,7 @@ def test_ipv6_warnings_on_a_host_with_ipv6_disabled():
     from installer.validate import load_answers, warnings
 
     def ipv6_warnings(answers, disabled):     # the only warnings of these answers
-        return warnings(answers, True, disabled)
+        return warnings(answers, disabled)
 
     homelab = load_answers({"role": "homelab", "homelab": {"endpoint": "203.0.113.7:51820"}}, None, None)
     bridge = load_answers({"role": "bridge", "bridge": {"public_interface": "ens3", "public_address": "203.0.113.7"}},

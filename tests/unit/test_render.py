@@ -8,7 +8,10 @@ from installer.validate import load_answers
 
 from unitdata import PEER_PUBLIC
 
+# First the homelab watchdog's self check (TCP on the WireGuard port's number), in every mode.
+SELF_CHECK = "-i ens3 -p tcp --dport 51820 -j DNAT --to-destination 10.0.0.2"
 RECIPE_BRIDGE_NAT = [
+    SELF_CHECK,
     "-i ens3 -p udp --dport 51820 -j RETURN",
     "-i ens3 -p tcp --dport 2222 -j RETURN",
     "-i ens3 -j DNAT --to-destination 10.0.0.2",
@@ -72,6 +75,14 @@ def test_bridge_rules_are_the_recipes_in_our_own_chains():
     assert "MASQUERADE" not in rules and "route_localnet" not in rules
 
 
+def test_bridge_refuses_the_homelabs_probe_itself():
+    """The homelab's watchdog touches the bridge's tunnel address by TCP on the WireGuard port's
+    number every 2 s: the kernel refuses it by this rule, no daemon sees it (issue 19)."""
+    assert chain(render_rules(bridge()), "filter", "CGNAT-wg0-IN") == [
+        "-i wg0 -d 10.0.0.1 -p tcp --dport 51820 -j REJECT --reject-with tcp-reset"]
+    assert "CGNAT-wg0-IN" not in render_rules(bridge(public_address6="2001:db8::7"), family=6)
+
+
 def test_bridge_clamps_mss_into_the_tunnel():
     assert chain(render_rules(bridge()), "mangle", "CGNAT-wg0-FWD") == [
         "-o wg0 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"]
@@ -79,7 +90,7 @@ def test_bridge_clamps_mss_into_the_tunnel():
 
 def test_bridge_keep_local_and_allowlist():
     rules = render_rules(bridge(keep_local=["tcp/25"], forward=["tcp/80", "udp/51900-51910", "icmp"]))
-    assert chain(rules, "nat", "CGNAT-wg0-PRE") == RECIPE_BRIDGE_NAT[:2] + [
+    assert chain(rules, "nat", "CGNAT-wg0-PRE") == RECIPE_BRIDGE_NAT[:3] + [
         "-i ens3 -p tcp --dport 25 -j RETURN",
         "-i ens3 -p tcp --dport 80 -j DNAT --to-destination 10.0.0.2",
         "-i ens3 -p udp --dport 51900:51910 -j DNAT --to-destination 10.0.0.2",
@@ -93,7 +104,11 @@ def test_homelab_rules_are_the_recipes_connmark_lines_with_a_mask():
         "-i wg0 -m conntrack --ctstate NEW -j CONNMARK --set-xmark 0x1000000/0x1000000",
         "-m conntrack --ctdir REPLY -j CONNMARK --restore-mark --nfmask 0x1000000 --ctmask 0x1000000",
     ]
-    assert "*nat" not in rules and "*filter" not in rules
+    assert "*nat" not in rules
+    # The self check comes back in on the endpoint's port, to the watchdog's own listener.
+    assert chain(rules, "filter", "CGNAT-wg0-IN") == [
+        "-i wg0 -d 10.0.0.2 -p tcp --dport 51820 -j ACCEPT"]
+    assert "*filter" not in render_rules(homelab(), family=6)
 
 
 @pytest.mark.parametrize("answers_of", [
@@ -182,8 +197,10 @@ def test_bridge_rules6_forward_only_its_public_address_and_never_link_icmpv6():
 
 
 def test_homelab_rules6_are_its_connmark_lines():
+    """The same connmark lines; the self check's INPUT rule is IPv4's only (it checks IPv4)."""
     four, six = render_rules(homelab()), render_rules(homelab(), family=6)
-    assert six.startswith("# ip6tables-restore") and six.split("\n", 1)[1] == four.split("\n", 1)[1]
+    assert six.startswith("# ip6tables-restore")
+    assert six.split("\n", 1)[1] == four.split("\n", 1)[1].split("*filter\n")[0]
 
 
 @pytest.mark.parametrize("answers_", [lambda: homelab(), lambda: bridge(public_address6="2001:db8::7"),

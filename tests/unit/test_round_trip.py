@@ -215,8 +215,10 @@ def restores_touching_only_our_chains(rules: str, command: str, answers) -> None
                     ipaddress.ip_address(word)       # every address is a plain address
                 if word.count(":") >= 2:
                     ipaddress.IPv6Address(word)
-            if "-d" in line.split():                 # IPv6: only the validated public address
-                assert line.split()[line.split().index("-d") + 1] == answers.bridge.public_address6
+            if "-d" in line.split():  # the validated public address (IPv6), the tunnel's (probe, self check)
+                public = answers.bridge.public_address6 if answers.role == "bridge" else None
+                assert line.split()[line.split().index("-d") + 1] in (public, answers.bridge_address,
+                                                                       answers.homelab_address)
     assert declared and appended <= declared and all(c.startswith("CGNAT-") for c in declared)
     assert refusal(rules, answers.interface) is None     # what the hooks and rules_file take
     # A throwaway network namespace: nothing of the host's firewall is read or changed.

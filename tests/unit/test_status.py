@@ -93,7 +93,7 @@ def test_healthy_homelab_exits_0_with_one_line_per_link(tmp_path):
     assert [line.split()[1] for line in lines[1:]] == ["interface", "handshake", "rules", "routing", "end2end",
                                                        "watchdog", "backup"]
     assert all(line.startswith(("ok", "info")) for line in lines[1:])
-    assert ("bridge.example.org", 22) in probe.asked
+    assert ("bridge.example.org", 51820) in probe.asked        # the self check
     assert "no second way in" in _line(lines, "backup")
 
 
@@ -126,38 +126,40 @@ def test_missing_rules_and_interface(tmp_path):
 
 
 def test_end_to_end_failure_has_a_hint(tmp_path):
-    code, lines = _run(tmp_path, HOMELAB, FakeProbe(ports={("bridge.example.org", 22): False}))
+    code, lines = _run(tmp_path, HOMELAB, FakeProbe(ports={("bridge.example.org", 51820): False}))
     assert code == 1
-    assert "ssh -p 2222 bridge.example.org" in _line(lines, "end2end")
+    line = _line(lines, "end2end")
+    assert "ssh -p 2222 bridge.example.org" in line and "forwards tcp/51820 to this host" in line
 
 
 def test_end_to_end_uses_a_port_the_bridge_forwards(tmp_path):
+    """... when a service here holds the self check's port."""
     allowlist = HOMELAB + 'bridge_forward = ["udp/5353", "tcp/443", "tcp/80"]\n'
-    probe = FakeProbe(ports={("bridge.example.org", 443): False})
+    probe = FakeProbe(ports={("bridge.example.org", 443): False}, listening=frozenset({443, 51820}))
     code, lines = _run(tmp_path, allowlist, probe)
     assert code == 1 and probe.asked == [("bridge.example.org", 443)]
     line = _line(lines, "end2end")
     assert "bridge.example.org:443 fails" in line and "a service listens on 443 here" in line
     # with tcp/22 listed and an sshd here, the check is ssh on 22
-    probe = FakeProbe()
+    probe = FakeProbe(listening=frozenset({22, 443, 51820}))
     code, lines = _run(tmp_path / "b", HOMELAB + 'bridge_forward = ["tcp/443", "tcp/22"]\n', probe)
     assert code == 0 and probe.asked == [("bridge.example.org", 22)]
 
 
 def test_no_end_to_end_check_possible_says_what_to_add(tmp_path):
-    code, lines = _run(tmp_path, HOMELAB, FakeProbe(sshd=False))
+    code, lines = _run(tmp_path, HOMELAB + 'bridge_forward = ["udp/5353"]\n',
+                       FakeProbe(sshd=False, listening=frozenset({51820})))
     line = _line(lines, "end2end")
     assert code == 0 and line.startswith("info  end2end     no end-to-end check possible: ")
+    assert "a service here holds tcp/51820, the self check's port" in line
     assert "set homelab.watchdog.check_port" in line
-    code, lines = _run(tmp_path / "b", HOMELAB + 'bridge_forward = ["udp/5353"]\n', FakeProbe())
-    assert "the bridge forwards no TCP port: add one to its forward list" in _line(lines, "end2end")
 
 
 def test_end_to_end_reaching_the_bridges_own_sshd_fails(tmp_path):
     code, lines = _run(tmp_path, HOMELAB, FakeProbe(foreign=True))
     assert code == 1
     line = _line(lines, "end2end")
-    assert "bridge.example.org:22 is answered by the bridge itself, not this host" in line
+    assert "bridge.example.org:51820 is answered by the bridge itself, not this host" in line
     assert "/usr/lib/cgnat-bridge/hooks/up wg0" in line
 
 

@@ -17,8 +17,11 @@ from cgnat_homelab.decision import Config, Observation, State, decide
 from cgnat_homelab.endtoend import EndToEnd
 
 T0 = 1_700_000_000.0
+# check_port 22: the ssh check, whose identity (another host's key) the tests below need; the
+# default self check is the matrix's (test_watchdog_matrix.py).
 CFG = Config(interface="wg0", endpoint="bridge.example.org:51820", peer_public_key="K" * 42 + "A=",
-             check_host="bridge.example.org", restart_command="RESTART", action_command="REBOOT")
+             check_host="bridge.example.org", restart_command="RESTART", action_command="REBOOT",
+             check_port=22)
 
 
 def obs(t: float, **kw) -> Observation:
@@ -27,7 +30,7 @@ def obs(t: float, **kw) -> Observation:
                 resolved_endpoint="203.0.113.7:51820", handshake_age=5)
     base.update(kw)
     if base["e2e_ok"] is not None and "e2e_check" not in kw:
-        base["e2e_check"] = CFG.e2e            # ssh on 22: what listens here
+        base["e2e_check"] = CFG.e2e            # ssh on 22
     return Observation(**base)
 
 
@@ -329,7 +332,8 @@ def test_config_defaults_from_answers():
     c = Config.from_answers(_answers())
     assert c.restart_command == "systemctl restart wg-quick@wg0"
     assert c.action_command == "systemctl reboot"
-    assert c.target_host == "bridge.example.org" and c.e2e == EndToEnd(22, "ssh") and c.bridge_ssh_port == 2222
+    assert c.target_host == "bridge.example.org" and c.e2e == EndToEnd(51820, "self") and c.bridge_ssh_port == 2222
+    assert c.wireguard_port == 51820
     assert c.bridge_address == "10.0.0.1" and c.boot_grace == decision.DEFAULTS["boot_grace"]
 
 
@@ -445,16 +449,19 @@ def test_another_hosts_sshd_is_told_by_its_host_key(tmp_path, local_sshd):
 
 def test_the_end_to_end_check_follows_what_the_bridge_forwards():
     from cgnat_homelab.endtoend import choose
-    assert choose("all", 2222, None, True) == (EndToEnd(22, "ssh"), "")
-    assert choose(["tcp/80", "tcp/22"], 2222, None, True) == (EndToEnd(22, "ssh"), "")
-    assert choose(["udp/53", "tcp/443-444", "tcp/80"], 2222, None, True) == (EndToEnd(443, "connect"), "")
-    assert choose(["tcp/80", "tcp/22"], 2222, None, False) == (EndToEnd(80, "connect"), "")
-    assert choose("all", 2222, 8443, False) == (EndToEnd(8443, "connect"), "")   # the override wins
-    assert choose(["tcp/80"], 2222, 22, True) == (EndToEnd(22, "ssh"), "")
-    none, why = choose("all", 2222, None, False)
-    assert none is None and "install openssh-server, or set homelab.watchdog.check_port" in why
-    none, why = choose(["udp/53", "icmp"], 2222, None, True)
-    assert none is None and "the bridge forwards no TCP port" in why
+    wg, everything = 51820, frozenset({22, 80, 443, 444, 51820})
+    for forward in ("all", ["tcp/80"], ["udp/53"]):        # the self check, whatever is forwarded
+        assert choose(forward, 2222, None, True, None, wg) == (EndToEnd(wg, "self"), "")
+        assert choose(forward, 2222, None, True, frozenset({22, 80}), wg) == (EndToEnd(wg, "self"), "")
+    # a service holds the self check's port: what listens on forwarded ports
+    assert choose("all", 2222, None, True, everything, wg) == (EndToEnd(22, "ssh"), "")
+    assert choose(["tcp/80", "tcp/22"], 2222, None, True, everything, wg) == (EndToEnd(22, "ssh"), "")
+    assert choose(["udp/53", "tcp/443-444", "tcp/80"], 2222, None, True, everything, wg) == (EndToEnd(80, "connect"), "")
+    assert choose(["tcp/80", "tcp/22"], 2222, None, False, everything, wg) == (EndToEnd(80, "connect"), "")
+    assert choose("all", 2222, 8443, False, None, wg) == (EndToEnd(8443, "connect"), "")   # the override wins
+    assert choose(["tcp/80"], 2222, 22, True, None, wg) == (EndToEnd(22, "ssh"), "")
+    none, why = choose(["udp/53", "icmp"], 2222, None, True, everything, wg)
+    assert none is None and "a service here holds tcp/51820, the self check's port" in why
 
 
 def test_listening_reads_the_kernels_socket_tables():
@@ -554,3 +561,21 @@ def test_ss_tells_a_dual_stack_socket_from_an_ipv6_only_one():
     done = subprocess.run(["unshare", "--net", "sh", "-c", f"ip link set lo up; exec {sys.executable} -c \"$0\"", program],
                           capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "[8001]", done.stderr
+
+
+def test_the_self_check_needs_its_own_listener_and_its_nonce():
+    """probe.self_check on the loopback (the bridge's DNAT and the tunnel stand aside): our
+    listener gets the connection with our nonce; a refusal is foreign (nothing of ours
+    refused it); a port held by another listener waits for it, then gives up unreached."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    assert probe.self_check("127.0.0.1", port, "127.0.0.1") == (True, False)
+    with socket.socket() as closed:                 # another address's port: refused, by the "bridge"
+        closed.bind(("127.0.0.1", 0))
+        other = closed.getsockname()[1]
+    assert probe.self_check("127.0.0.1", other, "127.0.0.2") == (False, True)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", port))
+        held.listen()
+        assert probe.self_check("127.0.0.1", port, "127.0.0.1") == (False, False)

@@ -3,8 +3,9 @@
 The real probe (cgnat_homelab/probe.py) and the real decision run; only the network below them
 is simulated: a bridge at 203.0.113.7 (and 2001:db8::7 when its name has an AAAA record) whose
 own sshd listens on its ssh_port and on 22 (its drop-in keeps 22), which forwards IPv4 only,
-"all" (but its ssh port) or an allowlist, through a tunnel to a homelab that serves the
-forwarded ports and, or not, runs an sshd on 22. The watchdog's configuration comes from the
+"all" (but its ssh port) or an allowlist, and in every mode TCP on its WireGuard port's number
+(the self check), through a tunnel to a homelab that serves the forwarded ports and, or not,
+runs an sshd on 22; its watchdog listens on the self check's port while it checks. The watchdog's configuration comes from the
 answers as the pairing token fills them (bridge_forward, bridge_ssh_port).
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ from cgnat_homelab.endtoend import EndToEnd, forwards
 T0 = 1_700_000_000.0
 NAME = "bridge.example.org"
 V4, V6, TUNNEL = "203.0.113.7", "2001:db8::7", "10.0.0.1"
+WG_PORT = 51820
+SELF = EndToEnd(WG_PORT, "self")
 FORWARDS = {"all": "all", "allowlist with tcp/22": ["tcp/80", "tcp/443", "tcp/22", "udp/5353"],
             "allowlist without tcp/22": ["tcp/443", "tcp/80", "udp/5353"]}
 
@@ -50,6 +53,8 @@ class World:
             return None
         if host == TUNNEL:
             return "closed" if self.tunnel_ok else None
+        if host == V4 and self.bridge_rules and port == WG_PORT and not self.homelab_listens(port):
+            return "homelab" if self.tunnel_ok else None          # the watchdog's own listener
         if host == V4 and self.bridge_rules and port != self.ssh_port and forwards(self.forward, self.ssh_port, port):
             if not self.tunnel_ok:
                 return None
@@ -64,6 +69,10 @@ class World:
     def ssh_check(self, host, port, ssh_dir=None):
         who = self.answerer(host, port)
         return who in ("bridge", "homelab"), who == "bridge"
+
+    def self_check(self, host, port, tunnel_address):
+        who = self.answerer(host, port)
+        return who == "homelab", who == "closed"
 
     def getaddrinfo(self, host, port, family=0, *args):
         if host in (V4, TUNNEL):
@@ -104,10 +113,11 @@ def simulate(monkeypatch):
         monkeypatch.setattr(probe, "connect", world.connect)
         monkeypatch.setattr(probes, "connect", world.connect)     # touch() connects there
         monkeypatch.setattr(probe, "ssh_check", world.ssh_check)
+        monkeypatch.setattr(probe, "self_check", world.self_check)
         monkeypatch.setattr(probe.socket, "getaddrinfo", world.getaddrinfo)
         monkeypatch.setattr(probe, "listening", world.homelab_listens)
         monkeypatch.setattr(probe, "ipv4_listeners",
-                            lambda address: frozenset(p for p in (22, 80, 443, 2200) if world.homelab_listens(p)))
+                            lambda address: frozenset(p for p in (22, 80, 443, 2200, WG_PORT) if world.homelab_listens(p)))
         monkeypatch.setattr(probe, "interface_up", lambda iface: True)
         monkeypatch.setattr(probe, "uptime", lambda: 86400.0)
         # The last handshake before the simulation: a broken tunnel's ages from there.
@@ -134,12 +144,8 @@ def test_a_healthy_day_takes_no_step_and_stays_healthy(world, simulate):
 
 @pytest.mark.parametrize("world", CONFIGS, ids=ids)
 def test_the_check_reaches_the_homelab_whenever_one_is_possible(world):
-    config = config_for(world)
-    if config.e2e is None:
-        assert world.forward == "all" and not world.homelab_sshd     # nothing to check against
-        return
-    assert world.answerer(V4, config.e2e.port) == "homelab"
-    assert config.e2e.identity == ("ssh" if config.e2e.port == 22 else "connect")
+    """The self check, in every forward mode: it needs no service here and no daemon logs it."""
+    assert config_for(world).e2e == SELF and world.answerer(V4, WG_PORT) == "homelab"
 
 
 @pytest.mark.parametrize("world", CONFIGS, ids=ids)
@@ -203,26 +209,40 @@ def test_a_healthy_hour_without_sshd_on_22_takes_no_step(forward, sshd, services
                   services=SERVICES[services])
     taken, state, lines = simulate(world, 3600)
     assert taken == [] and state.healthy and state.last_e2e_ok is not False, lines
-    check = state.check
-    if check is None:          # nothing listens on a forwarded port: said once, then quiet
-        assert [line for line in lines if "no end-to-end check is possible" in line] == lines[:1]
-    else:
-        assert check.port != 22 and world.answerer(V4, check.port) == "homelab"
-    assert len(lines) == 2     # the check chosen (or none), "healthy"
+    assert state.check == SELF
+    assert lines == [f"end-to-end check: {SELF}", "healthy"]
+
+
+@pytest.mark.parametrize("forward", FORWARDS)
+def test_with_the_self_checks_port_taken_a_healthy_hour_takes_no_step(forward, simulate):
+    """A service of this host on the self check's port (sshd masked): the check is chosen from
+    what listens on the ports the bridge forwards; none there: said once, never a step."""
+    alone = EndToEnd(WG_PORT, "connect") if forward == "all" else None
+    for services, check in (((WG_PORT,), alone), ((WG_PORT, 443), EndToEnd(443, "connect"))):
+        world = World(FORWARDS[forward], 2222, False, True, sshd_port=None, services=services)
+        taken, state, lines = simulate(world, 3600)
+        assert taken == [] and state.healthy and state.last_e2e_ok is not False, lines
+        assert state.check == check
+        if check is None:
+            assert [line for line in lines if "no end-to-end check is possible" in line] == lines[:1]
+        else:
+            assert world.answerer(V4, check.port) == "homelab"
+        assert len(lines) == 2
 
 
 def test_the_check_follows_what_listens(simulate, monkeypatch):
-    """sshd stopped, then started again: the watchdog chooses again at its next check, says so
-    once each time, and takes no step."""
-    world = World("all", 2222, False, True, services=(80,))
+    """A service takes the self check's port, then sshd stops, then the service goes: the
+    watchdog chooses again at its next check, says so once each time, and takes no step."""
+    world = World("all", 2222, False, True, services=(80, WG_PORT))
     config = config_for(world)
     taken, state, lines = simulate(world, 120, config=config)
     assert state.check == EndToEnd(22, "ssh")
     stopped = dataclasses.replace(world, sshd_port=None)
     taken2, state, lines2 = simulate(stopped, 120, config=config, state=state, start=120)
     assert state.check == EndToEnd(80, "connect") and state.healthy
-    taken3, state, lines3 = simulate(world, 120, config=config, state=state, start=240)
-    assert state.check == EndToEnd(22, "ssh") and state.healthy
+    freed = dataclasses.replace(stopped, services=(80,))
+    taken3, state, lines3 = simulate(freed, 120, config=config, state=state, start=240)
+    assert state.check == SELF and state.healthy
     assert taken + taken2 + taken3 == []
     assert lines2 == ["end-to-end check: tcp/80 (connect) (was tcp/22 (ssh))"]
-    assert lines3 == ["end-to-end check: tcp/22 (ssh) (was tcp/80 (connect))"]
+    assert lines3 == [f"end-to-end check: {SELF} (was tcp/80 (connect))"]
