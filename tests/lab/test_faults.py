@@ -309,6 +309,8 @@ def test_healthy_chain_under_cpu_and_packet_load_takes_no_step(healthy):
     The watchdog (a run every 2 s, FAST steps) keeps running and takes no step: no re-peer, no
     tunnel restart, no action, its step counters unchanged."""
     lab = healthy
+    # (A watchdog the test before restarted publishes its metrics at its first run.)
+    wait_for(lambda: lab.homelab.ok(f"test -e {METRICS_DIR}/cgnat.prom"), 10, "the watchdog's metrics")
     steps = {kind: _steps_taken(lab.homelab, kind) for kind in ("re-peer", "restart", "action")}
     mark = lab.watchdog.mark()
     checked = lab.watchdog.state()["last_e2e_at"]
