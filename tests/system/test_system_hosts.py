@@ -18,7 +18,7 @@ import pytest
 
 import bootlab
 import netlab
-from bootlab import LabError, wait_for
+from bootlab import BRIDGE_NAME, LabError, wait_for
 from tmux_session import TmuxSession
 
 UNITS = ("wg-quick@wg0.service", "cgnat-watchdog.service", "cgnat-watchdog.timer")
@@ -436,3 +436,104 @@ def test_watchdog_sandbox_hides_the_key_file(lab):
         assert not host.ok(f"{inside} test -e {KEY_FILE}"), f"{role}: the watchdog's sandbox shows {KEY_FILE}"
         caps = host.property(WATCHDOG, "CapabilityBoundingSet")
         assert caps and "cap_dac" not in caps, f"{role}: {caps}"
+
+
+# How a homelab can lack an sshd on 22 for the bridge's connections (issue 19); None: as installed.
+SSHD_WAYS = {
+    "sshd on 22": None,
+    "sshd masked": "systemctl mask --now ssh.service ssh.socket",
+    "sshd on 2022": "Port 2022",
+    "sshd IPv6 only": "ListenAddress ::",
+    "sshd on the LAN address only": f"ListenAddress {netlab.HOMELAB_LAN}",
+    "sshd on 127.0.0.1": "ListenAddress 127.0.0.1",
+}
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/zz-lab.conf"
+CHECK_INTERVAL = 2          # seconds between the homelab's end-to-end checks in these windows
+QUIET_CHECKS = 3            # end-to-end checks that each quiet window spans (and 3 probes)
+# Each way on Debian 13 (OpenSSH 10 logs every bare connection); on 12 the installed sshd and none.
+WAYS_ON = {"trixie": tuple(SSHD_WAYS), "bookworm": ("sshd on 22", "sshd masked")}
+STEP = ("restart:", "action:", "re-peer:")
+HOUSEKEEPING = ("apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer systemd-tmpfiles-clean.timer "
+                "man-db.timer logrotate.timer e2scrub_all.timer fstrim.timer")
+
+
+def homelab_sshd(host, way: str | None) -> None:
+    """The homelab's sshd set up one of SSHD_WAYS (None: as installed, listening on 22)."""
+    host.sh(f"rm -f {SSHD_DROPIN}; systemctl unmask ssh.service ssh.socket")
+    if way is None or way.startswith("systemctl "):
+        host.sh(way or "systemctl restart ssh.service")
+        return
+    host.write(SSHD_DROPIN, way + "\n")
+    host.sh("systemctl restart ssh.service")
+
+
+def looks(bridge) -> tuple[int, int]:
+    """(self checks, probes) the homelab's watchdog made so far, as the bridge's rules count
+    them: new connections DNATed to the self check's port, probes refused on the tunnel."""
+    def packets(table: str, chain: str, *words: str) -> int:
+        lines = bridge.sh(f"iptables -w -t {table} -nvxL {chain}").splitlines()[2:]
+        return sum(int(line.split()[0]) for line in lines if all(word in line for word in words))
+    return (packets("nat", "CGNAT-wg0-PRE", "DNAT", f"dpt:{netlab.WG_PORT} "),
+            packets("filter", "CGNAT-wg0-IN", "REJECT", f"dpt:{netlab.WG_PORT} "))
+
+
+def journal_since(host, since: str) -> list[str]:
+    return host.sh(f"journalctl --since @{since} --no-pager -o short-monotonic -q", check=False).splitlines()
+
+
+@pytest.mark.parametrize("forward", ["all", "allowlist"])
+def test_a_healthy_chain_is_quiet_and_steady_whatever_the_homelabs_sshd(lab, forward):
+    """Each way the homelab can lack an sshd on 22 (masked, another port, IPv6 only, the LAN
+    address only, 127.0.0.1; WAYS_ON) with forward "all" and with an allowlist: the homelab's
+    watchdog checks end to end every CHECK_INTERVAL s (the self check: its own listener behind
+    the bridge), the chain
+    serves, and windows of QUIET_CHECKS checks leave 0 journal lines on both hosts (no sshd sees
+    the probe or the check; the hosts' housekeeping timers stopped first) and no step. On Debian
+    13, OpenSSH 10 logs each bare connection: the probe every 2 s used to leave 1,800 lines an
+    hour on the bridge, the ssh check 60 on the homelab (issue 19)."""
+    bridge, homelab = lab.hosts["bridge"], lab.hosts["homelab"]
+    if not lab.installed("bridge") or not lab.installed("homelab"):
+        pytest.fail("the previous tests leave both packages installed")
+    allowlist = ['tcp/80', 'udp/5353']
+    bridge_answers = lab.answers("bridge", lab.public_keys["homelab"], KEY_FILE)
+    answers = {
+        "bridge": bridge_answers if forward == "all" else
+        bridge_answers.replace('forward = "all"\n', f"forward = {json.dumps(allowlist)}\n"),
+        "homelab": lab.answers("homelab", lab.public_keys["bridge"], KEY_FILE)
+        + f"check_interval = {CHECK_INTERVAL}\n"
+        + (f"bridge_forward = {json.dumps(allowlist)}\n" if forward == "allowlist" else ""),
+    }
+    for role in ("bridge", "homelab"):
+        host = lab.hosts[role]
+        host.sh(f"systemctl stop {HOUSEKEEPING} 2>/dev/null || true")
+        host.write("/root/quiet.toml", answers[role], mode=0o600)
+        done = host.run("cgnat-setup --answers /root/quiet.toml", check=False, timeout=180)
+        assert done.returncode == 0, f"{role}: {done.stdout}{done.stderr}"
+    boot_ids = {role: host.sh("cat /proc/sys/kernel/random/boot_id") for role, host in lab.hosts.items()}
+    try:
+        for name in WAYS_ON[lab.suite]:
+            changed = homelab.sh("date +%s").strip()
+            homelab_sshd(homelab, SSHD_WAYS[name])
+            checks = looks(bridge)[0]
+            wait_for(lambda: looks(bridge)[0] > checks, 60, f"{name}: a self check after the change", interval=0.5)
+            # From the next whole second (journalctl's --since): nothing of the change itself.
+            since = {role: str(int(host.sh("date +%s")) + 1) for role, host in lab.hosts.items()}
+            wait_for(lambda: int(homelab.sh("date +%s")) >= int(since["homelab"]), 5, "the next second", interval=0.1)
+            checks, probes = looks(bridge)
+            wait_for(lambda: looks(bridge)[0] >= checks + QUIET_CHECKS, 60,
+                     f"{name}: {QUIET_CHECKS} more self checks", interval=0.5)
+            assert looks(bridge)[1] >= probes + QUIET_CHECKS, f"{name}: the probes stopped"
+            assert lab.client_sees() == netlab.CLIENT, f"{name}: the chain does not serve"
+            for role, host in lab.hosts.items():
+                lines = journal_since(host, since[role])
+                assert lines == [], f"{forward}, {name}: {role}'s journal in a healthy window:\n" + "\n".join(lines)
+            steps = [line for line in watchdog_journal(homelab, changed).splitlines()
+                     if any(step in line for step in STEP)]
+            assert steps == [], f"{forward}, {name}: the homelab's watchdog took steps: {steps}"
+            out = status_healthy(homelab, timeout=30)
+            assert f"{BRIDGE_NAME}:{netlab.WG_PORT} reaches this host" in out, out
+        for role, host in lab.hosts.items():
+            assert host.sh("cat /proc/sys/kernel/random/boot_id") == boot_ids[role], f"{role} rebooted"
+            assert watchdog_unit(host)["NRestarts"] == "0", role
+    finally:
+        homelab_sshd(homelab, None)
