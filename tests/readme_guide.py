@@ -1,7 +1,8 @@
 """The README's guide as the tests read it: the shell blocks it marks for them, and every
 command line it and the man page show.
 
-A block the tests run is a ```sh fence right after a marker line `<!-- guide: NAME -->`;
+A block the tests run is a ```sh fence right after a marker line `<!-- guide: NAME -->`
+(both indented alike inside a list item);
 its commands run verbatim (tests/system/test_system_readme.py), where the guide tells the
 user to replace TOKEN_PLACEHOLDER with the other host's pairing token."""
 from __future__ import annotations
@@ -14,7 +15,7 @@ README = REPO / "README.md"
 MAN_PAGE = REPO / "debian" / "cgnat-setup.8"
 TOKEN_PLACEHOLDER = "cgnat3-..."
 
-MARKED = re.compile(r"^<!-- guide: ([a-z-]+) -->\n```sh\n(.*?)^```$", re.M | re.S)
+MARKED = re.compile(r"^( *)<!-- guide: ([a-z-]+) -->\n\1```sh\n(.*?)^\1```$", re.M | re.S)
 FENCE = re.compile(r"^ *```(\w*)\n(.*?)^ *```$", re.M | re.S)
 
 
@@ -22,10 +23,10 @@ def guide_blocks(text: str | None = None) -> dict[str, str]:
     """NAME -> the commands of each marked block."""
     text = README.read_text() if text is None else text
     blocks: dict[str, str] = {}
-    for name, body in MARKED.findall(text):
+    for indent, name, body in MARKED.findall(text):
         if name in blocks:
             raise ValueError(f"README.md: two blocks named {name!r}")
-        blocks[name] = body
+        blocks[name] = "".join(line[len(indent):] for line in body.splitlines(keepends=True))
     return blocks
 
 

@@ -204,7 +204,9 @@ def test_slug_follows_github():
 
 def test_the_guide_marks_the_blocks_the_booted_test_runs():
     blocks = guide_blocks()
-    assert set(blocks) == {"bridge", "homelab", "bridge-pair", "status"}
+    assert set(blocks) == {"bridge", "homelab", "bridge-pair", "status", "bridge-apply", "homelab-repair"}
+    assert blocks["bridge-apply"] == "cgnat-setup --answers /etc/cgnat/answers.toml\n"
+    assert with_token(blocks["homelab-repair"], "cgnat3-abc") == "cgnat-setup --answers homelab.toml --pair cgnat3-abc\n"
     assert "apt install ./cgnat-bridge_" in blocks["bridge"]
     assert "apt install ./cgnat-homelab_" in blocks["homelab"]
     assert with_token(blocks["homelab"], "cgnat3-abc").count("--pair cgnat3-abc") == 1
