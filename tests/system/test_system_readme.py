@@ -2,7 +2,7 @@
 verbatim as root in the directory where the user copied the .deb (`scp ... root@HOST:`, so
 root's home), the pairing token put in place of `cgnat3-...` as the guide says; then a
 client on the Internet reaches the homelab's service through the bridge with its real
-address, and only the ports the guide forwards are the homelab's.
+address, and only the ports the guide forwards are the homelab's; then step 7 adds a service.
 
 Its own pair of hosts (nothing installed yet): the suite's other lab installs by preseeding.
 """
@@ -23,6 +23,7 @@ from readme_guide import guide_blocks, with_token  # noqa: E402
 
 HOME = "/root"      # where `scp dist/cgnat-<role>_*.deb root@HOST:` puts the package
 SUITE = "trixie"    # one suite: the suite's time budget (the other lab covers both)
+SECOND_PORT = 8443  # the service step 7 adds
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +95,28 @@ def test_readme_guide_verbatim_gives_a_working_chain(fresh, capsys):
     assert lab.ssh_hostname(22) == "bridge"
     assert lab.ssh_hostname(netlab.BRIDGE_SSH_PORT) == "bridge"
     guide_seconds = time.monotonic() - started
+
+    # 7. Add a service: one more on the homelab; its port added to the bridge's saved answers
+    # as a person does with an editor; the bridge applies them; the homelab re-pairs with the
+    # new token and then knows what the bridge forwards.
+    homelab.write("/etc/systemd/system/lab-second.service",
+                  bootlab.PEER_UNIT.replace(f"TCP-LISTEN:{bootlab.SERVICE_PORT},", f"TCP-LISTEN:{SECOND_PORT},"))
+    homelab.sh("systemctl daemon-reload; systemctl start lab-second.service")
+    assert lab.client_sees(SECOND_PORT, timeout=3) is None, "not forwarded yet, and already served"
+    saved = bridge.sh("cat /etc/cgnat/answers.toml")
+    edited = saved.replace('    "tcp/443",\n', f'    "tcp/443",\n    "tcp/{SECOND_PORT}",\n')
+    assert edited != saved, saved
+    bridge.write("/etc/cgnat/answers.toml", edited)
+    lab.note_setup("bridge", run_block(bridge, "bridge-apply", blocks["bridge-apply"]))
+    run_block(homelab, "homelab-repair", with_token(blocks["homelab-repair"], lab.tokens["bridge"]))
+    lab.wait_serving(timeout=60, port=SECOND_PORT)
+    assert f'"tcp/{SECOND_PORT}"' in homelab.sh("cat /etc/cgnat/answers.toml"), "bridge_forward did not follow"
+    lab.wait_serving(timeout=60)
+    for host in lab.hosts.values():
+        status_until_healthy(host, blocks["status"])
+    added_seconds = time.monotonic() - started - guide_seconds
     with capsys.disabled():
         print(f"\n{SUITE}: two fresh hosts booted in {lab.boot_seconds:.1f} s; the README's guide "
-              f"to a served client in {guide_seconds:.1f} s")
+              f"to a served client in {guide_seconds:.1f} s; a service added in {added_seconds:.1f} s")
         for role, out in shown.items():
             print(f"--- cgnat-setup status on the {role}:\n{out}")
