@@ -8,18 +8,14 @@ Its own pair of hosts (nothing installed yet): the suite's other lab installs by
 """
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 import bootlab
 import netlab
 from bootlab import LabError, wait_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from readme_guide import guide_blocks, with_token  # noqa: E402
+from readme_guide import guide_blocks, with_token
 
 HOME = "/root"      # where `scp dist/cgnat-<role>_*.deb root@HOST:` puts the package
 SUITE = "trixie"    # one suite: the suite's time budget (the other lab covers both)

@@ -9,17 +9,14 @@ import io
 import json
 import re
 import shlex
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from readme_guide import (MAN_PAGE, README, REPO, TOKEN_PLACEHOLDER, code_blocks,  # noqa: E402
+from readme_guide import (MAN_PAGE, README, REPO, TOKEN_PLACEHOLDER, code_blocks,
                           guide_blocks, indented_lines, inline_code, with_token)
-
-from installer.cli import parser  # noqa: E402
+from installer.cli import parser
 
 SCHEMA = REPO / "docs" / "answers.schema.json"
 DOCS = (README, REPO / "docs" / "measurements.md", REPO / "docs" / "performance.md")
