@@ -73,8 +73,10 @@ class Homelab:
 
     @staticmethod
     def take_token(data: dict, token) -> None:
-        """The bridge's endpoint, and for the watchdog its SSH port and forward (cgnat2 and
-        later); keys the answers set themselves win. Judged by validation like any answer."""
+        """The bridge's endpoint, and for the watchdog its SSH port and forward: the bridge's
+        word, as its key and endpoint are, so a re-pair after the bridge changed them updates
+        saved answers (homelab.watchdog.check_port chooses a check regardless). Judged by
+        validation like any answer."""
         data.setdefault("homelab", {})["endpoint"] = token.endpoint
         port = token.endpoint.rpartition(":")[2]
         if grammar.is_port(port):     # else homelab.endpoint's check says what is wrong
@@ -87,8 +89,7 @@ class Homelab:
         homelab = data["homelab"]
         watchdog = homelab.setdefault("watchdog", {}) if told and isinstance(homelab, dict) else None
         if isinstance(watchdog, dict):    # else not a table: validation says so
-            for key, value in told.items():
-                watchdog.setdefault(key, value)
+            watchdog.update(told)
 
     @staticmethod
     def wizard_steps() -> list:

@@ -11,6 +11,7 @@ from installer.errors import SetupError
 from installer.grammar import WIREGUARD_KEY
 
 PRIVATE_KEY_LINE = re.compile(r"^\s*PrivateKey\s*=\s*(\S+)\s*$", re.MULTILINE)
+PEER_KEY_LINE = re.compile(r"^\s*PublicKey\s*=\s*(\S+)\s*$", re.MULTILINE)
 
 
 def is_wireguard_key(text: str) -> bool:
@@ -33,6 +34,14 @@ def key_in_config(conf: tuple[bytes, int] | None) -> str | None:
     if conf is None:
         return None
     match = PRIVATE_KEY_LINE.search(conf[0].decode(errors="replace"))
+    return match.group(1) if match and is_wireguard_key(match.group(1)) else None
+
+
+def peer_in_config(conf: tuple[bytes, int] | None) -> str | None:
+    """The peer's PublicKey in an existing WireGuard config setup wrote (one [Peer]), if any."""
+    if conf is None:
+        return None
+    match = PEER_KEY_LINE.search(conf[0].decode(errors="replace"))
     return match.group(1) if match and is_wireguard_key(match.group(1)) else None
 
 

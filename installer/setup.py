@@ -58,21 +58,30 @@ def read_source(source: str | None, root: Path) -> bytes:
 
 def plan(answers, facts: HostFacts, root: Path, *, start: bool, replace_existing: bool = False,
          private_key: str | None = None) -> tuple[Plan, str]:
-    """The plan of valid answers with every default resolved, and the private key it uses."""
+    """The plan of valid answers with every default resolved, and the private key it uses.
+    Answers that name no peer keep the one an earlier run paired with (a bridge's own answers
+    file, applied again after `--pair`, must not drop its homelab)."""
     resolved = resolve_defaults(answers, facts)
-    private_key = private_key or private_key_for(resolved, root, facts)
+    earlier = earlier_config(resolved, root, facts)
+    private_key = private_key or private_key_for(resolved, earlier)
+    if resolved.peer_public_key is None:
+        resolved.peer_public_key = keys.peer_in_config(earlier)
     return make_plan(resolved, facts, private_key, start=start,
                      replace_existing=replace_existing), private_key
 
 
-def private_key_for(answers, root: Path, facts: HostFacts) -> str:
-    """private_key_file, else the key of an earlier run (same identity), else a new one.
-    Never the key of a config setup did not write: that is another VPN's identity."""
+def earlier_config(answers, root: Path, facts: HostFacts) -> tuple[bytes, int] | None:
+    """The interface's WireGuard config an earlier run wrote (None: none, or not setup's own:
+    another VPN's identity and peer are never taken)."""
+    conf = f"/etc/wireguard/{answers.interface}.conf"
+    return None if facts.foreign(conf) else HostTree(root).read(conf)
+
+
+def private_key_for(answers, earlier: tuple[bytes, int] | None) -> str:
+    """private_key_file, else the key of an earlier run (same identity), else a new one."""
     if answers.private_key_file:
         return keys.read_key_file(Path(answers.private_key_file))
-    conf = f"/etc/wireguard/{answers.interface}.conf"
-    existing = None if facts.foreign(conf) else keys.key_in_config(HostTree(root).read(conf))
-    return existing or keys.generate_private_key()
+    return keys.key_in_config(earlier) or keys.generate_private_key()
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,11 @@ def test_pairing_both_ways(tmp_path):
     bridge_peer = wg_conf(bridge_root)["Peer"]
     assert bridge_peer["PublicKey"] == homelab.stdout.split("Public key:")[1].split()[0]
     assert bridge_peer["AllowedIPs"] == "10.0.0.2/32"
+    # The bridge's own answers file again (it names no peer): the pairing stays.
+    rerun = cgnat_setup("--answers", tmp_path / "b.toml", "--root", bridge_root)
+    assert rerun.returncode == 0, rerun.stderr
+    assert wg_conf(bridge_root)["Peer"] == bridge_peer
+    assert f'peer_public_key = "{bridge_peer["PublicKey"]}"' in (bridge_root / "etc/cgnat/answers.toml").read_text()
 
 
 @pytest.mark.root

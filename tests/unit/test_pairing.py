@@ -120,9 +120,11 @@ def test_a_bridge_token_tells_the_homelab_its_ssh_port_and_forward():
     fill_answers(data, TOKEN.encode(), None)
     assert data["homelab"]["watchdog"] == {"bridge_ssh_port": 2299, "bridge_forward": ["tcp/80", "tcp/443", "icmp"]}
     everything = PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2222", "all")
-    data = {"role": "homelab", "homelab": {"watchdog": {"bridge_ssh_port": 2200}}}   # the answers win
+    # Saved answers of an earlier pairing: the bridge's new word wins (a re-pair after its change).
+    data = {"role": "homelab", "homelab": {"watchdog": {"bridge_ssh_port": 2200, "bridge_forward": ["tcp/80"],
+                                                        "check_port": 443}}}
     fill_answers(data, everything.encode(), None)
-    assert data["homelab"]["watchdog"] == {"bridge_ssh_port": 2200, "bridge_forward": "all"}
+    assert data["homelab"]["watchdog"] == {"bridge_ssh_port": 2222, "bridge_forward": "all", "check_port": 443}
     data = {"role": "homelab"}
     fill_answers(data, version1("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24"), None)
     assert "watchdog" not in data["homelab"]                       # version 1: the defaults
