@@ -1,18 +1,27 @@
 /* New TCP connections per second, for bench/bench.py (built with gcc by the bench).
  *
- *   connrate serve PORT              accept every connection (IPv4 and IPv6) and close it
+ *   connrate serve PORT              accept every connection (IPv4 and IPv6) and reset it
  *                                    at once, on two threads
  *   connrate connect HOST PORT SECONDS THREADS
  *                                    THREADS loops of connect, read until the server's
- *                                    close, close; prints "CONNECTIONS ERRORS" after SECONDS
+ *                                    reset (or a proxy's close), close; prints
+ *                                    "CONNECTIONS ERRORS" after SECONDS
  *
- * The server closes first, so the client (the measured side's customer) keeps no
- * TIME_WAIT and never runs out of ports; a connection counts once the server's close
- * arrived, i.e. after the whole handshake went through the path and back.
+ * The server closes by RST (SO_LINGER with a zero timeout), so no side keeps a TIME_WAIT
+ * socket and conntrack keeps each entry 10 s (CLOSE) rather than 120 s (TIME_WAIT). A server
+ * that closed first by FIN would leave a TIME_WAIT socket on the homelab per connection, keyed
+ * by the one client address and a client port reused within seconds: a new SYN that meets one
+ * (or a conntrack entry of another path with other TCP timestamps) is dropped and sent again a
+ * second later, and the measure swings by a factor of ten between rounds of one path. Spreading
+ * the client over many source addresses would only make those collisions rarer while the
+ * TIME_WAIT sockets and entries still piled up (30,000 a second for 120 s is more than the
+ * conntrack table holds); the reset removes them. A connection counts once the server's
+ * reset, or a proxy's close, arrived: the whole handshake went through the path and back.
  */
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,9 +60,10 @@ static void *connect_loop(void *unused)
 			ssize_t n;
 			while ((n = read(fd, buf, sizeof buf)) > 0)
 				;
-			atomic_fetch_add(n == 0 ? &connections : &errors, 1);
+			atomic_fetch_add(n == 0 || errno == ECONNRESET ? &connections : &errors, 1);
 		} else {
-			atomic_fetch_add(&errors, 1);
+			/* ECONNRESET: the server accepted and reset it before connect() returned */
+			atomic_fetch_add(errno == ECONNRESET ? &connections : &errors, 1);
 		}
 		close(fd);
 	}
@@ -62,11 +72,14 @@ static void *connect_loop(void *unused)
 
 static void *accept_loop(void *unused)
 {
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
 	(void)unused;
 	for (;;) {
 		int fd = accept(listener, NULL, NULL);
-		if (fd >= 0)
+		if (fd >= 0) {
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
 			close(fd);
+		}
 	}
 	return NULL;
 }
