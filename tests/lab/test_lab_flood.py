@@ -41,6 +41,8 @@ FLOODER = Path(__file__).resolve().with_name("flooder.py")
 RATE = 20_000                 # packets a second (measured: the lab forwards it on two cores)
 MAX_SECONDS = 40              # each flood stops by itself after this long at the latest
 FULL = 0.98                   # the table counts as full from this share of nf_conntrack_max on
+HOLD = 10                     # seconds the checks go on with a full table: 5 runs of each watchdog,
+                              # longer than the homelab's restart_after (FAST: 8 s)
 SERVICE_UDP, FLOODED_UDP = 5353, 5354
 METRICS_DIR = "/run/lab/metrics"
 CONNTRACK = "/proc/sys/net/netfilter"
@@ -108,9 +110,10 @@ def bridge_ssh_answers(lab) -> bool:
 
 
 def tunnel_up(lab) -> bool:
-    """The homelab reaches the bridge's tunnel address, and the handshake is recent."""
+    """The WireGuard session lives (a handshake within 180 s) and carries the homelab's echoes
+    to the bridge's tunnel address (one of five answered: the flood fills wireguard-go's queues)."""
     age = time.time() - int(lab.homelab.sh("wg show wg0 latest-handshakes").split()[1])
-    return lab.ping("homelab", BRIDGE_TUNNEL, count=2)["received"] == 2 and age < 180
+    return age < 180 and lab.ping("homelab", BRIDGE_TUNNEL, count=5, timeout=1)["received"] >= 1
 
 
 @pytest.mark.parametrize("proto, port", [("tcp", SERVICE_PORT), ("udp", FLOODED_UDP)])
@@ -125,13 +128,13 @@ def test_a_full_conntrack_table_leaves_the_chain_working(lab, proto, port):
                  f"the {proto} flood to fill the bridge's table ({limit} entries)", interval=0.5)
         filled = time.monotonic() - t0
         # While it is full: legitimate clients, the bridge's own ssh, the tunnel.
-        for _ in range(3):
+        while time.monotonic() - t0 < filled + HOLD:
             assert lab.tcp_ask("client", BRIDGE_PUBLIC, SERVICE_PORT) == CLIENT, counters(lab)
             assert udp_answers(lab), counters(lab)
-        assert bridge_ssh_answers(lab)
-        assert tunnel_up(lab)
-        count, _ = table(lab.bridge)
-        assert count >= FULL * limit, f"the table emptied before the checks ended ({count} of {limit})"
+            assert bridge_ssh_answers(lab), counters(lab)
+            assert tunnel_up(lab), counters(lab)
+            count, _ = table(lab.bridge)
+            assert count >= FULL * limit, f"the table emptied before the checks ended ({count} of {limit})"
         assert conntrack_stat(lab.bridge, "early_drop") > early, "the kernel never had to make room: not full"
         assert conntrack_stat(lab.bridge, "drop") == refused, "the bridge refused new connections: no room"
         # The bridge's watchdog saw it (its metrics) and status warns about it.
