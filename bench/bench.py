@@ -8,7 +8,7 @@ Prints markdown tables, every number measured in this run:
 
 - per family (IPv4, IPv6) and link, the five paths of bench/datapath.py (routed without any
   rule, routed with conntrack on both ends, DNAT with our hooks, haproxy, socat): iperf3
-  throughput and new connections per second (bench/connrate.c: the server resets, so no
+  throughput and new connections per second (bench/connrate.c: the client resets, so no
   TIME_WAIT; conntrack flushed before each path), medians of --reps interleaved rounds with
   the spread of single rounds (min-max); the ratios of DNAT to the others against the goals
   (DESIGN.md section 8). The links: a veth pair standing in for WireGuard (kernel speed: what the rules cost) and the
