@@ -11,7 +11,8 @@ Prints markdown tables, every number measured in this run:
   throughput and new connections per second (bench/connrate.c: the client resets, so no
   TIME_WAIT; conntrack flushed before each path), medians of --reps interleaved rounds with
   the spread of single rounds (min-max); the ratios of DNAT to the others against the goals
-  (DESIGN.md section 8). The links: a veth pair standing in for WireGuard (kernel speed: what the rules cost) and the
+  (DESIGN.md section 8). The links: a veth pair standing in for WireGuard (kernel speed:
+  what the rules cost) and the
   lab's wireguard-go (userspace, the bottleneck of every path there);
 - over wireguard-go, as before: the RTT the DNAT adds (interleaved blocks of echoes, DNAT
   with our rules vs routed without), hooks up + down on each role, rule install (up hook)

@@ -12,10 +12,11 @@
 Each for IPv4 and IPv6, over the link the lab brings up: WireGuard (wireguard-go, as the lab
 runs it) or a veth pair named like it (kernel speed: the same hooks, no crypto). Per path and
 family: iperf3 throughput (Gbit/s received by the homelab) and new connections per second
-(bench/connrate.c on both sides: the client resets each connection after the server's byte, see there why). A round
-measures every path back to back per family, so a drift of the machine touches every path
-alike; before each path both ends' conntrack tables are flushed, so no entry of another path
-(other TCP timestamps, a reused port) meets its first packets.
+(bench/connrate.c on both sides: the client resets each connection after the server's byte,
+see there why). A round measures every path back to back per family, so a drift of the
+machine touches every path alike; before each path the conntrack tables of every namespace
+the packets cross are flushed, so no entry of another path (other TCP timestamps, a reused
+port) meets its first packets.
 """
 from __future__ import annotations
 
