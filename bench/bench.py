@@ -12,8 +12,8 @@ Prints markdown tables, every number measured in this run:
   TIME_WAIT; conntrack flushed before each path), medians of --reps interleaved rounds with
   the spread of single rounds (min-max); the ratios of DNAT to the others against the goals
   (DESIGN.md section 8). The links: a veth pair standing in for WireGuard (kernel speed:
-  what the rules cost) and the
-  lab's wireguard-go (userspace, the bottleneck of every path there);
+  what the rules cost) and the lab's wireguard-go (userspace, the bottleneck of every path
+  there);
 - over wireguard-go, as before: the RTT the DNAT adds (interleaved blocks of echoes, DNAT
   with our rules vs routed without), hooks up + down on each role, rule install (up hook)
   with 1 vs 100 forwarded port ranges.
