@@ -6,14 +6,21 @@ builds dist/*.deb, which the lab installs), or after that:
     python3 bench/bench.py [--link both|veth|wireguard] [--reps 5] [--seconds 4] [--cps-seconds 3]
 Prints markdown tables, every number measured in this run:
 
-- per family (IPv4, IPv6) and link, the four paths of bench/datapath.py (routed without any
-  rule, DNAT with our hooks, haproxy, socat): iperf3 throughput and new connections per
-  second, medians of --reps interleaved rounds; the ratios of DNAT to the others. The
-  links: a veth pair standing in for WireGuard (kernel speed: what the rules cost) and the
-  lab's wireguard-go (userspace, the bottleneck of every path there);
+- per family (IPv4, IPv6) and link, the five paths of bench/datapath.py (routed without any
+  rule, routed with conntrack on both ends, DNAT with our hooks, haproxy, socat): iperf3
+  throughput and new connections per second (bench/connrate.c: the client resets, so no
+  TIME_WAIT; conntrack flushed before each path), medians of --reps interleaved rounds with
+  the spread of single rounds (min-max); the ratios of DNAT to the others against the goals
+  (DESIGN.md section 8). The links: a veth pair standing in for WireGuard (kernel speed:
+  what the rules cost) and the lab's wireguard-go (userspace, the bottleneck of every path
+  there);
 - over wireguard-go, as before: the RTT the DNAT adds (interleaved blocks of echoes, DNAT
   with our rules vs routed without), hooks up + down on each role, rule install (up hook)
   with 1 vs 100 forwarded port ranges.
+- with --perf (veth link): where the time of new connections goes, routed with conntrack
+  against DNAT (IPv4): `perf record` of the whole machine during one connection-rate run of
+  each, the top symbols of the connrate processes (veth delivers a packet in its sender's
+  softirq, so each path's netfilter work is charged to them).
 Nothing outside the lab's namespaces is changed; that is checked before it prints.
 """
 from __future__ import annotations
@@ -22,6 +29,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,9 +40,11 @@ import datapath  # noqa: E402
 import netlab  # noqa: E402
 from netlab import BRIDGE_PUBLIC, HOMELAB_TUNNEL  # noqa: E402
 
-TARGETS = {"routed": 0.97, "haproxy": 2.0}   # DNAT's throughput over the path's, at kernel speed
-LABELS = {"routed": "routed, no rule", "DNAT": "DNAT, our hooks", "haproxy": "haproxy (tcp, splice)",
-          "socat": "socat"}
+# Goals at kernel speed (veth), both families: DNAT's figure over the path's, per measure.
+GOALS = {("routed-ct", "gbit"): 0.95, ("routed-ct", "cps"): 0.95, ("haproxy", "cps"): 2.0}
+LABELS = {"routed": "routed, no rule (no conntrack)", "routed-ct": "routed, conntrack on both ends",
+          "DNAT": "DNAT, our hooks", "haproxy": "haproxy (tcp, splice)", "socat": "socat"}
+MEASURES = (("gbit", "Gbit/s", ".2f"), ("cps", "conn/s", ".0f"))
 
 
 def log(*words) -> None:
@@ -63,6 +73,7 @@ def main() -> int:
     p.add_argument("--seconds", type=int, default=4, help="length of each iperf3 run")
     p.add_argument("--cps-seconds", type=int, default=3, help="length of each connection-rate run")
     p.add_argument("--pings", type=int, default=300, help="echoes per path (wireguard link)")
+    p.add_argument("--perf", action="store_true", help="profile new connections, routed-ct vs DNAT (veth)")
     args = p.parse_args()
     links = ("veth", "wireguard") if args.link == "both" else (args.link,)
 
@@ -83,6 +94,9 @@ def main() -> int:
                 results[link] = {"runs": runs, "medians": datapath.medians(runs)}
                 if link == "wireguard":
                     results["extras"] = extras(lab, args)
+                if link == "veth" and args.perf:
+                    results["profiles"] = {path: profile(lab, connrate, path, args.cps_seconds, scratch)
+                                           for path in ("routed-ct", "DNAT")}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if netlab.root_netns_state() != root_before:
@@ -92,13 +106,31 @@ def main() -> int:
     return 0
 
 
+def profile(lab, connrate: Path, path: str, seconds: int, scratch: Path) -> list[str]:
+    """The top symbols (>= 1 % of the samples) of the connrate processes while the IPv4
+    connection rate runs over `path` (perf record -a: reads the whole machine, changes nothing)."""
+    ipv4 = datapath.FAMILIES[0]
+    datapath.rules(lab, datapath.RULES[path])
+    datapath.flush_conntrack(lab)
+    data = scratch / f"perf-{path}.data"
+    recorder = subprocess.Popen(["perf", "record", "-q", "-a", "-F", "999", "-o", str(data), "--",
+                                 "sleep", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rate = datapath.connection_rate(lab, connrate, *datapath.target(path, ipv4, datapath.CONN_PORT), seconds)
+    if recorder.wait(seconds + 30) != 0:
+        raise netlab.LabError(f"perf record exited {recorder.returncode}")
+    report = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children", "--comm", "connrate",
+                             "--sort", "sym", "--percent-limit", "1"], capture_output=True, text=True, check=True)
+    lines = [line.strip() for line in report.stdout.splitlines() if line.strip() and not line.startswith("#")]
+    return [f"{rate:.0f} conn/s while recorded"] + lines
+
+
 def extras(lab, args) -> dict:
     """Over wireguard-go, rules up: added RTT, hook times, rule install times."""
     dnat, routed = [], []
     block = 50
     for _ in range(max(1, args.pings // block)):
         for up, host, rtts in ((False, HOMELAB_TUNNEL, routed), (True, BRIDGE_PUBLIC, dnat)):
-            datapath.rules(lab, up)
+            datapath.rules(lab, "ours" if up else "none")
             pings(lab, host, 1)   # not counted: the first after a change of rules
             rtts += pings(lab, host, block)
     found = {"rtt": (statistics.mean(dnat), statistics.mean(routed), len(dnat))}
@@ -120,34 +152,38 @@ def extras(lab, args) -> dict:
     return found
 
 
-def verdict(value: float, target: float | None) -> str:
-    if target is None:
-        return ""
-    return f">= {target:g}: {'ok' if value >= target else 'MISSED'}"
+def verdict(ratio: float, goal: float | None) -> str:
+    return "" if goal is None else f" (>= {goal:g}: {'ok' if ratio >= goal else 'MISSED'})"
 
 
 def print_tables(results: dict, args, load: list[float]) -> None:
     links = [link for link in ("veth", "wireguard") if link in results]
-    names = {"veth": "veth (kernel speed)", "wireguard": "wireguard-go"}
+    names = {"veth": "veth", "wireguard": "wireguard-go"}
     print(f"\niperf3 {args.seconds} s and connection rate {args.cps_seconds} s per path and round; "
-          f"medians of {args.reps} interleaved rounds; {os.cpu_count()} CPUs, load average "
-          f"{load[0]:.1f} at the start, {load[1]:.1f} at the end (1 min).")
+          f"medians of {args.reps} interleaved rounds (single rounds min-max); {os.cpu_count()} CPUs, "
+          f"load average {load[0]:.1f} at the start, {load[1]:.1f} at the end (1 min).")
     for family in (f.name for f in datapath.FAMILIES):
         print(f"\n### {family}\n")
-        head = [f"{what} {names[link]}" for link in links for what in ("Gbit/s", "conn/s")]
-        print("| path | " + " | ".join(head) + " | target (Gbit/s, veth) |")
-        print("| --- |" + " --- |" * (len(head) + 1))
+        head = [f"{unit}, {names[link]}" for link in links for _, unit, _ in MEASURES]
+        print("| path | " + " | ".join(head) + " |")
+        print("| --- |" + " --- |" * len(head))
         for path in datapath.PATHS:
-            cells = [f"{results[link]['medians'][family][path][k]:{fmt}}"
-                     for link in links for k, fmt in (("gbit", ".2f"), ("cps", ".0f"))]
-            print(f"| {LABELS[path]} | " + " | ".join(cells) + " | |")
-        for other in ("routed", "haproxy", "socat"):
-            ratios = {link: {k: results[link]["medians"][family]["DNAT"][k] /
-                             results[link]["medians"][family][other][k] for k in ("gbit", "cps")}
-                      for link in links}
-            cells = [f"{ratios[link][k]:.2f}" for link in links for k in ("gbit", "cps")]
-            goal = verdict(ratios["veth"]["gbit"], TARGETS.get(other)) if "veth" in links else ""
-            print(f"| DNAT / {other} | " + " | ".join(cells) + f" | {goal} |")
+            cells = []
+            for link in links:
+                for key, _, fmt in MEASURES:
+                    runs = results[link]["runs"][family][path][key]
+                    cells.append(f"{results[link]['medians'][family][path][key]:{fmt}} "
+                                 f"({min(runs):{fmt}}-{max(runs):{fmt}})")
+            print(f"| {LABELS[path]} | " + " | ".join(cells) + " |")
+        for other in ("routed", "routed-ct", "haproxy", "socat"):
+            cells = []
+            for link in links:
+                medians = results[link]["medians"][family]
+                for key, _, _ in MEASURES:
+                    ratio = medians["DNAT"][key] / medians[other][key]
+                    goal = GOALS.get((other, key)) if link == "veth" else None
+                    cells.append(f"{ratio:.2f}{verdict(ratio, goal)}")
+            print(f"| **DNAT / {other}** | " + " | ".join(cells) + " |")
 
     if "extras" in results:
         x = results["extras"]
@@ -164,6 +200,10 @@ def print_tables(results: dict, args, load: list[float]) -> None:
             print(f"| hooks up+down, {role} (median of 10) | {ms:.1f} ms | <= 300 ms | {'ok' if ms <= 300 else 'MISSED'} |")
         print(f"| rule install (up), 1 / 100 port ranges | {install[1]:.1f} / {install[100]:.1f} ms | | |")
         print(f"| 100 / 1 ranges | {r:.2f} | flat (~1) | {'ok' if r <= 1.5 else 'MISSED'} |")
+
+    for path, lines in results.get("profiles", {}).items():
+        print(f"\n### perf, new connections, IPv4, {LABELS[path]}: {lines[0]}\n")
+        print("```\n" + "\n".join(lines[1:]) + "\n```")
 
     print("\nAll runs (Gbit/s; conn/s):")
     for link in links:

@@ -1,16 +1,22 @@
 """The ways from the lab's client to a service on the homelab, measured in interleaved rounds.
 
-    routed   client -> the homelab's tunnel address, routed through the bridge, no rule
-             anywhere (both ends' hooks down and their rule sets empty: not even conntrack);
-    DNAT     client -> the bridge's public address, our hooks up on both ends (the product);
-    haproxy  client -> the bridge's public address, haproxy (mode tcp, splice) on the bridge
-             connecting over the tunnel, no rule (the proxy's best case);
-    socat    the same with socat (a process per connection).
+    routed     client -> the homelab's tunnel address, routed through the bridge, no rule
+               anywhere (both ends' hooks down and their rule sets empty: not even conntrack);
+    routed-ct  the same with connection tracking on both ends (one rule each that needs it:
+               drop INVALID, on the bridge's FORWARD and the homelab's INPUT): what any DNAT
+               costs at least, the baseline of the goal;
+    DNAT       client -> the bridge's public address, our hooks up on both ends (the product);
+    haproxy    client -> the bridge's public address, haproxy (mode tcp, splice) on the bridge
+               connecting over the tunnel, no rule (the proxy's best case: no conntrack);
+    socat      the same with socat (a process per connection).
 Each for IPv4 and IPv6, over the link the lab brings up: WireGuard (wireguard-go, as the lab
 runs it) or a veth pair named like it (kernel speed: the same hooks, no crypto). Per path and
 family: iperf3 throughput (Gbit/s received by the homelab) and new connections per second
-(bench/connrate.c on both sides). A round measures routed, DNAT, haproxy, socat back to back
-per family, so a drift of the machine touches every path alike.
+(bench/connrate.c on both sides: the client resets each connection after the server's byte,
+see there why). A round measures every path back to back per family, so a drift of the
+machine touches every path alike; before each path the conntrack tables of every namespace
+the packets cross are flushed, so no entry of another path (other TCP timestamps, a reused
+port) meets its first packets.
 """
 from __future__ import annotations
 
@@ -24,7 +30,9 @@ import netlab
 from netlab import (BRIDGE_PUBLIC, BRIDGE_PUBLIC6, BRIDGE_TUNNEL, BRIDGE_TUNNEL6, CLIENT, CLIENT6,
                     HOMELAB_TUNNEL, HOMELAB_TUNNEL6, socat_address)
 
-PATHS = ("routed", "DNAT", "haproxy", "socat")
+PATHS = ("routed", "routed-ct", "DNAT", "haproxy", "socat")
+RULES = {"routed": "none", "routed-ct": "conntrack", "DNAT": "ours", "haproxy": "none", "socat": "none"}
+CONNTRACK_ONLY = {"bridge": "FORWARD", "homelab": "INPUT"}   # where the routed-ct rule goes
 IPERF_PORT, CONN_PORT = 5201, 5300
 PROXY_OFFSET = {"haproxy": 10, "socat": 20}   # the proxies listen on the service's port + this
 ROLES = ("bridge", "homelab")
@@ -85,7 +93,7 @@ def veth_link(lab) -> None:
     bridge_mac = mac_address(lab.bridge, "wg0")
     for client in (CLIENT, CLIENT6):
         lab.homelab.sh(f"ip neigh replace {client} lladdr {bridge_mac} dev wg0 nud permanent")
-    rules(lab, up=True)
+    rules(lab, "ours")
 
 
 def wireguard_link(lab) -> None:
@@ -95,13 +103,28 @@ def wireguard_link(lab) -> None:
 LINKS = {"veth": veth_link, "wireguard": wireguard_link}
 
 
-def rules(lab, up: bool) -> None:
-    """Our hooks up on both ends, or down and every rule set emptied (no rule, no conntrack)."""
+def rules(lab, kind: str) -> None:
+    """On both ends: "ours" (our hooks up), "none" (hooks down, every rule set emptied: no
+    conntrack either) or "conntrack" (only a rule that needs connection tracking)."""
     for role in ROLES:
         hooks = f"/usr/lib/cgnat-{role}/hooks"
-        lab.nodes[role].sh(f"{hooks}/up wg0" if up else f"{hooks}/down wg0 && nft flush ruleset")
-    if not up:   # the homelab's down takes the tunnel's ULA its up added; routing still needs it
+        if kind == "ours":
+            lab.nodes[role].sh(f"{hooks}/up wg0")
+            continue
+        lab.nodes[role].sh(f"{hooks}/down wg0 && nft flush ruleset")
+        if kind == "conntrack":
+            chain = CONNTRACK_ONLY[role]
+            lab.nodes[role].sh(f"iptables -A {chain} -m conntrack --ctstate INVALID -j DROP && "
+                               f"ip6tables -A {chain} -m conntrack --ctstate INVALID -j DROP")
+    if kind != "ours":   # the homelab's down takes the tunnel's ULA its up added; routing still needs it
         lab.homelab.sh(f"ip -6 address replace {HOMELAB_TUNNEL6}/64 dev wg0")
+
+
+def flush_conntrack(lab) -> None:
+    """The conntrack table of every namespace the measured packets cross, emptied (the CGNAT's
+    is kept: it carries the WireGuard link's own mapping)."""
+    for name in ("client", "inet", "bridge", "homelab"):
+        lab.nodes[name].sh("conntrack -F 2>/dev/null")
 
 
 # ---------------------------------------------------------------- paths
@@ -110,7 +133,7 @@ def prepare(lab, connrate: Path) -> None:
     """With the link up: routes for the routed path, services on the homelab, proxies on the
     bridge. The lab's stand-ins for other tools' rules (ufw-like, Docker-like) go: measured
     here are ours alone."""
-    rules(lab, up=False)
+    rules(lab, "none")
     lab.bridge.sysctl(**{"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1})
     for f in FAMILIES:
         lab.client.sh(f"ip {f.ip} route add {f.tunnel_net} via {f.client_gateway}")
@@ -152,7 +175,7 @@ def bracketed(address: str) -> str:
 
 def target(path: str, f: Family, port: int) -> tuple[str, int]:
     """Where the client connects to reach the homelab's `port` along `path`."""
-    if path == "routed":
+    if path.startswith("routed"):
         return f.homelab_tunnel, port
     return f.bridge_public, port + PROXY_OFFSET.get(path, 0)
 
@@ -176,13 +199,14 @@ def connection_rate(lab, connrate: Path, host: str, port: int, seconds: int) -> 
 def rounds(lab, connrate: Path, reps: int, seconds: int, cps_seconds: int, log=print) -> dict:
     """{family: {path: {"gbit": [...], "cps": [...]}}}, every path measured `reps` times."""
     runs = {f.name: {p: {"gbit": [], "cps": []} for p in PATHS} for f in FAMILIES}
-    up = False   # prepare() left the rules down
+    now = "none"   # prepare() left no rule
     for rep in range(reps):
         for f in FAMILIES:
             for path in PATHS:
-                if up != (path == "DNAT"):
-                    up = not up
-                    rules(lab, up)
+                if now != RULES[path]:
+                    now = RULES[path]
+                    rules(lab, now)
+                flush_conntrack(lab)
                 run = runs[f.name][path]
                 run["gbit"].append(iperf(lab, *target(path, f, IPERF_PORT), seconds))
                 run["cps"].append(connection_rate(lab, connrate, *target(path, f, CONN_PORT), cps_seconds))
@@ -190,7 +214,7 @@ def rounds(lab, connrate: Path, reps: int, seconds: int, cps_seconds: int, log=p
                     f"{run['cps'][-1]:.0f} conn/s")
                 if path == "DNAT" and rep == 0:
                     check_real_client(lab, f)
-    rules(lab, up=True)
+    rules(lab, "ours")
     return runs
 
 

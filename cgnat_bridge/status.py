@@ -1,7 +1,8 @@
-"""The bridge's part of `cgnat-setup status` (installer/status.py): IPv6 forwarding, its own sshd."""
+"""The bridge's part of `cgnat-setup status` (installer/status.py): IPv6 forwarding, its own sshd,
+how full its connection tracking table is."""
 from __future__ import annotations
 
-from cgnat_bridge import watchdog
+from cgnat_bridge import conntrack, watchdog
 from installer import detect
 from installer import status as shared
 from installer.rules_file import saved_rules
@@ -25,6 +26,9 @@ class Probe(shared.Probe):
 
     def nat6_rules(self) -> set[str]:
         return (saved_rules("ip6tables") or {}).get("nat", set())
+
+    def conntrack_table(self) -> conntrack.Table | None:
+        return conntrack.read()
 
 
 def handshake_hint(answers) -> str:
@@ -67,4 +71,21 @@ def ipv6_forward(answers, probe) -> Check:
 
 
 def notes(probe) -> list[Check]:
-    return []
+    """How full the connection tracking table is (none while nf_conntrack is not loaded)."""
+    table = probe.conntrack_table()
+    return [] if table is None else [conntrack_check(table)]
+
+
+SYSCTL_FILE = "/etc/sysctl.d/90-cgnat-conntrack.conf"
+
+
+def conntrack_check(table: conntrack.Table) -> Check:
+    """Information while below WARN_ABOVE; above it a warning, never a failure: a full table
+    still forwards (the kernel drops unconfirmed entries first) and the chain is healthy."""
+    detail = f"{table.count} of {table.max} entries ({table.fill:.0%})"
+    if not table.crowded:
+        return Check("conntrack", None, detail)
+    return Check("conntrack", None, f"{detail}: above {conntrack.WARN_ABOVE:.0%}, new connections may be dropped "
+                                    f"when it is full",
+                 f"raise net.netfilter.nf_conntrack_max (a line in {SYSCTL_FILE}, then sysctl --system)",
+                 warn=True)

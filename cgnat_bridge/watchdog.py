@@ -13,8 +13,9 @@ interface, one `iptables-save`, one `wg show`), decides (pure: `decide()`), acts
 
 State between runs (what was already reported, the steps taken) is kept in
 /var/lib/cgnat/watchdog.json, written when it changes; the metrics (installer/metrics.py) add
-whether the rules are in place and when the homelab was last seen. Silent while healthy: a
-journal line for each change and each step.
+whether the rules are in place, when the homelab was last seen and how full the connection
+tracking table is (cgnat_bridge/conntrack.py: two /proc reads, no step ever follows from it).
+Silent while healthy: a journal line for each change and each step.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cgnat_bridge import conntrack
 from installer import interface_lock, metrics
 from installer.probes import HANDSHAKE_STALE as SILENT_AFTER
 from installer.probes import handshake_age, interface_exists
@@ -62,6 +64,7 @@ class Observation:
     interface_up: bool
     handshake_age: float | None           # None: never (since the interface came up)
     missing_rules: tuple[str, ...] = ()   # "nat PREROUTING -> CGNAT-wg0-PRE", ...
+    conntrack: conntrack.Table | None = None   # None: nf_conntrack not loaded
 
 
 @dataclass
@@ -127,7 +130,8 @@ def observe(config: Config, now: float | None = None) -> Observation:
     up = interface_exists(config.interface)
     return Observation(now=now, interface_up=up,
                        handshake_age=handshake_age(config.interface, now) if up else None,
-                       missing_rules=missing_rules(config.interface, config.rules_path) if up else ())
+                       missing_rules=missing_rules(config.interface, config.rules_path) if up else (),
+                       conntrack=conntrack.read())
 
 
 def samples(obs: Observation, state: State) -> list[metrics.Sample]:
@@ -137,6 +141,9 @@ def samples(obs: Observation, state: State) -> list[metrics.Sample]:
         found.append(("cgnat_rules_ok", {}, not obs.missing_rules))
     if obs.handshake_age is not None:
         found.append(("cgnat_homelab_last_seen_timestamp_seconds", {}, round(obs.now - obs.handshake_age)))
+    if obs.conntrack is not None:
+        found += [("cgnat_nf_conntrack_count", {}, obs.conntrack.count),
+                  ("cgnat_nf_conntrack_max", {}, obs.conntrack.max)]
     return found
 
 

@@ -41,6 +41,10 @@ METRICS = {
     "cgnat_bridge_outage": ("gauge", "Homelab: 1 while the fault is the bridge's (no restart, no action)."),
     "cgnat_rules_ok": ("gauge", "Bridge: 1 while every jump and chain of the forwarding rules is in place."),
     "cgnat_homelab_last_seen_timestamp_seconds": ("gauge", "Bridge: the homelab's latest handshake (Unix time)."),
+    "cgnat_nf_conntrack_count": ("gauge", "Bridge: entries in its connection tracking table "
+                                          "(net.netfilter.nf_conntrack_count)."),
+    "cgnat_nf_conntrack_max": ("gauge", "Bridge: the most entries that table keeps "
+                                        "(net.netfilter.nf_conntrack_max)."),
 }
 
 Sample = tuple[str, dict[str, str], float]

@@ -3,7 +3,9 @@
     ok    interface   wg0 is up
     FAIL  handshake   none yet  -> check that UDP 51820 is open in the provider's firewall
 
-Exit 0 only when every check is healthy; informational lines ("info") never fail.
+Exit 0 only when every check is healthy; informational lines ("info") never fail, nor do
+warnings ("warn": an informational line with its hint, for what still works but needs the
+administrator soon, as cgnat-setup's own warnings leave its exit code 0).
 `gather()` turns what a `Probe` reports into checks (pure given the probe); `Probe` is the
 only part that looks at the host, read-only.
 
@@ -49,10 +51,11 @@ class Check:
     ok: bool | None            # None: informational
     detail: str
     hint: str = ""
+    warn: bool = False         # informational (ok None), shown as "warn" with its hint
 
     def line(self) -> str:
-        mark = "info" if self.ok is None else ("ok" if self.ok else "FAIL")
-        hint = f"  -> {self.hint}" if self.hint and self.ok is False else ""
+        mark = "warn" if self.warn else "info" if self.ok is None else ("ok" if self.ok else "FAIL")
+        hint = f"  -> {self.hint}" if self.hint and (self.ok is False or self.warn) else ""
         return f"{mark:<5} {self.name:<11} {self.detail}{hint}"
 
     def to_json(self) -> dict:

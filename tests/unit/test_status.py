@@ -47,6 +47,7 @@ class FakeProbe:
         self.forwarding6 = kw.get("forwarding6", True)
         self.nat6 = kw.get("nat6", set())
         self.listening = kw.get("listening")      # TCP ports listening for the bridge; None: cannot tell
+        self.conntrack = kw.get("conntrack")      # the bridge's conntrack.Table; None: not loaded
         self.asked = []
 
     def interface_up(self, iface): return self.up
@@ -61,6 +62,7 @@ class FakeProbe:
     def ipv6_disabled(self, iface): return self.v6_disabled
     def ipv6_forwarding(self): return self.forwarding6
     def nat6_rules(self): return self.nat6
+    def conntrack_table(self): return self.conntrack
 
     def port_answers(self, host, port, timeout=3):
         self.asked.append((host, port))
