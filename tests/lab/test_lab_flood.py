@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 import faultlab
-from conftest import make_lab
+from netlab import make_lab
 from faultlab import FAST, SERVICE_PORT, Watchdog
 from netlab import BRIDGE_PUBLIC, BRIDGE_SSH_PORT, BRIDGE_TUNNEL, CLIENT, wait_for
 
