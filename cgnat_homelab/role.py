@@ -65,8 +65,8 @@ class Homelab:
 
     @staticmethod
     def take_token(data: dict, token) -> None:
-        """The bridge's endpoint, and for the watchdog its SSH port and forward (cgnat2 and
-        later); keys the answers set themselves win. Judged by validation like any answer."""
+        """The bridge's endpoint, and for the watchdog its SSH port and forward; keys the
+        answers set themselves win. Judged by validation like any answer."""
         data.setdefault("homelab", {})["endpoint"] = token.endpoint
         port = token.endpoint.rpartition(":")[2]
         if grammar.is_port(port):     # else homelab.endpoint's check says what is wrong
