@@ -42,6 +42,7 @@ class Plan:
     retire: list[list[str]] = field(default_factory=list)   # stop an old interface, before the files
     removals: list[str] = field(default_factory=list)       # an old interface's files
     backups: list[str] = field(default_factory=list)        # foreign files kept before replacing them
+    start: bool = True      # False: the commands only enable (--no-start), or there are none (--root)
 
     @property
     def units(self) -> list[str]:
@@ -51,6 +52,22 @@ class Plan:
     @property
     def service(self) -> str:
         return f"wg-quick@{self.answers.interface}"
+
+    @property
+    def not_started(self) -> list[str]:
+        """The units a --no-start plan enables and leaves for the next boot."""
+        return [] if self.start else [c[-1] for c in self.commands if c[:2] == ["systemctl", "enable"]]
+
+    def left_for_boot(self) -> list[str]:
+        """What a --no-start run leaves for the next boot, a line each, for the report."""
+        if not self.not_started:
+            return []
+        units = " ".join(self.not_started)
+        lines = [f"Nothing was started (--no-start): {units} start at the next boot, or now with: "
+                 f"systemctl start {units}"]
+        if self.sshd_dropin or self.socket_dropin:
+            lines.append(f"sshd listens on port {self.sshd_port} from its next start (not confirmed now)")
+        return lines
 
     def describe(self) -> str:
         out = []
@@ -65,8 +82,8 @@ class Plan:
             change = f"drop-in {self.sshd_dropin}" if self.sshd_dropin else "nothing to change"
             if self.socket_dropin:
                 change += f", socket drop-in {self.socket_dropin}"
-            out.append(f"=== sshd: listen on {self.sshd_port} before forwarding ({change}; "
-                       f"sshd -t; reload; confirm the port answers)\n")
+            steps = "sshd -t; reload; confirm the port answers" if self.start else "read at sshd's next start"
+            out.append(f"=== sshd: listen on {self.sshd_port} before forwarding ({change}; {steps})\n")
         out.append("=== commands\n" + "".join(" ".join(c) + "\n" for c in self.commands))
         out.append(f"=== {self.service} PostUp (hooks)\n" + "".join(c + "\n" for c in self.hook_commands))
         return "\n".join(out)
@@ -80,8 +97,11 @@ def resolve_defaults(answers, facts: HostFacts):
 
 
 def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True,
-              replace_existing: bool = False) -> Plan:
-    """Files and commands for valid, resolved answers; `start` False for --root."""
+              enable: bool | None = None, replace_existing: bool = False) -> Plan:
+    """Files and commands for valid, resolved answers: `start` False and `enable` True for
+    --no-start (the units enabled, nothing started, restarted or reloaded), `start` False
+    alone for --root (no command at all)."""
+    enable = start if enable is None else enable
     iface = answers.interface
     conf = f"{WIREGUARD_DIR}/{iface}.conf"
     foreign = facts.foreign(conf)
@@ -106,7 +126,7 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         files.append(FileWrite(metrics.UNIT_DROPIN, metrics_dropin))
     plan = Plan(answers, hook_commands=role.hook_summary(answers), sshd_port=host.sshd_port,
                 sshd_dropin=host.sshd_dropin, socket_dropin=host.socket_dropin,
-                listen_port=host.listen_port)
+                listen_port=host.listen_port, start=start)
     plan.files = files + [FileWrite(MANIFEST_PATH, manifest_text({f.path: f.content.encode() for f in files}))]
     plan.backups = [conf] if foreign else []
     if not role.has_rules6(answers) and rules6 in facts.written_by_setup:
@@ -114,8 +134,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     if not metrics_dropin and metrics.UNIT_DROPIN in facts.written_by_setup:
         plan.removals.append(metrics.UNIT_DROPIN)
     for old in retired_interfaces(iface, facts.written_by_setup):
-        if start:
-            plan.retire.append(["systemctl", "disable", "--now", f"wg-quick@{old}"])
+        if enable:
+            plan.retire.append(["systemctl", "disable", *(["--now"] if start else []), f"wg-quick@{old}"])
         plan.removals += [p for p in (f"{WIREGUARD_DIR}/{old}.conf", f"/etc/cgnat/{old}.rules",
                                       f"/etc/cgnat/{old}.rules6", f"/etc/cgnat/{old}.env")
                           if p in facts.written_by_setup]
@@ -127,6 +147,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
             ["systemctl", "enable", WATCHDOG_UNIT],
             ["systemctl", "restart", WATCHDOG_UNIT],     # it reads the answers when it starts
         ]
+    elif enable:
+        plan.commands = [["systemctl", "enable", plan.service], ["systemctl", "enable", WATCHDOG_UNIT]]
     return plan
 
 
