@@ -20,7 +20,7 @@ from installer.atomic import HostTree
 from installer.detect import WIREGUARD_DIR
 from installer.errors import SetupError
 from installer.manifest import MANIFEST_PATH, digest, recorded_digests
-from installer.plan import BACKUP_SUFFIX, FileWrite, Plan
+from installer.plan import BACKUP_SUFFIX, OFFLINE_SYSTEMCTL, FileWrite, Plan
 
 
 def log(message: str) -> None:
@@ -115,12 +115,13 @@ class UnitStates:
 
     def __init__(self, units: list[str], start: bool):
         self.start = start
-        self.before = {unit: (_systemctl_ok("is-enabled", unit), start and _systemctl_ok("is-active", unit))
-                       for unit in units}
+        self.systemctl = ["systemctl"] if start else OFFLINE_SYSTEMCTL
+        self.before = {unit: (_systemctl_ok("is-enabled", unit, self.systemctl),
+                              start and _systemctl_ok("is-active", unit)) for unit in units}
 
     def restore(self) -> None:
         for unit, (enabled, active) in reversed(list(self.before.items())):
-            _run_quietly(["systemctl", "enable" if enabled else "disable", unit])
+            _run_quietly([*self.systemctl, "enable" if enabled else "disable", unit])
             if self.start:
                 _run_quietly(["systemctl", "restart" if active else "stop", unit])
 
@@ -186,10 +187,10 @@ def _active(unit: str) -> bool:
     return _systemctl_ok("is-active", unit)
 
 
-def _systemctl_ok(verb: str, unit: str) -> bool:
+def _systemctl_ok(verb: str, unit: str, systemctl: list[str] = ["systemctl"]) -> bool:  # noqa: B006
     """`systemctl VERB --quiet UNIT` succeeded; False without systemd (a chroot)."""
     try:
-        return subprocess.run(["systemctl", verb, "--quiet", unit], capture_output=True).returncode == 0
+        return subprocess.run([*systemctl, verb, "--quiet", unit], capture_output=True).returncode == 0
     except FileNotFoundError:
         return False
 

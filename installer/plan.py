@@ -12,6 +12,10 @@ from installer.errors import SetupError
 from installer.watchdog import UNIT as WATCHDOG_UNIT
 
 BACKUP_SUFFIX = ".before-cgnat"   # an admin's own config, kept when --replace-existing replaces it
+# --no-start enables on the file system, never through a running systemd (a chroot may have
+# /run/systemd/system and no bus to it; systemd's ENVIRONMENT.md: SYSTEMD_OFFLINE=1 makes
+# systemctl "refrain from talking to PID 1"): nothing is reloaded, nothing started.
+OFFLINE_SYSTEMCTL = ["env", "SYSTEMD_OFFLINE=1", "systemctl"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class Plan:
     @property
     def units(self) -> list[str]:
         """Every unit the commands change, for apply to put back on failure."""
-        return list(dict.fromkeys(c[-1] for c in self.retire + self.commands if c[0] == "systemctl"))
+        return list(dict.fromkeys(c[-1] for c in self.retire + self.commands if "systemctl" in c))
 
     @property
     def service(self) -> str:
@@ -56,7 +60,7 @@ class Plan:
     @property
     def not_started(self) -> list[str]:
         """The units a --no-start plan enables and leaves for the next boot."""
-        return [] if self.start else [c[-1] for c in self.commands if c[:2] == ["systemctl", "enable"]]
+        return [] if self.start else [c[-1] for c in self.commands if "enable" in c]
 
     def left_for_boot(self) -> list[str]:
         """What a --no-start run leaves for the next boot, a line each, for the report."""
@@ -135,7 +139,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         plan.removals.append(metrics.UNIT_DROPIN)
     for old in retired_interfaces(iface, facts.written_by_setup):
         if enable:
-            plan.retire.append(["systemctl", "disable", *(["--now"] if start else []), f"wg-quick@{old}"])
+            plan.retire.append(["systemctl", "disable", "--now", f"wg-quick@{old}"] if start
+                               else [*OFFLINE_SYSTEMCTL, "disable", f"wg-quick@{old}"])
         plan.removals += [p for p in (f"{WIREGUARD_DIR}/{old}.conf", f"/etc/cgnat/{old}.rules",
                                       f"/etc/cgnat/{old}.rules6", f"/etc/cgnat/{old}.env")
                           if p in facts.written_by_setup]
@@ -148,7 +153,7 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
             ["systemctl", "restart", WATCHDOG_UNIT],     # it reads the answers when it starts
         ]
     elif enable:
-        plan.commands = [["systemctl", "enable", plan.service], ["systemctl", "enable", WATCHDOG_UNIT]]
+        plan.commands = [[*OFFLINE_SYSTEMCTL, "enable", unit] for unit in (plan.service, WATCHDOG_UNIT)]
     return plan
 
 

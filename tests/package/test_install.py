@@ -293,7 +293,8 @@ def test_preseed_where_policy_forbids_starts_writes_and_enables_and_starts_nothi
         assert chroot.path(path).is_file(), path
     assert enabled(chroot) == {"wg-quick@wg0.service", "cgnat-watchdog.service"}
     ran = [line for line in out.splitlines() if line.startswith("[#] ") and not line.startswith("[#] write ")]
-    assert ran == ["[#] systemctl enable wg-quick@wg0", "[#] systemctl enable cgnat-watchdog.service"], out
+    assert ran == ["[#] env SYSTEMD_OFFLINE=1 systemctl enable wg-quick@wg0",
+                   "[#] env SYSTEMD_OFFLINE=1 systemctl enable cgnat-watchdog.service"], out
 
 
 def test_remove_then_install_brings_the_tunnel_back(chroot):
@@ -355,6 +356,6 @@ def test_the_postinst_starts_the_tunnel_again_where_services_may_start(chroot):
     assert not marker_left
     assert "systemctl restart wg-quick@wg0" not in calls_upgrade, calls_upgrade
     assert "deb-systemd-invoke try-restart wg-quick@wg0.service" in calls_upgrade, calls_upgrade
-    assert "systemctl enable wg-quick@wg0" in calls_upgrade           # --no-start: enabled, not started
+    assert "systemctl enable wg-quick@wg0" in calls_upgrade   # --no-start: enabled, not started
     chroot.check(f"{APT} purge cgnat-homelab", net=False)
     assert_same_tree(chroot)

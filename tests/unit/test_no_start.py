@@ -18,7 +18,8 @@ from clihelp import cgnat_setup, tree
 from unitdata import BRIDGE_KEY
 
 BRIDGE = {"role": "bridge", "bridge": {"public_interface": "lo", "public_address": "203.0.113.7"}}
-ENABLES = [["systemctl", "enable", "wg-quick@wg0"], ["systemctl", "enable", "cgnat-watchdog.service"]]
+ENABLES = [["env", "SYSTEMD_OFFLINE=1", "systemctl", "enable", "wg-quick@wg0"],
+           ["env", "SYSTEMD_OFFLINE=1", "systemctl", "enable", "cgnat-watchdog.service"]]
 
 
 def bridge_plan(**kw):
@@ -28,12 +29,12 @@ def bridge_plan(**kw):
 
 @pytest.fixture
 def systemctl(tmp_path, monkeypatch):
-    """A systemctl that records each call (one line of arguments), says no unit is enabled yet
+    """A systemctl that records each call (SYSTEMD_OFFLINE, then its arguments), says no unit is enabled yet
     and fails `enable` of the units named in FAIL_ENABLE; nothing may confirm sshd or a port."""
     bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
     bin_dir.mkdir()
     (bin_dir / "systemctl").write_text(
-        f'#!/bin/sh\necho "$*" >> {calls}\n[ "$1" != is-enabled ] || exit 1\n'
+        f'#!/bin/sh\necho "offline=${{SYSTEMD_OFFLINE:-}} $*" >> {calls}\n[ "$1" != is-enabled ] || exit 1\n'
         'case " $FAIL_ENABLE " in *" $2 "*) [ "$1" = enable ] && exit 1 ;; esac\nexit 0\n')
     (bin_dir / "systemctl").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
@@ -52,7 +53,7 @@ def test_the_plan_enables_both_units_and_starts_nothing():
     assert plan.commands == ENABLES and not plan.start
     assert plan.not_started == ["wg-quick@wg0", "cgnat-watchdog.service"]
     shown = plan.describe()
-    assert "=== commands\nsystemctl enable wg-quick@wg0\nsystemctl enable cgnat-watchdog.service\n\n" in shown
+    assert "=== commands\n" + "".join(" ".join(c) + "\n" for c in ENABLES) + "\n" in shown
     assert "restart" not in shown and "reload" not in shown
     assert "read at sshd's next start" in shown
     # --root: no command at all; the default: enable and restart.
@@ -66,7 +67,7 @@ def test_a_renamed_interface_is_disabled_not_stopped(tmp_path):
     (root / "var/lib/cgnat/manifest").write_text("/etc/wireguard/wg9.conf 00\n")
     plan = make_plan(load_answers(BRIDGE, None, None), HostFacts.detect(root), BRIDGE_KEY,
                      start=False, enable=True)
-    assert plan.retire == [["systemctl", "disable", "wg-quick@wg9"]]
+    assert plan.retire == [["env", "SYSTEMD_OFFLINE=1", "systemctl", "disable", "wg-quick@wg9"]]
 
 
 def test_apply_writes_under_the_lock_enables_and_runs_nothing_else(tmp_path, systemctl, monkeypatch):
@@ -84,8 +85,9 @@ def test_apply_writes_under_the_lock_enables_and_runs_nothing_else(tmp_path, sys
     assert "/etc/ssh/sshd_config.d/cgnat-bridge.conf" in changed and "/etc/wireguard/wg0.conf" in changed
     assert held and all(held), held                      # every file written under wg0's lock
     # Only whether each unit is enabled is read (for a rollback), then both are enabled.
-    assert systemctl() == ["is-enabled --quiet wg-quick@wg0", "is-enabled --quiet cgnat-watchdog.service",
-                           "enable wg-quick@wg0", "enable cgnat-watchdog.service"]
+    # On the file system (SYSTEMD_OFFLINE=1), never through a running systemd's bus.
+    assert systemctl() == ["offline=1 is-enabled --quiet wg-quick@wg0", "offline=1 is-enabled --quiet cgnat-watchdog.service",
+                           "offline=1 enable wg-quick@wg0", "offline=1 enable cgnat-watchdog.service"]
     assert set(tree(root)) >= {"etc/wireguard/wg0.conf", "etc/cgnat/wg0.env", "var/lib/cgnat/manifest"}
 
 
@@ -97,8 +99,9 @@ def test_a_failed_enable_rolls_back_files_and_enabled_state_and_starts_or_stops_
         apply(bridge_plan(start=False, enable=True), root)
     assert tree(root) == {}
     calls = systemctl()
-    assert calls[-2:] == ["disable cgnat-watchdog.service", "disable wg-quick@wg0"]   # as they were
-    assert not [c for c in calls if c.split()[0] in ("start", "restart", "stop", "reload", "is-active")], calls
+    assert calls[-2:] == ["offline=1 disable cgnat-watchdog.service", "offline=1 disable wg-quick@wg0"]   # as they were
+    assert all(c.startswith("offline=1 ") for c in calls), calls
+    assert not [c for c in calls if c.split()[1] in ("start", "restart", "stop", "reload", "is-active")], calls
 
 
 def test_without_systemctl_the_files_are_written_and_nothing_is_enabled(tmp_path, monkeypatch, capsys):
