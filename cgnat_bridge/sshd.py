@@ -174,12 +174,17 @@ class SshdChange:
     dropin: str | None = None           # the drop-in path, when there is one to write
     socket_dropin: str | None = None    # with socket activation: ssh.socket's ports
 
-    def describe(self) -> str:
+    def describe(self, start: bool) -> str:
         change = f"drop-in {self.dropin}" if self.dropin else "nothing to change"
         if self.socket_dropin:
             change += f", socket drop-in {self.socket_dropin}"
-        return (f"=== sshd: listen on {self.port} before forwarding ({change}; "
-                f"sshd -t; reload; confirm the port answers)\n")
+        steps = "sshd -t; reload; confirm the port answers" if start else "read at sshd's next start"
+        return f"=== sshd: listen on {self.port} before forwarding ({change}; {steps})\n"
+
+    def left_for_boot(self) -> list[str]:
+        if not (self.dropin or self.socket_dropin):
+            return []
+        return [f"sshd listens on port {self.port} from its next start (not confirmed now)"]
 
     def changed(self, changed: list[str]) -> bool:
         return bool({self.dropin, self.socket_dropin} & set(changed) - {None})

@@ -20,7 +20,7 @@ class PairScreen(Step):
     STEP_TITLE = "Homelab: pair with the bridge"
     KEYS = ("pair", "homelab.endpoint", "peer_public_key", "tunnel", "interface")
     OWN_ENTER = ("in-pair",)
-    HELP = ("Paste the pairing token the bridge printed (cgnat3-..., or an older cgnat2-/cgnat1-...) and press Enter: it fills "
+    HELP = ("Paste the pairing token the bridge printed (cgnat3-...) and press Enter: it fills "
             "the bridge's address, key and tunnel. A token wrapped over lines still works.\n\n"
             "Without a token, type the bridge's endpoint (address or name, with its WireGuard "
             "port) and its public key. The key may stay empty for now; the tunnel then comes "

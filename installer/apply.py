@@ -9,6 +9,7 @@ setup wrote and the admin changed since is kept as PATH.before-cgnat, never just
 """
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from contextlib import nullcontext
@@ -19,7 +20,7 @@ from installer.atomic import HostTree
 from installer.detect import WIREGUARD_DIR
 from installer.errors import SetupError
 from installer.manifest import MANIFEST_PATH, digest, recorded_digests
-from installer.plan import BACKUP_SUFFIX, FileWrite, Plan
+from installer.plan import BACKUP_SUFFIX, OFFLINE_SYSTEMCTL, FileWrite, Plan
 
 
 def log(message: str) -> None:
@@ -109,16 +110,20 @@ class Transaction:
 
 
 class UnitStates:
-    """Whether each unit was enabled and active before the run, to return it there."""
+    """Whether each unit was enabled and active before the run, to return it there (a run that
+    starts nothing, --no-start, puts back only whether each is enabled)."""
 
-    def __init__(self, units: list[str]):
-        self.before = {unit: (_systemctl_ok("is-enabled", unit), _systemctl_ok("is-active", unit))
-                       for unit in units}
+    def __init__(self, units: list[str], start: bool):
+        self.start = start
+        self.systemctl = ["systemctl"] if start else OFFLINE_SYSTEMCTL
+        self.before = {unit: (_systemctl_ok("is-enabled", unit, self.systemctl),
+                              start and _systemctl_ok("is-active", unit)) for unit in units}
 
     def restore(self) -> None:
         for unit, (enabled, active) in reversed(list(self.before.items())):
-            _run_quietly(["systemctl", "enable" if enabled else "disable", unit])
-            _run_quietly(["systemctl", "restart" if active else "stop", unit])
+            _run_quietly([*self.systemctl, "enable" if enabled else "disable", unit])
+            if self.start:
+                _run_quietly(["systemctl", "restart" if active else "stop", unit])
 
 
 def apply(plan: Plan, root: Path) -> list[str]:
@@ -130,27 +135,34 @@ def apply(plan: Plan, root: Path) -> list[str]:
     manifest = tree.read(MANIFEST_PATH)
     recorded = recorded_digests(manifest[0] if manifest else b"")
     tx = Transaction(tree)
-    units = UnitStates(plan.units) if plan.commands else None
-    before_forwarding = plan.before_forwarding if plan.commands else None
+    units = UnitStates(plan.units, plan.start) if plan.commands else None
+    starts = plan.start and bool(plan.commands)       # not --no-start, not --root
+    # --no-start where systemd is not even installed (a bare chroot): the files alone
+    enables = bool(plan.commands) and (plan.start or shutil.which("systemctl") is not None)
+    # (--no-start: what the role does before forwarding, such as sshd's reload, waits for the boot)
+    before_forwarding = plan.before_forwarding if starts else None
     changed: list[str] = []
     try:
-        for argv in plan.retire:
+        for argv in plan.retire if enables else []:
             run(argv)
         for path in plan.backups:
             tx.keep_copy(path)
         removed = [p for path in plan.removals for p in tx.retire(path, recorded.get(path))]
         # The hooks must never read the rules of one run with the env of another: the files are
-        # written under the interface's lock (interface_lock.py) when the tunnel is restarted.
+        # written under the interface's lock (interface_lock.py), also with --no-start (a
+        # running tunnel's watchdog may run up meanwhile); not under --root, where no hook runs.
         with interface_lock.held(plan.answers.interface, wait=True) if plan.commands else nullcontext():
             changed = [f.path for f in plan.files if tx.write(f)] + removed
         if before_forwarding is not None:
             before_forwarding.take(changed, run)     # the bridge: sshd on its port, or stop here
-        if plan.commands and not changed and _active(plan.service):
+        if starts and not changed and _active(plan.service):
             log(f"nothing changed; {plan.service} keeps running")
+        elif plan.commands and not enables:
+            log(f"no systemctl here: {', '.join(plan.not_started)} not enabled")
         else:
             for argv in plan.commands:
                 run(argv)
-            if plan.commands and plan.listen_port is not None:
+            if starts and plan.listen_port is not None:
                 log(f"confirm {plan.answers.interface} holds UDP port {plan.listen_port}")
                 listen_port.confirm(plan.answers.interface, plan.listen_port)
         return changed
@@ -167,10 +179,10 @@ def _active(unit: str) -> bool:
     return _systemctl_ok("is-active", unit)
 
 
-def _systemctl_ok(verb: str, unit: str) -> bool:
+def _systemctl_ok(verb: str, unit: str, systemctl: list[str] = ["systemctl"]) -> bool:  # noqa: B006
     """`systemctl VERB --quiet UNIT` succeeded; False without systemd (a chroot)."""
     try:
-        return subprocess.run(["systemctl", verb, "--quiet", unit], capture_output=True).returncode == 0
+        return subprocess.run([*systemctl, verb, "--quiet", unit], capture_output=True).returncode == 0
     except FileNotFoundError:
         return False
 

@@ -26,6 +26,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="validate the answers only; write nothing")
     p.add_argument("--plan", action="store_true", help="print every file and rule; write nothing")
     p.add_argument("--root", metavar="DIR", help="write all files under DIR and start nothing")
+    p.add_argument("--no-start", action="store_true",
+                   help="write the files and enable the units, start nothing (image builds, a "
+                        "package's postinst where services may not start): they start at the next boot")
     p.add_argument("--pair", metavar="TOKEN", help="fill the peer's key and addresses from its pairing token")
     p.add_argument("--role", choices=ROLES, help="the role when neither the answers nor the package say")
     p.add_argument("--replace-existing", action="store_true",
@@ -43,9 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.json and args.command != "status":
         p.error("--json goes with status (cgnat-setup status --json)")
-    if (args.check or args.plan) and args.command is None and args.answers is None and args.pair is None:
-        p.error(f"{'--check' if args.check else '--plan'} needs --answers FILE or --pair TOKEN "
-                f"(without them the wizard would open, and it writes)")
+    if args.no_start and (args.root is not None or args.command is not None):
+        p.error("--no-start goes with setup alone (--root DIR already starts and enables nothing)")
+    unattended_only = "--check" if args.check else "--plan" if args.plan else "--no-start" if args.no_start else None
+    if unattended_only and args.command is None and args.answers is None and args.pair is None:
+        p.error(f"{unattended_only} needs --answers FILE or --pair TOKEN (without them the wizard "
+                f"would open, and it writes and starts)")
     try:
         if args.command == "teardown":
             return EXIT_OK if setup.teardown(Path(args.root or "/")) else EXIT_FAILURE
@@ -84,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def can_ask(args) -> bool:
-    """A person is at a terminal and the run is not a dry one (--check, --plan), nor one of
-    a package's maintainer scripts (dpkg sets DPKG_MAINTSCRIPT_NAME): those never prompt."""
+    """A person is at a terminal and the run is not a dry one (--check, --plan), nor one that
+    must start nothing (--no-start: the wizard starts), nor one of a package's maintainer
+    scripts (dpkg sets DPKG_MAINTSCRIPT_NAME): those never prompt."""
     return (sys.stdin.isatty() and sys.stdout.isatty() and args.answers != "-"
-            and not (args.check or args.plan) and "DPKG_MAINTSCRIPT_NAME" not in os.environ)
+            and not (args.check or args.plan or args.no_start) and "DPKG_MAINTSCRIPT_NAME" not in os.environ)
 
 
 def wizard(args, hybrid: bool) -> int:
@@ -114,13 +121,13 @@ def unattended(args) -> int:
     if args.check:
         print(f"{'-' if args.answers == '-' else (args.answers or '--pair')}: ok ({answers.role})")
         return EXIT_OK
-    plan, private_key = setup.plan(answers, facts, root, start=args.root is None,
-                                   replace_existing=args.replace_existing)
+    plan, private_key = setup.plan(answers, facts, root, start=args.root is None and not args.no_start,
+                                   enable=args.root is None, replace_existing=args.replace_existing)
     if args.plan:
         print(plan.describe(), end="")
         return EXIT_OK
     changed = setup.apply(plan, root)
-    print("\n".join(setup.report(plan.answers, private_key, changed, root).lines()))
+    print("\n".join(setup.report(plan.answers, private_key, changed, root, plan.left_for_boot()).lines()))
     return EXIT_OK
 
 

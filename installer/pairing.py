@@ -1,15 +1,14 @@
 """Pairing tokens: the public half of one host's setup, pasted on the other host.
 
     cgnat3-<base32 of "role|public key|endpoint|tunnel|ssh port|forward|tunnel6|address6" + its CRC-32>
-    cgnat2-<base32 of "role|public key|endpoint|tunnel|ssh port|forward" + its CRC-32>  (still accepted)
-    cgnat1-<base32 of "role|public key|endpoint|tunnel" + its CRC-32>                   (still accepted)
 
-Version 2 adds what the homelab's watchdog needs to know of the bridge: the bridge's own
-SSH port and what it forwards ("all", or its list joined by commas); both are empty in a
-homelab's token. Version 3 adds the tunnel's IPv6 prefix (tunnel6, from either host) and
-the public IPv6 address the bridge forwards to the homelab (empty when it forwards no IPv6,
-and in a homelab's token), for the homelab's wizard to show. An older token leaves them
-empty: the answers keep their defaults.
+Besides the key and the tunnel, a bridge's token tells the homelab's watchdog the bridge's
+own SSH port and what it forwards ("all", or its list joined by commas), and the homelab's
+wizard the public IPv6 address the bridge forwards (empty when it forwards none); a
+homelab's token leaves those three empty. tunnel6 (the tunnel's IPv6 prefix) comes from
+either host. The version is in the prefix: a later one may add fields. The prefixes
+"cgnat1-" and "cgnat2-" were printed only before the first release; they are refused with
+a line that says how to get a current token.
 
 Base32 survives copy and paste from any terminal (no '+', '/', '-' or case to lose: an
 upper-case "CGNAT3-..." reads the same; lower case is what is printed), and the CRC-32
@@ -34,7 +33,8 @@ from installer.roles import peer
 from installer.errors import InvalidAnswers, Problem
 
 PREFIX = "cgnat3-"
-FIELDS = {"cgnat1-": 4, "cgnat2-": 6, "cgnat3-": 8}     # the number of fields of each version
+FIELDS = 8                                  # the number of fields of a cgnat3- token
+UNRELEASED = ("cgnat1-", "cgnat2-")         # printed by development versions only
 
 
 class TokenError(ValueError):
@@ -47,10 +47,10 @@ class PairingToken:
     public_key: str
     endpoint: str        # "host:port" of the bridge; "" in a homelab's token
     tunnel: str
-    ssh_port: str = ""   # the bridge's own SSH port (cgnat2); "" in a homelab's or a cgnat1 token
-    forward: str = ""    # the bridge's forward: "all" or "tcp/80,tcp/443,icmp" (cgnat2)
-    tunnel6: str = ""    # the tunnel's ULA prefix (cgnat3); "" in an older token
-    address6: str = ""   # the public IPv6 address the bridge forwards (cgnat3); "" if none
+    ssh_port: str = ""   # the bridge's own SSH port; "" in a homelab's token
+    forward: str = ""    # the bridge's forward: "all" or "tcp/80,tcp/443,icmp"; "" in a homelab's
+    tunnel6: str = ""    # the tunnel's ULA prefix
+    address6: str = ""   # the public IPv6 address the bridge forwards; "" if none
 
     def encode(self) -> str:
         fields = (self.role, self.public_key, self.endpoint, self.tunnel, self.ssh_port, self.forward,
@@ -63,8 +63,11 @@ class PairingToken:
     def decode(cls, token: str) -> "PairingToken":
         token = "".join(token.split())  # a token folded over lines by a terminal still works
         prefix = token[:len(PREFIX)].lower()      # base32 and its prefix: pasted from a shouting terminal
-        if prefix not in FIELDS:
-            raise TokenError(f"a pairing token starts with {PREFIX!r} (or the older 'cgnat2-', 'cgnat1-')")
+        if prefix in UNRELEASED:
+            raise TokenError(f"{prefix!r} tokens came from a development version; run cgnat-setup "
+                             f"on the other host again and paste the {PREFIX!r} token it prints")
+        if prefix != PREFIX:
+            raise TokenError(f"a pairing token starts with {PREFIX!r}")
         body = token[len(prefix):].upper()
         try:
             raw = base64.b32decode(body + "=" * (-len(body) % 8))
@@ -80,7 +83,7 @@ class PairingToken:
             fields = payload.decode("utf-8").split("|")
         except UnicodeDecodeError:
             raise TokenError("the token is damaged (not UTF-8 text); copy it again") from None
-        if len(fields) != FIELDS[prefix]:
+        if len(fields) != FIELDS:
             raise TokenError("the token is damaged (wrong number of fields); copy it again")
         if fields[0] not in ROLES:
             raise TokenError(f"the token is not from a bridge or a homelab ({fields[0]!r})")

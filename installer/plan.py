@@ -12,6 +12,10 @@ from installer.errors import SetupError
 from installer.watchdog_state import UNIT as WATCHDOG_UNIT
 
 BACKUP_SUFFIX = ".before-cgnat"   # an admin's own config, kept when --replace-existing replaces it
+# --no-start enables on the file system, never through a running systemd (a chroot may have
+# /run/systemd/system and no bus to it; systemd's ENVIRONMENT.md: SYSTEMD_OFFLINE=1 makes
+# systemctl "refrain from talking to PID 1"): nothing is reloaded, nothing started.
+OFFLINE_SYSTEMCTL = ["env", "SYSTEMD_OFFLINE=1", "systemctl"]
 
 
 @dataclass(frozen=True)
@@ -40,15 +44,32 @@ class Plan:
     retire: list[list[str]] = field(default_factory=list)   # stop an old interface, before the files
     removals: list[str] = field(default_factory=list)       # an old interface's files
     backups: list[str] = field(default_factory=list)        # foreign files kept before replacing them
+    start: bool = True      # False: the commands only enable (--no-start), or there are none (--root)
 
     @property
     def units(self) -> list[str]:
         """Every unit the commands change, for apply to put back on failure."""
-        return list(dict.fromkeys(c[-1] for c in self.retire + self.commands if c[0] == "systemctl"))
+        return list(dict.fromkeys(c[-1] for c in self.retire + self.commands if "systemctl" in c))
 
     @property
     def service(self) -> str:
         return f"wg-quick@{self.answers.interface}"
+
+    @property
+    def not_started(self) -> list[str]:
+        """The units a --no-start plan enables and leaves for the next boot."""
+        return [] if self.start else [c[-1] for c in self.commands if "enable" in c]
+
+    def left_for_boot(self) -> list[str]:
+        """What a --no-start run leaves for the next boot, a line each, for the report."""
+        if not self.not_started:
+            return []
+        units = " ".join(self.not_started)
+        lines = [f"Nothing was started (--no-start): {units} start at the next boot, or now with: "
+                 f"systemctl start {units}"]
+        if self.before_forwarding is not None:
+            lines += self.before_forwarding.left_for_boot()
+        return lines
 
     def describe(self) -> str:
         out = []
@@ -60,7 +81,7 @@ class Plan:
         for f in self.files:
             out.append(f"=== {f.path} (mode {f.mode:04o})\n{f.shown()}")
         if self.before_forwarding is not None:
-            out.append(self.before_forwarding.describe())
+            out.append(self.before_forwarding.describe(self.start))
         out.append("=== commands\n" + "".join(" ".join(c) + "\n" for c in self.commands))
         out.append(f"=== {self.service} PostUp (hooks)\n" + "".join(c + "\n" for c in self.hook_commands))
         return "\n".join(out)
@@ -74,8 +95,11 @@ def resolve_defaults(answers, facts: HostFacts):
 
 
 def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True,
-              replace_existing: bool = False) -> Plan:
-    """Files and commands for valid, resolved answers; `start` False for --root."""
+              enable: bool | None = None, replace_existing: bool = False) -> Plan:
+    """Files and commands for valid, resolved answers: `start` False and `enable` True for
+    --no-start (the units enabled, nothing started, restarted or reloaded), `start` False
+    alone for --root (no command at all)."""
+    enable = start if enable is None else enable
     iface = answers.interface
     conf = f"{WIREGUARD_DIR}/{iface}.conf"
     foreign = facts.foreign(conf)
@@ -99,7 +123,7 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     if metrics_dropin:
         files.append(FileWrite(metrics.UNIT_DROPIN, metrics_dropin))
     plan = Plan(answers, hook_commands=role.hook_summary(answers),
-                before_forwarding=host.before_forwarding, listen_port=host.listen_port)
+                before_forwarding=host.before_forwarding, listen_port=host.listen_port, start=start)
     plan.files = files + [FileWrite(MANIFEST_PATH, manifest_text({f.path: f.content.encode() for f in files}))]
     plan.backups = [conf] if foreign else []
     if not role.has_rules6(answers) and rules6 in facts.written_by_setup:
@@ -107,8 +131,9 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     if not metrics_dropin and metrics.UNIT_DROPIN in facts.written_by_setup:
         plan.removals.append(metrics.UNIT_DROPIN)
     for old in retired_interfaces(iface, facts.written_by_setup):
-        if start:
-            plan.retire.append(["systemctl", "disable", "--now", f"wg-quick@{old}"])
+        if enable:
+            plan.retire.append(["systemctl", "disable", "--now", f"wg-quick@{old}"] if start
+                               else [*OFFLINE_SYSTEMCTL, "disable", f"wg-quick@{old}"])
         plan.removals += [p for p in (f"{WIREGUARD_DIR}/{old}.conf", f"/etc/cgnat/{old}.rules",
                                       f"/etc/cgnat/{old}.rules6", f"/etc/cgnat/{old}.env")
                           if p in facts.written_by_setup]
@@ -120,6 +145,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
             ["systemctl", "enable", WATCHDOG_UNIT],
             ["systemctl", "restart", WATCHDOG_UNIT],     # it reads the answers when it starts
         ]
+    elif enable:
+        plan.commands = [[*OFFLINE_SYSTEMCTL, "enable", unit] for unit in (plan.service, WATCHDOG_UNIT)]
     return plan
 
 

@@ -41,7 +41,8 @@ class HostChanges:
 
     before_forwarding: None, or what a service of the role must do with its files before the
     tunnel restarts and anything is forwarded (the bridge: cgnat_bridge.sshd.SshdChange):
-        describe() -> str                for --plan
+        describe(start) -> str           for --plan (start False: --no-start, it waits for the boot)
+        left_for_boot() -> [str]         what --no-start leaves to the boot, a line each
         take(changed, run)               after the files are written: SetupError stops the setup
         give_back(changed, run)          after a rollback put the old files back
     """

@@ -10,10 +10,7 @@ both refuse one that does more than declare and fill the interface's own chains
 Each interface has its own chains, `CGNAT-<interface>-<ABBR>`, jumped to from the
 builtin chain ABBR stands for (PRE, FWD, POST, IN, OUT; see BUILTINS): with a
 15-character interface name that is at most 26 characters, under iptables' 28. The
-builtin is read after the last "-" (interface names may contain "-"). A chain named
-`CGNAT-<BUILTIN>` (the shared chains of versions before 0.1.0-per-interface rules
-files) still maps to its builtin, so hooks and watchdog keep working on a rules file
-rendered by an older cgnat-setup.
+builtin is read after the last "-" (interface names may contain "-").
 """
 from __future__ import annotations
 
@@ -37,9 +34,9 @@ def chain_name(interface: str, builtin: str) -> str:
 
 
 def builtin_of(chain: str) -> str:
-    """The builtin chain our `chain` is jumped to from: "CGNAT-wg0-PRE" -> "PREROUTING"."""
-    last = chain.rsplit("-", 1)[-1]
-    return BUILTINS.get(last, last)
+    """The builtin chain our `chain` is jumped to from: "CGNAT-wg0-PRE" -> "PREROUTING";
+    "" for a name without one of our abbreviations (no builtin jumps to it)."""
+    return BUILTINS.get(chain.rsplit("-", 1)[-1], "")
 
 
 def declared_chains(rules_text: str) -> list[tuple[str, str]]:

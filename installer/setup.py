@@ -56,17 +56,18 @@ def read_source(source: str | None, root: Path) -> bytes:
         return file.read(answers_toml.MAX_BYTES + 1)
 
 
-def plan(answers, facts: HostFacts, root: Path, *, start: bool, replace_existing: bool = False,
-         private_key: str | None = None) -> tuple[Plan, str]:
-    """The plan of valid answers with every default resolved, and the private key it uses.
-    Answers that name no peer keep the one an earlier run paired with (a bridge's own answers
-    file, applied again after `--pair`, must not drop its homelab)."""
+def plan(answers, facts: HostFacts, root: Path, *, start: bool, enable: bool | None = None,
+         replace_existing: bool = False, private_key: str | None = None) -> tuple[Plan, str]:
+    """The plan of valid answers with every default resolved, and the private key it uses
+    (`start`, `enable`: make_plan's). Answers that name no peer keep the one an earlier run
+    paired with (a bridge's own answers file, applied again after `--pair`, must not drop its
+    homelab)."""
     resolved = resolve_defaults(answers, facts)
     earlier = earlier_config(resolved, root, facts)
     private_key = private_key or private_key_for(resolved, earlier)
     if resolved.peer_public_key is None:
         resolved.peer_public_key = keys.peer_in_config(earlier)
-    return make_plan(resolved, facts, private_key, start=start,
+    return make_plan(resolved, facts, private_key, start=start, enable=enable,
                      replace_existing=replace_existing), private_key
 
 
@@ -94,6 +95,7 @@ class Report:
     changed: tuple[str, ...]
     answers_path: Path
     role_notes: tuple[str, ...]   # the role's own (the bridge: its firewall, the DNS records)
+    left_for_boot: tuple[str, ...] = ()   # --no-start: what happens only at the next boot
 
     @property
     def other(self) -> str:
@@ -107,7 +109,7 @@ class Report:
     @property
     def notes(self) -> list[str]:
         lines = [f"Answers saved to {self.answers_path} (replay: cgnat-setup --answers FILE)"]
-        return lines + list(self.role_notes)
+        return lines + list(self.left_for_boot) + list(self.role_notes)
 
     def lines(self) -> list[str]:
         return [f"cgnat-setup: {self.summary}.",
@@ -117,10 +119,12 @@ class Report:
                 *self.notes]
 
 
-def report(answers, private_key: str, changed: list[str], root: Path) -> Report:
+def report(answers, private_key: str, changed: list[str], root: Path,
+           left_for_boot: list[str] = ()) -> Report:
     public = keys.public_key(private_key)
     return Report(answers.role, public, pairing.token_for(answers, public), tuple(changed),
-                  host_path(root, ANSWERS_PATH), tuple(roles.get(answers.role).notes(answers)))
+                  host_path(root, ANSWERS_PATH), tuple(roles.get(answers.role).notes(answers)),
+                  tuple(left_for_boot))
 
 
 def teardown(root: Path) -> bool:

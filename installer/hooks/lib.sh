@@ -165,9 +165,8 @@ check_rules() { # FILE
 	' "$1"
 }
 
-# The builtin chain that jumps to our CHAIN: CGNAT-wg0-PRE -> PREROUTING. A chain
-# without an abbreviation (CGNAT-PREROUTING, as rules files of older versions
-# declared) names its builtin in full.
+# The builtin chain that jumps to our CHAIN: CGNAT-wg0-PRE -> PREROUTING; nothing
+# (and false) for a name without one of our abbreviations.
 builtin_of() {
 	case ${1##*-} in
 	PRE) echo PREROUTING ;;
@@ -175,7 +174,7 @@ builtin_of() {
 	POST) echo POSTROUTING ;;
 	IN) echo INPUT ;;
 	OUT) echo OUTPUT ;;
-	*) echo "${1##*-}" ;;
+	*) return 1 ;;
 	esac
 }
 

@@ -160,16 +160,18 @@ def test_maintainer_scripts(debs, role, tmp_path):
     assert "py3compile -p cgnat-" + role in scripts["postinst"].decode()
     assert "cgnat-setup teardown" in scripts["prerm"].decode()
     assert "/var/lib/cgnat/manifest" in scripts["postrm"].decode()
-    # An upgrade from the timer of versions up to 0.1.0 enables the service instead.
-    assert "deb-systemd-helper purge cgnat-watchdog.timer" in scripts["postinst"].decode()
+    # Nothing of the development versions' timer is left.
+    assert "timer" not in b"".join(scripts.values()).decode()
+    # The postinst never uses --root / to mean "start nothing": --no-start says it.
+    assert "--root" not in scripts["postinst"].decode() and "--no-start" in scripts["postinst"].decode()
     # The service is not enabled by the package (cgnat-setup enables it): the only
-    # enables are debhelper's "keep it enabled on upgrade if it was" and the timer's successor.
+    # enable is debhelper's "keep it enabled on upgrade if it was".
     lines = [l.strip() for l in scripts["postinst"].decode().splitlines()
              if l.strip() and not l.strip().startswith("#")]
     enables = [i for i, l in enumerate(lines) if l.startswith("deb-systemd-helper enable")]
     assert enables, "no debhelper systemd snippet in postinst"
     for i in enables:
-        assert "was-enabled" in lines[i - 1] or "purge cgnat-watchdog.timer" in lines[i - 1], lines[i - 1]
+        assert "was-enabled" in lines[i - 1], lines[i - 1]
 
 def test_lintian_clean(debs):
     """No errors and no warnings; overrides only with a reason (debian/*.lintian-overrides)."""

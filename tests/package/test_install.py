@@ -164,21 +164,18 @@ def test_preseed_failure_leaves_package_installed(chroot):
 
 
 def test_preseed_runs_setup_and_never_fails_the_install(chroot):
-    """A valid preseeded answers file is applied by the postinst. Without systemd
-    (this chroot) setup cannot start the tunnel: whatever cgnat-setup decides,
-    the install succeeds and a purge leaves nothing behind."""
+    """A valid preseeded answers file is applied by the postinst. Without systemd running
+    (this chroot) it starts nothing: --no-start writes the files; a purge leaves nothing."""
     file = answers(chroot, "bridge")
     chroot.path("/etc/cgnat").mkdir()
     chroot.path("/etc/cgnat/answers.toml").write_text(chroot.path(file).read_text())
     done = chroot.check(f"{APT} install {chroot.debs['bridge']}", net=False)
     out = done.stdout + done.stderr
-    assert "cgnat-setup --answers /etc/cgnat/answers.toml (preseeded)" in out
-    assert "write /etc/wireguard/wg0.conf" in out, out  # it did run setup
+    assert "cgnat-setup --answers /etc/cgnat/answers.toml --no-start (preseeded; services may not start now)" in out
+    assert "write /etc/wireguard/wg0.conf" in out and "bridge configured" in out, out
+    assert "installed but not configured" not in out and "restart" not in out, out
     assert "cgnat-bridge" in chroot.packages()
     chroot.check(f"{APT} purge cgnat-bridge", net=False)
-    if chroot.path("/etc/cgnat/answers.toml").exists():  # setup failed: the admin's file stays
-        chroot.path("/etc/cgnat/answers.toml").unlink()
-        chroot.path("/etc/cgnat").rmdir()
     assert_same_tree(chroot)
 
 
@@ -254,4 +251,111 @@ def test_upgrade_restarts_the_tunnel_named_in_any_toml_form(chroot):
     assert "deb-systemd-invoke try-restart wg-quick@wg1.service" in calls, calls
     assert "wg-quick@wg0" not in calls
     chroot.check(f"{APT} purge cgnat-bridge", net=False)
+    assert_same_tree(chroot)
+
+
+# The last steps install systemd (not running: this is a chroot) where the suite's minbase
+# lacks it, so that `systemctl enable` works as in an image build; the baseline follows.
+POLICY_LOG = "/tmp/policy-rc.d.calls"
+WANTS = "/etc/systemd/system/multi-user.target.wants"
+
+
+def enabled(chroot) -> set[str]:
+    wants = chroot.path(WANTS)
+    return {p.name for p in wants.iterdir() if p.name.startswith(("wg-quick@", "cgnat-"))} if wants.is_dir() else set()
+
+
+def test_preseed_where_policy_forbids_starts_writes_and_enables_and_starts_nothing(chroot):
+    """An image build: systemd installed, /run/systemd/system present, and a policy-rc.d that
+    exits 101 (Debian policy: no service may start). The postinst asks policy-rc.d, then runs
+    cgnat-setup --no-start: files written, both units enabled, and of the commands setup runs
+    (each echoed as "[#] ..." before it runs) none starts, restarts or reloads anything."""
+    chroot.check(f"{APT} install systemd")
+    chroot.state["baseline"] = chroot.snapshot()
+    chroot.state["packages"] = chroot.packages()
+    policy = chroot.path("/usr/sbin/policy-rc.d")
+    forbid = policy.read_text()
+    policy.write_text(f'#!/bin/sh\necho "$*" >> {POLICY_LOG}\nexit 101\n')
+    chroot.path("/run/systemd/system").mkdir(parents=True, exist_ok=True)   # "systemd runs"
+    try:
+        chroot.path("/etc/cgnat").mkdir()
+        chroot.path("/etc/cgnat/answers.toml").write_text(chroot.path(answers(chroot, "bridge")).read_text())
+        done = chroot.check(f"{APT} install {chroot.debs['bridge']}", net=False)
+        out = done.stdout + done.stderr
+        policy_calls = chroot.path(POLICY_LOG).read_text().splitlines()
+    finally:
+        policy.write_text(forbid)
+        chroot.check(f"rm -rf /run/systemd/system {POLICY_LOG}")
+    assert "cgnat-watchdog.service start" in policy_calls, policy_calls
+    assert "--no-start (preseeded; services may not start now)" in out, out
+    assert "bridge configured" in out and "Nothing was started (--no-start)" in out, out
+    for path in ("/etc/wireguard/wg0.conf", "/etc/cgnat/wg0.rules", "/etc/ssh/sshd_config.d/cgnat-bridge.conf"):
+        assert chroot.path(path).is_file(), path
+    assert enabled(chroot) == {"wg-quick@wg0.service", "cgnat-watchdog.service"}
+    ran = [line for line in out.splitlines() if line.startswith("[#] ") and not line.startswith("[#] write ")]
+    assert ran == ["[#] env SYSTEMD_OFFLINE=1 systemctl enable wg-quick@wg0",
+                   "[#] env SYSTEMD_OFFLINE=1 systemctl enable cgnat-watchdog.service"], out
+
+
+def test_remove_then_install_brings_the_tunnel_back(chroot):
+    """apt remove stops and disables the tunnel (teardown) and leaves a marker; apt install of
+    the same version is no upgrade then: the postinst applies the saved answers again, and the
+    units are enabled again (started where services may start: below, with the real scripts)."""
+    assert enabled(chroot) == {"wg-quick@wg0.service", "cgnat-watchdog.service"}   # the step above
+    chroot.check(f"{APT} remove cgnat-bridge", net=False)
+    assert enabled(chroot) == set() and chroot.path("/var/lib/cgnat/removed").exists()
+    done = chroot.check(f"{APT} install {chroot.debs['bridge']}", net=False)
+    out = done.stdout + done.stderr
+    assert "--no-start (installed again after a remove; services may not start now)" in out, out
+    assert enabled(chroot) == {"wg-quick@wg0.service", "cgnat-watchdog.service"}
+    assert not chroot.path("/var/lib/cgnat/removed").exists()
+    # An upgrade (the marker gone) renders again and enables, and never takes the reinstall path.
+    done = chroot.check(f"{APT} install --reinstall {chroot.debs['bridge']}", net=False)
+    assert "installed again" not in done.stdout + done.stderr
+    chroot.check(f"{APT} purge cgnat-bridge", net=False)
+    assert enabled(chroot) == set()
+    assert_same_tree(chroot)
+
+
+def test_the_postinst_starts_the_tunnel_again_where_services_may_start(chroot):
+    """The real postinst of a reinstall after a remove, where systemd runs and policy-rc.d allows
+    (systemctl and deb-systemd-invoke here record their calls): setup enables and restarts the
+    tunnel and the watchdog; an upgrade (no marker) only try-restarts the running tunnel."""
+    install(chroot, "homelab")
+    chroot.path("/etc/cgnat").mkdir()
+    chroot.path("/etc/cgnat/answers.toml").write_text(chroot.path(answers(chroot, "homelab")).read_text())
+    chroot.check("cgnat-setup --answers /etc/cgnat/answers.toml --root /", net=False)
+    fake = chroot.path(FAKE_SYSTEMD)
+    fake.mkdir()
+    for tool in ("deb-systemd-invoke", "deb-systemd-helper", "systemctl"):
+        # No unit is enabled or active: the remove's teardown stopped the tunnel.
+        (fake / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {FAKE_SYSTEMD}/calls\n'
+                                 'case $1 in is-active|is-enabled) exit 3 ;; esac\n')
+        (fake / tool).chmod(0o755)
+    policy = chroot.path("/usr/sbin/policy-rc.d")
+    forbid = policy.read_text()
+    policy.write_text("#!/bin/sh\nexit 0\n")
+    chroot.path("/run/systemd/system").mkdir(parents=True, exist_ok=True)
+    postinst = f"PATH={FAKE_SYSTEMD}:$PATH sh /var/lib/dpkg/info/cgnat-homelab.postinst configure {0}"
+    try:
+        chroot.path("/var/lib/cgnat/removed").write_text("")
+        reinstalled = chroot.check(postinst.format("0.1.0"), net=False)
+        calls_reinstall = (fake / "calls").read_text().splitlines()
+        marker_left = chroot.path("/var/lib/cgnat/removed").exists()
+        (fake / "calls").unlink()
+        chroot.check(postinst.format("0.1.0"), net=False)
+        calls_upgrade = (fake / "calls").read_text().splitlines()
+    finally:
+        policy.write_text(forbid)
+        chroot.check(f"rm -rf /run/systemd/system {FAKE_SYSTEMD}")
+    out = reinstalled.stdout + reinstalled.stderr
+    assert "cgnat-setup --answers /etc/cgnat/answers.toml (installed again after a remove)" in out, out
+    for call in ("systemctl enable wg-quick@wg0", "systemctl restart wg-quick@wg0",
+                 "systemctl enable cgnat-watchdog.service", "systemctl restart cgnat-watchdog.service"):
+        assert call in calls_reinstall, calls_reinstall
+    assert not marker_left
+    assert "systemctl restart wg-quick@wg0" not in calls_upgrade, calls_upgrade
+    assert "deb-systemd-invoke try-restart wg-quick@wg0.service" in calls_upgrade, calls_upgrade
+    assert "systemctl enable wg-quick@wg0" in calls_upgrade   # --no-start: enabled, not started
+    chroot.check(f"{APT} purge cgnat-homelab", net=False)
     assert_same_tree(chroot)

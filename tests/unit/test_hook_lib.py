@@ -98,3 +98,36 @@ def test_a_failed_first_up_leaves_nothing_of_ours(tmp_path):
     done = in_netns(tmp_path, "(begin_up; add_rules iptables $RULES; false) || true; iptables-save")
     assert done.returncode == 0, done.stderr
     assert ours(done.stdout) == [], done.stdout
+
+
+def homelab_up(tmp_path, env: str, rules6: bool) -> subprocess.CompletedProcess:
+    """The homelab's up hook, installed as the package does (lib.sh beside it), on files of
+    our own, in a throwaway network namespace."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir(parents=True)
+    repo = LIB.parents[2]
+    for source in (repo / "cgnat_homelab/hooks/up", LIB):
+        (hooks / source.name).write_bytes(source.read_bytes())
+    (tmp_path / "wg0.rules").write_text("*mangle\n:CGNAT-wg0-PRE - [0:0]\nCOMMIT\n")
+    if rules6:
+        (tmp_path / "wg0.rules6").write_text("*mangle\n:CGNAT-wg0-PRE - [0:0]\nCOMMIT\n")
+    (tmp_path / "wg0.env").write_text(env)
+    return subprocess.run(["unshare", "--net", "sh", str(hooks / "up"), "wg0"], capture_output=True, text=True,
+                          env={"CGNAT_ETC": str(tmp_path), "CGNAT_RUN": str(tmp_path / "run"),
+                               "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+
+
+HOMELAB_ENV = ("CGNAT_ROLE=homelab\nCGNAT_ADDRESS=10.0.0.2\nCGNAT_TABLE=200\nCGNAT_FWMARK=0x1000000/0x1000000\n"
+               "CGNAT_RULE_PREF=1000\nCGNAT_ADDRESS6=fd63:676e:6174::2\nCGNAT_PREFIXLEN6=64\n")
+
+
+def test_the_homelab_up_refuses_files_without_the_ipv6_half_before_any_change(tmp_path):
+    """Every setup writes CGNAT_PREFIXLEN6 and the homelab's rules6: files without them are no
+    setup's (the development versions' IPv4-only fallback is gone)."""
+    without = HOMELAB_ENV.replace("CGNAT_PREFIXLEN6=64\n", "")
+    done = homelab_up(tmp_path / "a", without, rules6=True)
+    assert done.returncode == 1 and done.stderr.endswith("wg0.env: CGNAT_PREFIXLEN6 is not set\n"), done.stderr
+    assert "[#]" not in done.stderr
+    done = homelab_up(tmp_path / "b", HOMELAB_ENV, rules6=False)
+    assert done.returncode == 1 and done.stderr.endswith("wg0.rules6 (run cgnat-setup again)\n"), done.stderr
+    assert "[#]" not in done.stderr

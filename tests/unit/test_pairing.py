@@ -18,15 +18,11 @@ TOKEN = PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", 
                      TUNNEL6, "2001:db8::7")
 
 
-def older(version: int, *fields: str) -> str:
-    """A token as an older version printed it (cgnat1: four fields, cgnat2: six)."""
+def encoded(prefix: str, *fields: str) -> str:
+    """A token of these fields with its checksum, whatever their number, behind `prefix`."""
     payload = "|".join(fields).encode()
     raw = payload + zlib.crc32(payload).to_bytes(4, "big")
-    return f"cgnat{version}-" + base64.b32encode(raw).decode().rstrip("=").lower()
-
-
-def version1(*fields: str) -> str:
-    return older(1, *fields)
+    return prefix + base64.b32encode(raw).decode().rstrip("=").lower()
 
 
 def test_round_trip():
@@ -35,32 +31,27 @@ def test_round_trip():
     assert PairingToken.decode(text) == TOKEN
 
 
-def test_version_1_tokens_are_still_accepted():
-    old = PairingToken.decode(version1("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24"))
-    assert old == PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24")
-    assert old.ssh_port == "" and old.forward == "" and old.tunnel6 == "" and old.address6 == ""
+@pytest.mark.parametrize("prefix, fields", [
+    ("cgnat1-", ("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24")),
+    ("cgnat2-", ("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2222", "all")),
+    ("CGNAT2-", ("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2222", "all"))])
+def test_a_token_of_a_development_version_is_refused_with_what_to_do(prefix, fields):
+    """cgnat1- and cgnat2- tokens were printed before the first release only."""
+    with pytest.raises(TokenError) as raised:
+        PairingToken.decode(encoded(prefix, *fields))
+    assert str(raised.value) == (f"{prefix.lower()!r} tokens came from a development version; run "
+                                 f"cgnat-setup on the other host again and paste the 'cgnat3-' token it prints")
+    with pytest.raises(InvalidAnswers) as raised:
+        fill_answers({"role": "homelab"}, encoded(prefix, *fields), None)
+    assert [p.key for p in raised.value.problems] == ["pair"]
 
 
-def test_version_2_tokens_are_still_accepted_and_leave_tunnel6_at_its_default():
-    text = older(2, "bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2222", "all")
-    assert PairingToken.decode(text) == PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24",
-                                                     "2222", "all")
-    data = {"role": "homelab"}
-    fill_answers(data, text, None)
-    assert "tunnel6" not in data
-    assert load_answers(data, None, None).tunnel6 == "fd63:676e:6174::/64"
-
-
-def test_a_version_needs_its_own_number_of_fields():
-    six = version1("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2222", "all")
-    with pytest.raises(TokenError, match="wrong number of fields"):
-        PairingToken.decode(six)
-    four = "cgnat2-" + version1("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24")[7:]
-    with pytest.raises(TokenError, match="wrong number of fields"):
-        PairingToken.decode(four)
-    six_as_3 = "cgnat3-" + older(2, "bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2222", "all")[7:]
-    with pytest.raises(TokenError, match="wrong number of fields"):
-        PairingToken.decode(six_as_3)
+def test_a_token_needs_its_eight_fields():
+    for fields in (("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24"),
+                   ("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2222", "all"),
+                   ("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24", "2222", "all", TUNNEL6, "", "")):
+        with pytest.raises(TokenError, match="wrong number of fields"):
+            PairingToken.decode(encoded("cgnat3-", *fields))
 
 
 def test_token_survives_folding_and_case():
@@ -126,8 +117,8 @@ def test_a_bridge_token_tells_the_homelab_its_ssh_port_and_forward():
     fill_answers(data, everything.encode(), None)
     assert data["homelab"]["watchdog"] == {"bridge_ssh_port": 2222, "bridge_forward": "all", "check_port": 443}
     data = {"role": "homelab"}
-    fill_answers(data, version1("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24"), None)
-    assert "watchdog" not in data["homelab"]                       # version 1: the defaults
+    fill_answers(data, PairingToken("bridge", PEER_PUBLIC, "203.0.113.7:51820", "10.0.0.0/24").encode(), None)
+    assert "watchdog" not in data["homelab"] and "tunnel6" not in data   # none told: the defaults
 
 
 def test_a_homelab_token_tells_the_bridge_nothing_more():
@@ -160,7 +151,7 @@ def test_every_single_mistyped_character_is_caught(position, replacement):
         PairingToken.decode(damaged)
 
 
-@given(st.sampled_from(["cgnat1-", "cgnat2-", "cgnat3-"]), st.text(alphabet=string.printable, max_size=80))
+@given(st.sampled_from(["cgnat3-", "CGNAT3-"]), st.text(alphabet=string.printable, max_size=80))
 def test_garbage_is_rejected_with_a_token_error(prefix, text):
     # Random text passes a CRC-32 about once in 4 billion tries: it must be refused.
     with pytest.raises(TokenError):

@@ -1,5 +1,7 @@
 """Rendered files against the recipe's lines, parsed back by the real tools."""
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +9,8 @@ from installer import render, roles, rules_file
 from installer.validate import load_answers
 
 from unitdata import PEER_PUBLIC
+
+REPO = Path(__file__).resolve().parents[2]
 
 # First the homelab watchdog's self check (TCP on the WireGuard port's number), in every mode.
 SELF_CHECK = "-i ens3 -p tcp --dport 51820 -j DNAT --to-destination 10.0.0.2"
@@ -138,16 +142,25 @@ def test_each_interface_has_its_own_chains(role_answers):
 def test_homelab_env_for_the_hooks():
     env = dict(line.split("=", 1) for line in render_env(homelab(table=300)).splitlines()
                if line and not line.startswith("#"))
-    assert env == {"CGNAT_ROLE": "homelab", "CGNAT_INTERFACE": "wg0", "CGNAT_ADDRESS": "10.0.0.2",
-                   "CGNAT_PEER_ADDRESS": "10.0.0.1", "CGNAT_TABLE": "300",
+    assert env == {"CGNAT_ROLE": "homelab", "CGNAT_ADDRESS": "10.0.0.2", "CGNAT_TABLE": "300",
                    "CGNAT_FWMARK": "0x1000000/0x1000000", "CGNAT_RULE_PREF": "1000",
-                   "CGNAT_ADDRESS6": "fd63:676e:6174::2", "CGNAT_PREFIXLEN6": "64",
-                   "CGNAT_PEER_ADDRESS6": "fd63:676e:6174::1"}
+                   "CGNAT_ADDRESS6": "fd63:676e:6174::2", "CGNAT_PREFIXLEN6": "64"}
 
 
 def test_bridge_env_for_the_hooks():
-    env = render_env(bridge())
-    assert "CGNAT_PUBLIC_INTERFACE=ens3\n" in env and "CGNAT_PEER_ADDRESS=10.0.0.2\n" in env
+    assert render_env(bridge()).splitlines()[1:] == ["CGNAT_ROLE=bridge", "CGNAT_PUBLIC_INTERFACE=ens3"]
+
+
+@pytest.mark.parametrize("role", ["bridge", "homelab"])
+def test_every_variable_of_the_env_file_is_read_by_a_hook(role):
+    """IFACE.env is the hooks' input: nothing in it that no hook reads (nor a watchdog: they
+    read the answers)."""
+    answers_ = bridge() if role == "bridge" else homelab()
+    written = {line.split("=", 1)[0] for line in render_env(answers_).splitlines() if line and line[0] != "#"}
+    hooks = "".join((REPO / path).read_text() for path in (
+        f"cgnat_{role}/hooks/up", f"cgnat_{role}/hooks/down", "installer/hooks/lib.sh"))
+    unread = sorted(v for v in written if not re.search(rf"\$\{{?{v}\b", hooks))
+    assert written and unread == []
 
 
 @pytest.mark.root
