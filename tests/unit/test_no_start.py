@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from installer import interface_lock, listen_port, sshd
+from cgnat_bridge import sshd
+from installer import interface_lock, listen_port
 from installer.apply import apply
 from installer.atomic import HostTree
 from installer.detect import HostFacts
@@ -14,7 +15,8 @@ from installer.errors import SetupError
 from installer.plan import make_plan
 from installer.validate import load_answers
 
-from clihelp import cgnat_setup, tree
+from clihelp import cgnat_setup
+from filetree import tree
 from unitdata import BRIDGE_KEY
 
 BRIDGE = {"role": "bridge", "bridge": {"public_interface": "lo", "public_address": "203.0.113.7"}}
@@ -24,7 +26,7 @@ ENABLES = [["env", "SYSTEMD_OFFLINE=1", "systemctl", "enable", "wg-quick@wg0"],
 
 def bridge_plan(**kw):
     # sshd listens on 22 only: the plan has a drop-in for ssh_port 2222 to write.
-    return make_plan(load_answers(BRIDGE, None, None), HostFacts(sshd_ports=[22]), BRIDGE_KEY, **kw)
+    return make_plan(load_answers(BRIDGE, None, None), HostFacts(role_facts={"bridge": sshd.SshdFacts(ports=[22])}), BRIDGE_KEY, **kw)
 
 
 @pytest.fixture
