@@ -1,6 +1,6 @@
 """The manifest (/var/lib/cgnat/manifest): "PATH SHA256" a line, the files setup wrote and what
 they held, so a later run removes only what is still ours, teardown knows every tunnel, and
-purge (the postrm) knows what to delete. Version 0.1.0 wrote the path alone."""
+purge (the postrm) knows what to delete."""
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +17,8 @@ def manifest_text(files: dict[str, bytes]) -> str:
     return "".join(sorted(f"{path} {digest(data)}\n" for path, data in files.items()))
 
 
-def recorded_digests(manifest: bytes) -> dict[str, str | None]:
-    """Path -> the digest of what setup wrote there (None from an older manifest)."""
+def recorded_digests(manifest: bytes) -> dict[str, str]:
+    """Path -> the digest of what setup wrote there (a line of another shape is not setup's)."""
     lines = manifest.decode(errors="replace").splitlines()
-    return {fields[0]: (fields[1] if len(fields) > 1 else None)
-            for fields in map(str.split, lines) if fields and fields[0].startswith("/")}
+    return {fields[0]: fields[1] for fields in map(str.split, lines)
+            if len(fields) == 2 and fields[0].startswith("/")}

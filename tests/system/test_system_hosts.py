@@ -21,7 +21,7 @@ import netlab
 from bootlab import BRIDGE_NAME, LabError, wait_for
 from tmux_session import TmuxSession
 
-UNITS = ("wg-quick@wg0.service", "cgnat-watchdog.service", "cgnat-watchdog.timer")
+UNITS = ("wg-quick@wg0.service", "cgnat-watchdog.service")
 CONFIG = ("/etc/wireguard/wg0.conf", "/etc/cgnat/answers.toml", "/etc/cgnat/wg0.rules",
           "/etc/cgnat/wg0.env", "/var/lib/cgnat/manifest")
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"     # node_exporter's, when it is installed

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cgnat_bridge.sshd import SshdFacts
 from installer.detect import HostFacts, Socket
+from installer.manifest import digest
 from installer.tui.app import SetupApp
 from installer.tui.state import WizardState
 
@@ -37,7 +38,7 @@ def with_key(root: Path, interface: str = "wg0") -> Path:
     conf.chmod(0o600)
     manifest = root / "var/lib/cgnat/manifest"     # setup wrote it: not an admin's own VPN
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(f"/etc/wireguard/{interface}.conf\n")
+    manifest.write_text(f"/etc/wireguard/{interface}.conf {digest(conf.read_bytes())}\n")
     return root
 
 

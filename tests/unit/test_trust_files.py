@@ -231,18 +231,6 @@ def test_renaming_keeps_a_config_the_admin_rewrote_since(tmp_path):
 
 
 @pytest.mark.root
-def test_a_manifest_of_paths_alone_keeps_a_copy_of_what_it_cannot_verify(tmp_path):
-    root = tmp_path / "root"
-    assert cgnat_setup("--answers", answers(tmp_path), "--root", root).returncode == 0
-    manifest = root / "var/lib/cgnat/manifest"
-    manifest.write_text("".join(line.split()[0] + "\n" for line in manifest.read_text().splitlines()))
-    done = cgnat_setup("--answers", answers(tmp_path, 'interface = "wg7"\n'), "--root", root)
-    assert done.returncode == 0, done.stderr
-    assert (root / "etc/wireguard/wg0.conf.before-cgnat").exists()
-    assert not (root / "etc/wireguard/wg0.conf").exists()
-
-
-@pytest.mark.root
 def test_a_backup_path_that_is_a_symlink_is_refused_before_any_change(tmp_path):
     root = tmp_path / "root"
     conf = root / "etc/wireguard/wg0.conf"
