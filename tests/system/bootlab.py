@@ -331,6 +331,21 @@ class BootLab(netlab.Lab):
         return time.monotonic() - start
 
 
+def output_once_it_exits_0(host: Host, command: str, what: str, timeout: float = 120) -> str:
+    """`command`'s output once it exits 0 in the host (tried every second); its last output in
+    the error otherwise."""
+    last = {}
+
+    def exits_0():
+        last["done"] = host.run(command, check=False)
+        return last["done"].returncode == 0
+    try:
+        wait_for(exits_0, timeout, f"{what} to exit 0 on the {host.role}", interval=1)
+    except LabError as error:
+        raise LabError(f"{error}\n{last['done'].stdout}{last['done'].stderr}") from None
+    return last["done"].stdout
+
+
 def rootfs_mounts_below(path: Path) -> list[str]:
     prefix = str(path.resolve())
     with open("/proc/self/mountinfo") as info:

@@ -29,16 +29,7 @@ TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"     # node_exporter's, when i
 
 def status_healthy(host, timeout: float = 120) -> str:
     """`cgnat-setup status` output once it exits 0 (the watchdog must have run once)."""
-    last = {}
-
-    def healthy():
-        last["done"] = host.run("cgnat-setup status", check=False)
-        return last["done"].returncode == 0
-    try:
-        wait_for(healthy, timeout, f"`cgnat-setup status` on the {host.role} to exit 0", interval=1)
-    except LabError as error:
-        raise LabError(f"{error}\n{last['done'].stdout}{last['done'].stderr}") from None
-    return last["done"].stdout
+    return bootlab.output_once_it_exits_0(host, "cgnat-setup status", "`cgnat-setup status`", timeout)
 
 
 def checksums(host) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 import bootlab
 import netlab
-from bootlab import LabError, wait_for
+from bootlab import LabError
 from readme_guide import guide_blocks, with_token
 
 HOME = "/root"      # where `scp dist/cgnat-<role>_*.deb root@HOST:` puts the package
@@ -52,16 +52,7 @@ def run_block(host, name: str, script: str) -> str:
 
 
 def status_until_healthy(host, block: str, timeout: float = 120) -> str:
-    last = {}
-
-    def healthy():
-        last["done"] = host.run(f"cd {HOME} && {block}", check=False)
-        return last["done"].returncode == 0
-    try:
-        wait_for(healthy, timeout, f"the README's status block to exit 0 on the {host.role}", interval=1)
-    except LabError as error:
-        raise LabError(f"{error}\n{last['done'].stdout}{last['done'].stderr}") from None
-    return last["done"].stdout
+    return bootlab.output_once_it_exits_0(host, f"cd {HOME} && {block}", "the README's status block", timeout)
 
 
 def test_readme_guide_verbatim_gives_a_working_chain(fresh, capsys):
