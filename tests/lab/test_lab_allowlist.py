@@ -1,10 +1,12 @@
 """Scenario 7: allowlist mode. With forward = ["tcp/80", "udp/5353"] only those reach the
-homelab; everything else, ICMP and port 22 included, stays on the bridge."""
+homelab, and TCP on the WireGuard port's number, the homelab watchdog's self check (where only
+its listener answers, for the few milliseconds of a check); everything else, ICMP and port 22
+included, stays on the bridge."""
 from __future__ import annotations
 
 import pytest
 
-from netlab import BRIDGE_PUBLIC, CLIENT, make_lab
+from netlab import BRIDGE_PUBLIC, CLIENT, WG_PORT, make_lab
 
 FORWARD = ["tcp/80", "udp/5353"]
 
@@ -52,6 +54,7 @@ def test_icmp_and_ssh_stay_on_the_bridge(lab):
 def test_rules_hold_only_the_listed_ports(lab):
     nat = lab.bridge.sh("iptables -t nat -S CGNAT-wg0-PRE")
     dnat = [line for line in nat.splitlines() if "DNAT" in line]
-    assert len(dnat) == 2, nat
+    assert len(dnat) == 3, nat
     assert any("-p tcp" in l and "--dport 80 " in l for l in dnat)
     assert any("-p udp" in l and "--dport 5353 " in l for l in dnat)
+    assert any("-p tcp" in l and f"--dport {WG_PORT} " in l for l in dnat)     # the self check
