@@ -25,9 +25,10 @@ def lab(request, tunnel_lab):
         node = lab.nodes[role]
         request.addfinalizer(lambda node=node, role=role: node.sh(
             f"set -e; if [ -e /etc/cgnat/wg1.env ]; then /usr/lib/cgnat-{role}/hooks/down wg1; fi;"
-            "ip link del wg1 2>/dev/null || true; rm -f /etc/cgnat/wg1.rules /etc/cgnat/wg1.env"))
+            "ip link del wg1 2>/dev/null || true; rm -f /etc/cgnat/wg1.rules /etc/cgnat/wg1.rules6 /etc/cgnat/wg1.env"))
         node.sh(f"set -e; ip link add wg1 type veth peer name wg1-peer; ip link set wg1 up;"
                 f"sed '{WG1}' /etc/cgnat/wg0.rules > /etc/cgnat/wg1.rules;"
+                f"if [ -e /etc/cgnat/wg0.rules6 ]; then sed '{WG1}' /etc/cgnat/wg0.rules6 > /etc/cgnat/wg1.rules6; fi;"
                 f"sed '{WG1}' /etc/cgnat/wg0.env > /etc/cgnat/wg1.env")
     return lab
 
