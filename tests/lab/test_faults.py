@@ -303,7 +303,7 @@ def _probes_refused(bridge) -> int:
     return sum(int(line.split()[0]) for line in lines if "REJECT" in line and f"dpt:{WG_PORT} " in line)
 
 
-LOADED = 40          # seconds of load: 20 of the watchdog's runs, past restart_after and action_after
+LOADED = 24          # seconds of load: 12 of the watchdog's runs, past restart_after and action_after
 IPERF_PORT = 5201
 
 
