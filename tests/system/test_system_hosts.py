@@ -444,8 +444,8 @@ QUIET_CHECKS = 2            # end-to-end checks that each quiet window spans (an
 # Each way with forward "all" on Debian 13 (OpenSSH 10 logs every bare connection), three with
 # the allowlist; on Debian 12 a few (the suite's time).
 WAYS_ON = {("trixie", "all"): tuple(SSHD_WAYS),
-           ("trixie", "allowlist"): ("sshd masked", "sshd on 2022", "sshd on 127.0.0.1"),
-           ("bookworm", "all"): ("sshd on 22", "sshd IPv6 only"),
+           ("trixie", "allowlist"): ("sshd masked", "sshd on 127.0.0.1"),
+           ("bookworm", "all"): ("sshd on 22",),
            ("bookworm", "allowlist"): ("sshd on the LAN address only",)}
 STEP = ("restart:", "action:", "re-peer:")
 HOUSEKEEPING = ("apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer systemd-tmpfiles-clean.timer "
@@ -525,8 +525,8 @@ def test_a_healthy_chain_is_quiet_and_steady_whatever_the_homelabs_sshd(lab, for
             steps = [line for line in watchdog_journal(homelab, changed).splitlines()
                      if any(step in line for step in STEP)]
             assert steps == [], f"{forward}, {name}: the homelab's watchdog took steps: {steps}"
-            out = status_healthy(homelab, timeout=30)
-            assert f"{BRIDGE_NAME}:{netlab.WG_PORT} reaches this host" in out, out
+        out = status_healthy(homelab, timeout=30)
+        assert f"{BRIDGE_NAME}:{netlab.WG_PORT} reaches this host" in out, out
         for role, host in lab.hosts.items():
             assert host.sh("cat /proc/sys/kernel/random/boot_id") == boot_ids[role], f"{role} rebooted"
             assert watchdog_unit(host)["NRestarts"] == "0", role
