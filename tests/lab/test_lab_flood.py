@@ -97,6 +97,14 @@ def counters(lab) -> str:
         "; wg transfer " + lab.bridge.sh("wg show wg0 transfer").strip()
 
 
+def tcp_answers(lab, tries: int = 3) -> bool:
+    """A legitimate TCP client reaches the homelab's service with its address, connecting again
+    (as a browser does) when a try of 5 s fails: the SYN flood goes to the same port and
+    wireguard-go, the lab's userspace tunnel, drops a packet now and then under it (measured
+    once in a full run: one try of 5 s lost, with `drop` 0 on both ends)."""
+    return any(lab.tcp_ask("client", BRIDGE_PUBLIC, SERVICE_PORT) == CLIENT for _ in range(tries))
+
+
 def udp_answers(lab, tries: int = 3) -> bool:
     """A legitimate UDP client gets its answer, asking up to `tries` times a second apart."""
     return any(lab.udp_ask("client", BRIDGE_PUBLIC, SERVICE_UDP, timeout=1) == CLIENT for _ in range(tries))
@@ -129,7 +137,7 @@ def test_a_full_conntrack_table_leaves_the_chain_working(lab, proto, port):
         filled = time.monotonic() - t0
         # While it is full: legitimate clients, the bridge's own ssh, the tunnel.
         while time.monotonic() - t0 < filled + HOLD:
-            assert lab.tcp_ask("client", BRIDGE_PUBLIC, SERVICE_PORT) == CLIENT, counters(lab)
+            assert tcp_answers(lab), counters(lab)
             assert udp_answers(lab), counters(lab)
             assert bridge_ssh_answers(lab), counters(lab)
             assert tunnel_up(lab), counters(lab)
