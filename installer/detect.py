@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer import ROLES, grammar, roles
+from installer import ROLES, grammar, roles, tunnels
 from installer.grammar import GLOBAL_UNICAST
 from installer.manifest import MANIFEST_PATH, recorded_digests
 
@@ -221,6 +221,8 @@ class HostFacts:
     written_by_setup: frozenset[str] = frozenset()      # the manifest of the last setup
     wireguard_configs: frozenset[str] = frozenset()     # /etc/wireguard/*.conf that exist
     refused: dict[str, str] = field(default_factory=dict)   # detected values the grammar refused
+    # the answers each tunnel's last setup saved: interface -> (file, parsed), installer/tunnels.py
+    tunnels: dict[str, tuple[str, dict]] = field(default_factory=dict)
 
     def foreign(self, path: str) -> bool:
         """The file exists and no earlier setup wrote it (an admin's own VPN config)."""
@@ -261,6 +263,7 @@ class HostFacts:
             wireguard_configs=frozenset(f"{WIREGUARD_DIR}/{p.name}"
                                         for p in (root / WIREGUARD_DIR.lstrip("/")).glob("*.conf")),
             refused=refused,
+            tunnels=tunnels.saved(root),
         )
 
 
