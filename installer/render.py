@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 
 from installer import answers as answers_toml
+from installer.answers import ANSWERS_PATH
 from installer.grammar import PORT_SPEC
 from installer.rules_file import chain_name
 
@@ -53,8 +54,9 @@ def restore_summary(answers, family: int) -> str:
             f"  (+ one tagged jump per CGNAT-{answers.interface}-* chain)")
 
 
-def render_answers(answers) -> str:
-    """/etc/cgnat/answers.toml: the answers as setup resolved them (no private key)."""
+def render_answers(answers, path: str = ANSWERS_PATH) -> str:
+    """The answers file at `path` (/etc/cgnat/answers.toml, or a further tunnel's,
+    installer/tunnels.py): the answers as setup resolved them (no private key)."""
     header = ("# Answers that produced this host's cgnat setup; replay with\n"
-              "#   cgnat-setup --answers /etc/cgnat/answers.toml\n")
+              f"#   cgnat-setup --answers {path}\n")
     return header + answers_toml.to_toml(answers)

@@ -214,7 +214,7 @@ class WizardState:
         return self.plan
 
     def report(self, changed: list[str]) -> setup.Report:
-        return setup.report(self.plan.answers, self.private_key, changed, self.root)
+        return setup.report(self.plan, self.private_key, changed, self.root)
 
 
 def _lookup(data: dict, key: str):
