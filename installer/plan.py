@@ -113,7 +113,7 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     first = answers_file == ANSWERS_PATH      # the host's first tunnel: also the host-wide files
     rules6 = f"/etc/cgnat/{iface}.rules6"
     files = [
-        FileWrite(f"/etc/wireguard/{iface}.conf", render.render_wg_conf(answers, private_key),
+        FileWrite(f"/etc/wireguard/{iface}.conf", render.render_wg_conf(answers, private_key, answers_file),
                   mode=0o600, secret=True),
         FileWrite(f"/etc/cgnat/{iface}.rules", role.rules(answers)),
         *([FileWrite(rules6, role.rules(answers, family=6))] if role.has_rules6(answers) else []),
@@ -178,11 +178,13 @@ def configured_interfaces(written) -> list[str]:
                   if p.startswith(WIREGUARD_DIR + "/") and p.endswith(".conf"))
 
 
-def removal_plan(interface: str, facts: HostFacts, *, start: bool) -> Plan:
+def removal_plan(interface: str, facts: HostFacts, *, start: bool,
+                 wireguard_configs: dict[str, str] | None = None) -> Plan:
     """`cgnat-setup remove-tunnel IFACE`: stop and disable that tunnel, remove its files (kept as
     .before-cgnat where changed since setup wrote them); when it was the first tunnel, the next
-    one's answers move into the first's file; the watchdog restarts to watch those left, or
-    stops with the last. `start` False (--root): no command."""
+    one's answers move into the first's file (and its WireGuard config, `wireguard_configs`:
+    interface -> its text, says so); the watchdog restarts to watch those left, or stops with
+    the last. `start` False (--root): no command."""
     saved = facts.tunnels
     if interface not in saved:
         raise SetupError(f"no tunnel {interface} here (tunnels: {', '.join(saved) or 'none'})")
@@ -197,6 +199,10 @@ def removal_plan(interface: str, facts: HostFacts, *, start: bool) -> Plan:
         promoted_file, promoted = saved[left[0]]
         promoted_answers, _ = validate.answers_from_dict(promoted, None)
         plan.files = [FileWrite(ANSWERS_PATH, render.render_answers(promoted_answers))]
+        conf = (wireguard_configs or {}).get(left[0])
+        if conf is not None:
+            plan.files.append(FileWrite(f"{WIREGUARD_DIR}/{left[0]}.conf", conf.replace(
+                f"from {promoted_file}.", f"from {ANSWERS_PATH}.", 1), mode=0o600, secret=True))
         plan.removals = [p for p in plan.removals if p != ANSWERS_PATH] + [promoted_file]
     files = {f.path: digest(f.content.encode()) for f in plan.files}
     plan.files.append(FileWrite(MANIFEST_PATH, manifest_text(

@@ -29,8 +29,9 @@ def render(role: str, template: str, **context) -> str:
     return _environment(role).get_template(template).render(**context)
 
 
-def render_wg_conf(answers, private_key: str) -> str:
-    return render(answers.role, "wg.conf.j2", answers=answers, private_key=private_key)
+def render_wg_conf(answers, private_key: str, answers_file: str = ANSWERS_PATH) -> str:
+    return render(answers.role, "wg.conf.j2", answers=answers, private_key=private_key,
+                  answers_file=answers_file)
 
 
 def iptables_ports(spec: str) -> tuple[str, str]:

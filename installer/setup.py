@@ -157,7 +157,10 @@ def report(plan: Plan, private_key: str, changed: list[str], root: Path) -> Repo
 
 def remove_tunnel(interface: str, root: Path, facts: HostFacts, *, start: bool) -> list[str]:
     """Take one tunnel away (plan.removal_plan); the paths that changed."""
-    return apply(removal_plan(interface, facts, start=start), root)
+    tree = HostTree(root)
+    configs = {name: found[0].decode() for name in facts.tunnels
+               if (found := tree.read(f"/etc/wireguard/{name}.conf")) is not None}
+    return apply(removal_plan(interface, facts, start=start, wireguard_configs=configs), root)
 
 
 def teardown(root: Path) -> bool:

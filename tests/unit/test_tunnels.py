@@ -57,7 +57,9 @@ def test_a_second_bridges_token_adds_a_tunnel_of_its_own_and_leaves_the_first_as
     env = lines(tmp_path, "/etc/cgnat/wg1.env")
     assert {"CGNAT_ADDRESS=10.0.1.2", "CGNAT_TABLE=201", "CGNAT_FWMARK=0x2000000/0x2000000",
             "CGNAT_RULE_PREF=1010", "CGNAT_ADDRESS6=fd63:676e:6174:1::2"} <= set(env)
-    assert f"PublicKey = {KEY_B}" in lines(tmp_path, "/etc/wireguard/wg1.conf")
+    conf = lines(tmp_path, "/etc/wireguard/wg1.conf")
+    assert f"PublicKey = {KEY_B}" in conf
+    assert conf[0].endswith("written by cgnat-setup from /etc/cgnat/tunnels/wg1.toml.")
     assert [line.split()[0] for line in lines(tmp_path, "/" + manifest)] == sorted(
         "/" + p for p in after if p != manifest)
     assert (tmp_path / "etc/wireguard/wg1.conf").stat().st_mode & 0o777 == 0o600
@@ -120,6 +122,7 @@ def test_removing_the_first_tunnel_moves_the_next_ones_answers_into_its_file(two
     assert sorted(left) == ["etc/cgnat/answers.toml", "etc/cgnat/wg1.env", "etc/cgnat/wg1.rules",
                             "etc/cgnat/wg1.rules6", "etc/wireguard/wg1.conf", "var/lib/cgnat/manifest"]
     assert lines(two_bridges, "/etc/cgnat/answers.toml")[2:] == wg1_answers[2:]
+    assert lines(two_bridges, "/etc/wireguard/wg1.conf")[0].endswith("from /etc/cgnat/answers.toml.")
     manifest = [line.split()[0] for line in lines(two_bridges, "/var/lib/cgnat/manifest")]
     assert manifest == sorted("/" + p for p in left if p != "var/lib/cgnat/manifest")
     again = setup(two_bridges, "--answers", two_bridges / "etc/cgnat/answers.toml")
