@@ -53,11 +53,15 @@ async def paste(pilot, pair, text: str) -> None:
     await pilot.press("enter")
 
 
-def test_adding_a_second_bridge_writes_its_tunnel_as_pair_does_and_leaves_the_first_as_it_was(tmp_path):
+def wizard_paired_with_a(tmp_path):
+    """The wizard on a homelab paired with bridge A: its root, its files then, the app."""
     root = with_key(tmp_path / "wizard")
     facts = pair_homelab(root, A)
-    before = tree(root)
-    app = make_app(facts, root, role="homelab")
+    return root, tree(root), make_app(facts, root, role="homelab")
+
+
+def test_adding_a_second_bridge_writes_its_tunnel_as_pair_does_and_leaves_the_first_as_it_was(tmp_path):
+    root, before, app = wizard_paired_with_a(tmp_path)
 
     async def flow():
         async with app.run_test(size=(80, 24)) as pilot:
@@ -150,10 +154,7 @@ def test_changing_the_second_tunnel_rewrites_its_files_only(tmp_path):
 
 
 def test_a_bridge_whose_tunnel_overlaps_another_is_refused_on_the_token_screen(tmp_path):
-    root = with_key(tmp_path / "wizard")
-    facts = pair_homelab(root, A)
-    before = tree(root)
-    app = make_app(facts, root, role="homelab")
+    root, before, app = wizard_paired_with_a(tmp_path)
 
     async def flow():
         async with app.run_test(size=(80, 24)) as pilot:
