@@ -25,7 +25,7 @@ BUILD_DEPS=(debhelper dh-python dpkg-dev python3 python3-pip git)
 TEST_DEPS=(wireguard-tools wireguard-go iptables iproute2 openssh-server openssh-client
 	debootstrap lintian python3-venv python3-jinja2 python3-debian python3-yaml socat iperf3
 	tmux conntrack procps systemd util-linux iputils-ping dnsutils curl man-db
-	systemd-container mmdebstrap docker.io busybox-static piuparts)
+	systemd-container mmdebstrap docker.io busybox-static piuparts knot python3-dnspython)
 BENCH_DEPS=(haproxy nftables gcc libc6-dev)
 
 log() { echo "[$PROGRAM] $*" >&2; }

@@ -20,7 +20,7 @@ MIRROR = "http://deb.debian.org/debian"
 # A small server: systemd as init, sshd, the packages' dependencies (and wireguard-go,
 # since the lab's kernel has no WireGuard module), socat for the lab's test service.
 BOOT_PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "iptables", "procps",
-                 "python3", "python3-jinja2", "wireguard-tools", "wireguard-go",
+                 "python3", "python3-jinja2", "python3-dnspython", "wireguard-tools", "wireguard-go",
                  "openssh-server", "socat", "tmux", "less")
 
 
