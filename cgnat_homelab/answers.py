@@ -32,6 +32,24 @@ class WatchdogSection:
 
 
 @dataclass
+class DnsSection:
+    """[homelab.dns]: the public name follows health (cgnat_homelab/dns.py). The watchdog keeps
+    the A/AAAA records of `name` to the addresses of the bridges whose chain serves, by RFC 2136
+    dynamic update (nsupdate's protocol) signed with a TSIG key; it never leaves the name without
+    a record. Each tunnel's answers say how its own bridge is published; tunnels naming the same
+    server, zone and name share one record set. Unset (no table) = no DNS updates."""
+    server: str | None = None         # the primary that takes updates: "192.0.2.53", "[2001:db8::53]:5353",
+                                      # "ns1.example.org" (address or name, optional :port; port 53)
+    zone: str | None = None           # the zone the name is in: "example.org"
+    name: str | None = None           # the record's name, in the zone: "home.example.org"
+    key_file: str | None = None       # TSIG key as `tsig-keygen NAME` (BIND's key "NAME" {...};, what
+                                      # nsupdate -k reads) or `keymgr -t NAME` prints it; root's, 0600 or 0640
+    ttl: int | None = None            # 60 s: the records' TTL (how long resolvers keep a withdrawn address)
+    addresses: list[str] | None = None  # this tunnel's bridge's public addresses, like ["203.0.113.7",
+                                        # "2001:db8::7"]; default: the endpoint's host, when an address
+
+
+@dataclass
 class HomelabSection:
     endpoint: str | None = None
     keepalive: int = 25
@@ -44,6 +62,7 @@ class HomelabSection:
     # A further tunnel (a second bridge) takes the next of each: wg1, table 201, mark 0x2000000,
     # priorities 1010 and 1011 (cgnat_homelab/tunnels.py chooses them).
     watchdog: WatchdogSection = field(default_factory=WatchdogSection)
+    dns: DnsSection | None = None             # [homelab.dns]: off when absent
 
     @property
     def rule_priority(self) -> int:

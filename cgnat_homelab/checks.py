@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from cgnat_homelab import dns, tsig_key
 from cgnat_homelab.answers import WATCHDOG_ACTIONS, HomelabAnswers
 from cgnat_homelab.tunnels import sibling_problems
 from cgnat_homelab.decision import DEFAULTS
@@ -66,6 +67,67 @@ def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
     problems += validate.check_watchdog_keys("homelab.watchdog.", w, **WATCHDOG_KEYS)
     if w.bridge_forward is not None:
         problems += validate.forward_problems("homelab.watchdog.bridge_forward", w.bridge_forward)
+    if h.dns is not None:
+        problems += _check_dns(a, facts)
+    return problems
+
+
+MAX_TTL = 86400     # a day: a withdrawn address stays in resolvers' caches up to the TTL
+
+
+def _check_dns(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
+    """[homelab.dns]: where the updates go, what they publish, the key that signs them (read
+    only by setup, facts given: the watchdog reads it when it sends)."""
+    d, key = a.homelab.dns, "homelab.dns."
+    problems = [Problem(key + name, f"is required with [homelab.dns]: {what}") for name, what in (
+        ("server", "the primary server that takes updates, like \"192.0.2.53\" or \"ns1.example.org:53\""),
+        ("zone", "the zone, like \"example.org\""), ("name", "the record's name, like \"home.example.org\""),
+        ("key_file", "the TSIG key, like \"/etc/cgnat/dns.key\" (tsig-keygen -a hmac-sha256 NAME > FILE)"),
+    ) if getattr(d, name) is None]
+    if d.server is not None and grammar.dns_server(d.server) is None:
+        problems.append(Problem(key + "server", f"{d.server!r} is not an address or host name with an optional "
+                                                f"port, like \"192.0.2.53\", \"[2001:db8::53]:5353\" or \"ns1.example.org\""))
+    for name in ("zone", "name"):
+        value = getattr(d, name)
+        if value is not None and not grammar.is_hostname(value):
+            problems.append(Problem(key + name, f"{value!r} is not a DNS name like \"example.org\""))
+    if all(v is not None and grammar.is_hostname(v) for v in (d.zone, d.name)):
+        zone, name = (v.rstrip(".").lower() for v in (d.zone, d.name))
+        if name != zone and not name.endswith("." + zone):
+            problems.append(Problem(key + "name", f"{d.name} is not in the zone {d.zone}"))
+    if d.key_file is not None:
+        if grammar.ABSOLUTE_PATH.fullmatch(d.key_file) is None:
+            problems.append(Problem(key + "key_file", "must be an absolute path like /etc/cgnat/dns.key"))
+        elif facts is not None:
+            try:
+                tsig_key.read(d.key_file)
+            except tsig_key.KeyFileError as error:
+                problems.append(Problem(key + "key_file", str(error)))
+    if d.ttl is not None:
+        problems += validate.check_range(key + "ttl", d.ttl, 1, MAX_TTL, "seconds (a day)")
+    return problems + _check_dns_addresses(a)
+
+
+def _check_dns_addresses(a: HomelabAnswers) -> list[Problem]:
+    """The bridge's public addresses to publish: given, or the endpoint's when it is one."""
+    d, key = a.homelab.dns, "homelab.dns.addresses"
+    if d.addresses is None:
+        endpoint = a.homelab.endpoint
+        if endpoint is None or grammar.endpoint_problem(endpoint) is not None or dns.bridge_addresses(d, endpoint):
+            return []       # a missing or bad endpoint is its own problem
+        return [Problem(key, f"is required: the endpoint {endpoint} names the bridge; list its public "
+                             f"addresses to publish, like addresses = [\"203.0.113.7\", \"2001:db8::7\"]")]
+    if not d.addresses:
+        return [Problem(key, "an empty list publishes nothing; list the bridge's public addresses or leave "
+                             "it out to publish the endpoint's")]
+    problems = []
+    for i, address in enumerate(d.addresses):
+        if not (grammar.is_ipv4(address) or grammar.is_ipv6(address) and "." not in address):
+            problems.append(Problem(f"{key}[{i}]", f"{address!r} is not an IPv4 or IPv6 address"))
+        elif (message := grammar.address_problem(address)) is not None:
+            problems.append(Problem(f"{key}[{i}]", message))
+        elif address in d.addresses[:i]:
+            problems.append(Problem(f"{key}[{i}]", f"{address} is listed twice"))
     return problems
 
 

@@ -37,6 +37,9 @@ PORT = re.compile(_PORT, re.ASCII)
 PORT_SPEC = re.compile(rf"(tcp|udp)/({_PORT})(?:-({_PORT}))?", re.ASCII)
 # What the kernel, wg-quick and iptables all take as a plain name: no "+" (an iptables
 # wildcard), no leading "-" (an option), none of "/", ":", "%" or blanks.
+# A DNS server: an IPv4 address or a name, or an IPv6 address in brackets, with an optional port.
+DNS_SERVER = re.compile(rf"(?:\[(?P<ipv6>[0-9A-Fa-f:]{{2,39}})\]|(?P<host>[A-Za-z0-9.-]{{1,253}}))(?::(?P<port>{_PORT}))?",
+                        re.ASCII)
 INTERFACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,14}", re.ASCII)
 RESERVED_INTERFACES = {"all", "default"}   # /proc/sys/net/*/conf/{all,default}
 FWMARK = re.compile(r"0[xX][0-9A-Fa-f]{1,8}|[1-9][0-9]{0,9}", re.ASCII)
@@ -230,3 +233,19 @@ def endpoint_problem(endpoint: str) -> str | None:
     if is_hostname(host):
         return f"{host} is this host's own name: not the address of another host" if is_loopback_name(host) else None
     return f"{host!r} is not a host name or IPv4 address"
+
+
+def dns_server(text: str, default_port: int = 53) -> tuple[str, int] | None:
+    """(host, port) of a DNS server: "192.0.2.53", "ns1.example.org:5353", "[2001:db8::53]:5353"
+    or a bare "2001:db8::53" (then no port); None when it is none of these, or an address no
+    server has (unspecified, multicast). A server on this host (127.0.0.1) is one."""
+    if is_ipv6(text) and "." not in text:
+        host, port = text, str(default_port)
+    elif (match := DNS_SERVER.fullmatch(text)) is None:
+        return None
+    else:
+        host, port = match.group("ipv6") or match.group("host"), match.group("port") or str(default_port)
+        if not (is_ipv6(host) if match.group("ipv6") else is_ipv4(host) or is_hostname(host)) or not is_port(port):
+            return None
+    address = None if is_hostname(host) else ipaddress.ip_address(host)
+    return None if address is not None and (address.is_unspecified or address.is_multicast) else (host, int(port))

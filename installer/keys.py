@@ -45,9 +45,10 @@ def peer_in_config(conf: tuple[bytes, int] | None) -> str | None:
     return match.group(1) if match and is_wireguard_key(match.group(1)) else None
 
 
-def read_key_file(path: Path) -> str:
+def read_key_file(path: Path, group_may_read: bool = False) -> str:
     """The key in private_key_file, if that file can be trusted: a regular file of root or the
-    caller, no group/other bits, in directories others cannot write, and no symlink to another
+    caller, no group/other bits (but group read with `group_may_read`: a TSIG key the DNS
+    server's group shares), in directories others cannot write, and no symlink to another
     owner's file. SetupError (one line, never the key) otherwise."""
     try:
         link, real = path.lstat(), path.resolve(strict=True)
@@ -66,7 +67,7 @@ def read_key_file(path: Path) -> str:
         if link.st_uid != st.st_uid:
             raise SetupError(f"{path} is a symlink of uid {link.st_uid} to a file of uid {st.st_uid}; "
                              f"name the file itself")
-        if st.st_mode & 0o077:
+        if st.st_mode & (0o037 if group_may_read else 0o077):
             raise SetupError(f"{path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
         for directory in dict.fromkeys((path.parent, real.parent)):
             if directory.stat().st_mode & 0o022:

@@ -55,8 +55,10 @@ def _fill(target, data: dict, prefix: str) -> list[Problem]:
         path = prefix + (key if grammar.character_problem(key) is None else ascii(key)[1:-1])
         if key not in names:
             problems.append(Problem(path, f"unknown key (known here: {', '.join(sorted(names))})"))
-        elif dataclasses.is_dataclass(hints[key]):
+        elif (model := _table_model(hints[key])) is not None:
             if isinstance(value, dict):
+                if getattr(target, key) is None:        # an optional table, absent by default
+                    setattr(target, key, model())
                 problems += _fill(getattr(target, key), value, prefix=path + ".")
             else:
                 problems.append(Problem(path, "must be a table ([" + path + "])"))
@@ -68,6 +70,12 @@ def _fill(target, data: dict, prefix: str) -> list[Problem]:
         else:
             problems.append(Problem(path, f"must be {_describe(hints[key])}, not {value!r}"))
     return problems
+
+
+def _table_model(tp):
+    """The dataclass a TOML table fills: the field's type, or X of an optional `X | None`."""
+    options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    return next((option for option in options if dataclasses.is_dataclass(option)), None)
 
 
 def _matches(value, tp) -> bool:
