@@ -33,6 +33,9 @@ DEFAULT_TTL = 60
 TIMEOUT = 3.0           # seconds one update may take (the watchdog's run waits for it)
 RETRY_FIRST = 4.0       # seconds before the first retry of a failed update,
 RETRY_MAX = 300.0       # doubling after each failure up to this
+# dnspython's exceptions for a server's TSIG errors, by the names RFC 8945 gives them
+TSIG_ERRORS = {"PeerBadKey": "BADKEY", "PeerBadSignature": "BADSIG", "PeerBadTime": "BADTIME",
+               "PeerBadTruncation": "BADTRUNC"}
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,9 @@ def send_update(target: Target, key: tsig_key.TsigKey, ttl: int, update: Update)
     try:
         server = _server_address(target)
         response = dns.query.tcp(message, server, timeout=TIMEOUT, port=target.port)
-    except dns.tsig.PeerError as error:     # the server's TSIG error: BADKEY, BADSIG, BADTIME
-        raise UpdateFailed(f"the server refused the key: {type(error).__name__}") from None
+    except dns.tsig.PeerError as error:     # the server's TSIG error
+        code = TSIG_ERRORS.get(type(error).__name__, type(error).__name__)
+        raise UpdateFailed(f"the server refused the key ({code}): is key_file the server's key?") from None
     except (dns.exception.DNSException, OSError) as error:
         raise UpdateFailed(str(error) or type(error).__name__) from None
     if response.rcode() != dns.rcode.NOERROR:
