@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 
 import pytest
 
@@ -12,6 +14,7 @@ from installer import grammar
 from installer.answers import to_toml
 from installer.errors import InvalidAnswers
 from installer.validate import load_answers
+from unitdata import REPO
 
 SECRET = base64.b64encode(bytes(range(32))).decode()
 BIND_KEY = f'key "home-example-org" {{\n\talgorithm hmac-sha256;\n\tsecret "{SECRET}";\n}};\n'
@@ -267,3 +270,10 @@ def test_tunnels_naming_other_names_keep_their_own_records(key_path):
                                     interface="wg1"), None, None)]
     names = [(s.target.name, s.addresses) for s in Follower.from_answers(tunnels).record_sets]
     assert names == [("home.example.org.", {"wg0": (A,)}), ("other.example.org.", {"wg1": (B,)})]
+
+
+def test_setup_and_check_never_load_dnspython():
+    """Only the watchdog's first update loads dnspython: `cgnat-setup --check` stays light."""
+    code = "import sys, cgnat_homelab.checks, cgnat_homelab.dns; print('dns.update' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
