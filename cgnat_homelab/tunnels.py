@@ -16,7 +16,8 @@ from installer.errors import InvalidAnswers, Problem
 MAX_TUNNELS = 8
 FIRST_MARK_BIT = 24
 # What a further tunnel keeps of the first one's [homelab] and [homelab.watchdog]: how this
-# host behaves, not what its bridge is (endpoint, ports, forward, check host).
+# host behaves, not what its bridge is (endpoint, ports, forward, check host); and its
+# [homelab.dns] but the addresses (the new bridge's are its endpoint's, or its own).
 HOST_KEYS = ("keepalive", "docker_subnets")
 HOST_WATCHDOG_KEYS = ("action", "check_interval", "restart_after", "restart_interval", "action_after",
                       "action_interval", "boot_grace", "max_reboots_per_day", "action_command")
@@ -52,6 +53,8 @@ def new_tunnel(saved: dict[str, tuple[str, dict]], links) -> dict:
     kept = {k: watchdog[k] for k in HOST_WATCHDOG_KEYS if k in watchdog}
     if kept:
         data["homelab"]["watchdog"] = kept
+    if isinstance(homelab.get("dns"), dict):    # the same name, with the new bridge's address
+        data["homelab"]["dns"] = {k: v for k, v in homelab["dns"].items() if k != "addresses"}
     return {"role": "homelab", **data}
 
 

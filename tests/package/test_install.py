@@ -35,9 +35,13 @@ def answers(chroot, role: str) -> str:
     return inside
 
 
-# A second bridge's token, with a tunnel of its own (installer/pairing.py's format).
-SECOND_BRIDGE = PairingToken("bridge", "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=", "198.51.100.9:51820",
-                             "10.0.1.0/24", "2222", "all", "fd63:676e:6174:1::/64", "").encode()
+# Two bridges' tokens, each with a tunnel of its own (installer/pairing.py's format).
+BRIDGES = [PairingToken("bridge", key, endpoint, tunnel, "2222", "all", tunnel6, "").encode()
+           for key, endpoint, tunnel, tunnel6 in (
+               ("QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", "203.0.113.7:51820", "10.0.0.0/24",
+                "fd63:676e:6174::/64"),
+               ("QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=", "198.51.100.9:51820", "10.0.1.0/24",
+                "fd63:676e:6174:1::/64"))]
 
 
 def install(chroot, role: str) -> None:
@@ -194,8 +198,11 @@ def test_homelab_life_cycle(chroot, version):
     assert "PostUp = /usr/lib/cgnat-homelab/hooks/up %i" in conf
     saved = chroot.path("/etc/cgnat/answers.toml").read_text()
     assert re.search(r'^endpoint = "203\.0\.113\.7:51820"$', saved, re.M)
-    # A second bridge: its token adds a tunnel of its own; purge removes both.
-    chroot.check(f"cgnat-setup --pair {SECOND_BRIDGE} --root /", net=False)
+    # Paired with a bridge, then a second bridge: its token adds a tunnel of its own; purge
+    # removes both.
+    chroot.check(f"cgnat-setup --pair {BRIDGES[0]} --root /", net=False)
+    saved = chroot.path("/etc/cgnat/answers.toml").read_text()
+    chroot.check(f"cgnat-setup --pair {BRIDGES[1]} --root /", net=False)
     assert chroot.path("/etc/wireguard/wg1.conf").stat().st_mode & 0o777 == 0o600
     assert "CGNAT_TABLE=201" in chroot.path("/etc/cgnat/wg1.env").read_text()
     assert chroot.path("/etc/cgnat/answers.toml").read_text() == saved

@@ -166,3 +166,18 @@ def test_a_bridge_keeps_one_tunnel_answers_naming_another_replace_it(tmp_path, k
     assert done.returncode == 0, done.stderr
     assert sorted(p for p in tree(root) if p.startswith("etc/wireguard")) == ["etc/wireguard/wg5.conf"]
     assert not (root / "etc/cgnat/tunnels").exists()
+
+
+def test_a_further_tunnel_takes_the_next_slot_and_the_first_ones_host_settings_only():
+    from cgnat_homelab.tunnels import new_tunnel
+    first = {"role": "homelab", "interface": "wg0", "peer_public_key": KEY_A,
+             "homelab": {"endpoint": "203.0.113.7:51820", "keepalive": 15, "docker_subnets": ["172.19.0.0/16"],
+                         "watchdog": {"action": "restart-tunnel", "check_host": "a.example.org", "check_port": 443},
+                         "dns": {"server": "192.0.2.53", "zone": "example.org", "name": "home.example.org",
+                                 "key_file": "/etc/cgnat/dns.key", "addresses": ["203.0.113.7"]}}}
+    data = new_tunnel({"wg0": ("/etc/cgnat/answers.toml", first)}, links={"wg1"})   # wg1: a link of another tool
+    assert data == {"role": "homelab", "interface": "wg2",
+                    "homelab": {"table": 202, "fwmark": "0x4000000", "rule_pref": 1020, "keepalive": 15,
+                                "docker_subnets": ["172.19.0.0/16"], "watchdog": {"action": "restart-tunnel"},
+                                "dns": {"server": "192.0.2.53", "zone": "example.org", "name": "home.example.org",
+                                        "key_file": "/etc/cgnat/dns.key"}}}
