@@ -68,7 +68,9 @@ def read_key_file(path: Path, group_may_read: bool = False) -> str:
             raise SetupError(f"{path} is a symlink of uid {link.st_uid} to a file of uid {st.st_uid}; "
                              f"name the file itself")
         if st.st_mode & (0o037 if group_may_read else 0o077):
-            raise SetupError(f"{path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
+            shared = " or writable by its group" if group_may_read else ""
+            raise SetupError(f"{path} is readable by others{shared} (mode {stat.S_IMODE(st.st_mode):04o}); "
+                             f"chmod {'640' if group_may_read else '600'} it")
         for directory in dict.fromkeys((path.parent, real.parent)):
             if directory.stat().st_mode & 0o022:
                 raise SetupError(f"{path}: its directory {directory} is writable by group or others; "
