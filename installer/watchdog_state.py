@@ -15,9 +15,15 @@ from pathlib import Path
 
 from installer import atomic
 
-STATE_PATH = "/var/lib/cgnat/watchdog.json"
+STATE_PATH = "/var/lib/cgnat/watchdog.json"     # the first tunnel's (a single-bridge host's only one)
 UNIT = "cgnat-watchdog.service"     # shipped by each package, enabled and started by cgnat-setup
 PROGRAM = "cgnat-watchdog"
+
+
+def state_path(interface: str, first: bool, first_path: str = STATE_PATH) -> str:
+    """A tunnel's state file: the first tunnel's (its answers in /etc/cgnat/answers.toml) is
+    `first_path`; a further tunnel's is watchdog-IFACE.json beside it."""
+    return first_path if first else str(Path(first_path).with_name(f"watchdog-{interface}.json"))
 
 
 def log(message: str) -> None:
