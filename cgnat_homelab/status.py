@@ -37,6 +37,11 @@ class Probe(shared.Probe):
         return [tool for tool in BACKUP_TOOLS if shutil.which(tool)]
 
 
+def endpoint(answers) -> str | None:
+    """Its bridge's, which names a tunnel on a host with several."""
+    return answers.homelab.endpoint
+
+
 def handshake_hint(answers) -> str:
     return (f"check that UDP {answers.listen_port} is open in the bridge provider's "
             f"firewall and that {answers.homelab.endpoint} is the bridge")
