@@ -16,6 +16,7 @@ class Bridge:
     check = staticmethod(checks.check)
     warnings = staticmethod(checks.warnings)
     status = status       # its part of `cgnat-setup status`: Probe, checks, notes, State
+    several_tunnels = False   # one homelab: answers naming another interface replace the tunnel
 
     @staticmethod
     def resolve(answers: BridgeAnswers, facts: HostFacts) -> None:

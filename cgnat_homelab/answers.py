@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from installer.answers import CommonAnswers
 
 WATCHDOG_ACTIONS = ("reboot", "restart-tunnel", "none")   # homelab.watchdog.action; the wizard offers them
-RULE_PREF = 1000   # the priorities of its ip rules: fwmark at 1000, "from" its tunnel address at 1001
+RULE_PREF = 1000   # the first tunnel's ip rule priorities: fwmark at 1000, "from" its tunnel address at 1001
 
 
 @dataclass
@@ -39,7 +39,15 @@ class HomelabSection:
     table: int = 200
     # Bit 24: clear of kube-proxy (0xc000) and Tailscale (0xff0000); Docker sets no marks.
     fwmark: str = "0x1000000"
+    rule_pref: int | None = None   # its ip rules' priorities: fwmark at rule_pref, "from" at
+                                   # rule_pref + 1 (unset: RULE_PREF; see rule_priority)
+    # A further tunnel (a second bridge) takes the next of each: wg1, table 201, mark 0x2000000,
+    # priorities 1010 and 1011 (cgnat_homelab/tunnels.py chooses them).
     watchdog: WatchdogSection = field(default_factory=WatchdogSection)
+
+    @property
+    def rule_priority(self) -> int:
+        return RULE_PREF if self.rule_pref is None else self.rule_pref
 
 
 @dataclass

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from cgnat_homelab.answers import RULE_PREF, WATCHDOG_ACTIONS, HomelabAnswers
+from cgnat_homelab.answers import WATCHDOG_ACTIONS, HomelabAnswers
+from cgnat_homelab.tunnels import sibling_problems
 from cgnat_homelab.decision import DEFAULTS
-from installer import grammar, validate
+from installer import grammar, tunnels, validate
 from installer.detect import HostFacts
 from installer.errors import Problem
 from installer.forward import forwards
@@ -13,6 +14,7 @@ from installer.forward import forwards
 # Marks other tools on the same host use: clashing with them would misroute their traffic.
 FOREIGN_MARKS = {"Tailscale": 0xFF0000, "kube-proxy": 0xC000}
 RESERVED_TABLES = {0, 253, 254, 255}
+MAX_RULE_PREF = 32764     # ip rule priorities: 32766 is main's, 32767 default's
 # Routing tables of other tools: Tailscale's is looked up before main (all traffic would go
 # into our tunnel), wg-quick's (Table = auto) is its tunnel's default route.
 FOREIGN_TABLES = {"Tailscale": 52, "wg-quick": 51820}
@@ -51,6 +53,11 @@ def check(a: HomelabAnswers, facts: HostFacts | None) -> list[Problem]:
                                               f"\"{rule}\"; choose another")
                      for rule in _foreign_rules(a, facts) if rule.table == h.table][:1]
     problems += _check_fwmark(h.fwmark)
+    if h.rule_pref is not None and not 1 <= h.rule_pref <= MAX_RULE_PREF:
+        problems.append(Problem("homelab.rule_pref", f"must be 1 to {MAX_RULE_PREF} (it takes rule_pref + 1 "
+                                                     f"too; 32766 and 32767 are main and default)"))
+    if facts is not None:
+        problems += sibling_problems(a, tunnels.siblings(a.interface, facts.tunnels))
     w = h.watchdog
     if w.action not in WATCHDOG_ACTIONS:
         problems.append(Problem("homelab.watchdog.action", f"must be one of {', '.join(WATCHDOG_ACTIONS)}, not {w.action!r}"))
@@ -112,14 +119,14 @@ def _in_tunnel(host: str, a: HomelabAnswers):
 def _foreign_rules(a: HomelabAnswers, facts: HostFacts) -> list:
     """The host's ip rules that are not this tunnel's: its fwmark rules (the mark is the
     tunnel's own), and its "from" rules, which select its address or, after a change of the
-    tunnel, sit at RULE_PREF + 1 beside its fwmark rule of the same table (the up hook's pair)."""
+    tunnel, sit at rule_pref + 1 beside its fwmark rule of the same table (the up hook's pair)."""
     addresses = {str(network[2]) for network in (grammar.ipv4_network(a.tunnel), grammar.ula_network(a.tunnel6))
                  if network is not None}
     mark = int(a.homelab.fwmark, 0) if grammar.FWMARK.fullmatch(a.homelab.fwmark) else None
     marked = {rule.table for rule in facts.ip_rules if mark is not None and rule.fwmark == mark}
     return [rule for rule in facts.ip_rules
             if not (mark is not None and rule.fwmark == mark or rule.src in addresses
-                    or rule.priority == RULE_PREF + 1 and rule.table in marked)]
+                    or rule.priority == a.homelab.rule_priority + 1 and rule.table in marked)]
 
 
 def _check_fwmark(text: str) -> list[Problem]:

@@ -2,8 +2,8 @@
 the bridge and routes the replies of forwarded connections back through the tunnel."""
 from __future__ import annotations
 
-from cgnat_homelab import checks, status
-from cgnat_homelab.answers import RULE_PREF, HomelabAnswers
+from cgnat_homelab import checks, status, tunnels
+from cgnat_homelab.answers import HomelabAnswers
 from cgnat_homelab.decision import Config
 from installer import grammar, render
 from installer.detect import HostFacts
@@ -17,6 +17,8 @@ class Homelab:
     check = staticmethod(checks.check)
     warnings = staticmethod(checks.warnings)
     status = status       # its part of `cgnat-setup status`: Probe, checks, notes, State
+    several_tunnels = True    # one per bridge (cgnat_homelab/tunnels.py)
+    new_tunnel = staticmethod(tunnels.new_tunnel)
 
     @staticmethod
     def resolve(answers: HomelabAnswers, facts: HostFacts) -> None:
@@ -37,8 +39,7 @@ class Homelab:
 
     @staticmethod
     def env(answers: HomelabAnswers) -> str:
-        return render.render("homelab", "env.j2", answers=answers, fwmark=_mark(answers),
-                             rule_pref=RULE_PREF)
+        return render.render("homelab", "env.j2", answers=answers, fwmark=_mark(answers))
 
     @staticmethod
     def hook_summary(answers: HomelabAnswers) -> list[str]:
@@ -46,8 +47,8 @@ class Homelab:
 
         def routing(ip: str, address: str) -> list[str]:
             return [f"{ip} route replace default dev {iface} table {h.table}",
-                    f"{ip} rule add fwmark {mark}/{mark} table {h.table} pref {RULE_PREF}",
-                    f"{ip} rule add from {address} table {h.table} pref {RULE_PREF + 1}"]
+                    f"{ip} rule add fwmark {mark}/{mark} table {h.table} pref {h.rule_priority}",
+                    f"{ip} rule add from {address} table {h.table} pref {h.rule_priority + 1}"]
 
         ipv6 = [f"ip -6 address add {answers.homelab_address6}/{answers.prefixlen6} dev {iface}",
                 render.restore_summary(answers, 6), *routing("ip -6", answers.homelab_address6)]

@@ -116,7 +116,8 @@ def wizard(args, hybrid: bool) -> int:
 def unattended(args) -> int:
     root = Path(args.root or "/")
     facts = HostFacts.detect(root)
-    answers = setup.load(setup.read_source(args.answers, root), args.pair, args.role or facts.installed_role, facts)
+    role = args.role or facts.installed_role
+    answers = setup.load(setup.read_source(args.answers, root, args.pair, role, facts), args.pair, role, facts)
     print_warnings(answers, args)
     if args.check:
         print(f"{'-' if args.answers == '-' else (args.answers or '--pair')}: ok ({answers.role})")

@@ -218,7 +218,7 @@ class HostFacts:
     docker_subnets: list[str] = field(default_factory=list)
     role_facts: dict[str, object] = field(default_factory=dict)   # role -> what it detected (its `detect`)
     installed_role: str | None = None         # the role of the cgnat package installed
-    written_by_setup: frozenset[str] = frozenset()      # the manifest of the last setup
+    written_by_setup: dict[str, str] = field(default_factory=dict)   # the last setup's manifest: path -> digest
     wireguard_configs: frozenset[str] = frozenset()     # /etc/wireguard/*.conf that exist
     refused: dict[str, str] = field(default_factory=dict)   # detected values the grammar refused
     # the answers each tunnel's last setup saved: interface -> (file, parsed), installer/tunnels.py
@@ -259,7 +259,7 @@ class HostFacts:
             docker_subnets=docker_subnets(addr),
             role_facts={name: roles.get(name).detect(root) for name in roles.available()},
             installed_role=installed_role(root),
-            written_by_setup=frozenset(recorded_digests((_read(root / MANIFEST_PATH.lstrip("/")) or "").encode())),
+            written_by_setup=recorded_digests((_read(root / MANIFEST_PATH.lstrip("/")) or "").encode()),
             wireguard_configs=frozenset(f"{WIREGUARD_DIR}/{p.name}"
                                         for p in (root / WIREGUARD_DIR.lstrip("/")).glob("*.conf")),
             refused=refused,

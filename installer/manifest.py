@@ -12,9 +12,9 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def manifest_text(files: dict[str, bytes]) -> str:
-    """The manifest of these files (path -> content)."""
-    return "".join(sorted(f"{path} {digest(data)}\n" for path, data in files.items()))
+def manifest_text(digests: dict[str, str]) -> str:
+    """The manifest of these files (path -> the digest of its content)."""
+    return "".join(sorted(f"{path} {sha}\n" for path, sha in digests.items()))
 
 
 def recorded_digests(manifest: bytes) -> dict[str, str]:

@@ -118,6 +118,14 @@ def fill_answers(data: dict, token_text: str, default_role: str | None) -> None:
         ours.take_token(data, token)
 
 
+def decoded(token_text: str) -> PairingToken | None:
+    """The token, or None when it is not one (fill_answers says why)."""
+    try:
+        return PairingToken.decode(token_text)
+    except TokenError:
+        return None
+
+
 def token_for(answers, public_key: str) -> str:
     """The pairing token of a host set up with these (resolved) answers: the common fields,
     and what its role tells the peer (a bridge: its endpoint, SSH port, forward, IPv6 address)."""

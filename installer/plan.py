@@ -5,9 +5,9 @@ import copy
 from dataclasses import dataclass, field
 
 from installer.answers import ANSWERS_PATH
-from installer import metrics, render, roles
+from installer import metrics, render, roles, tunnels
 from installer.detect import WIREGUARD_DIR, HostFacts
-from installer.manifest import MANIFEST_PATH, manifest_text
+from installer.manifest import MANIFEST_PATH, digest, manifest_text
 from installer.errors import SetupError
 from installer.watchdog_state import UNIT as WATCHDOG_UNIT
 
@@ -108,6 +108,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
                          f"another interface, or pass --replace-existing to replace it (it is "
                          f"kept as {conf}{BACKUP_SUFFIX})")
     role = roles.get(answers.role)
+    answers_file = tunnels.answers_path(iface, facts.tunnels, role.several_tunnels)
+    first = answers_file == ANSWERS_PATH      # the host's first tunnel: also the host-wide files
     rules6 = f"/etc/cgnat/{iface}.rules6"
     files = [
         FileWrite(f"/etc/wireguard/{iface}.conf", render.render_wg_conf(answers, private_key),
@@ -115,28 +117,34 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         FileWrite(f"/etc/cgnat/{iface}.rules", role.rules(answers)),
         *([FileWrite(rules6, role.rules(answers, family=6))] if role.has_rules6(answers) else []),
         FileWrite(f"/etc/cgnat/{iface}.env", role.env(answers)),
-        FileWrite(ANSWERS_PATH, render.render_answers(answers)),
+        FileWrite(answers_file, render.render_answers(answers)),
     ]
     host = role.plan_host(answers, facts)
     files += [FileWrite(path, text) for path, text in host.files.items()]
-    metrics_dropin = metrics.unit_dropin(role.metrics_dir(answers))
+    metrics_dropin = metrics.unit_dropin(role.metrics_dir(answers)) if first else None
     if metrics_dropin:
         files.append(FileWrite(metrics.UNIT_DROPIN, metrics_dropin))
     plan = Plan(answers, hook_commands=role.hook_summary(answers),
                 before_forwarding=host.before_forwarding, listen_port=host.listen_port, start=start)
-    plan.files = files + [FileWrite(MANIFEST_PATH, manifest_text({f.path: f.content.encode() for f in files}))]
     plan.backups = [conf] if foreign else []
-    if not role.has_rules6(answers) and rules6 in facts.written_by_setup:
+    recorded = facts.written_by_setup
+    if not role.has_rules6(answers) and rules6 in recorded:
         plan.removals.append(rules6)   # IPv6 no longer forwarded: the hooks must not load it
-    if not metrics_dropin and metrics.UNIT_DROPIN in facts.written_by_setup:
+    if first and not metrics_dropin and metrics.UNIT_DROPIN in recorded:
         plan.removals.append(metrics.UNIT_DROPIN)
-    for old in retired_interfaces(iface, facts.written_by_setup):
+    kept = {name: path for name, (path, _) in facts.tunnels.items() if name != iface and path != answers_file}
+    for old in retired_interfaces(iface, recorded, kept):
         if enable:
             plan.retire.append(["systemctl", "disable", "--now", f"wg-quick@{old}"] if start
                                else [*OFFLINE_SYSTEMCTL, "disable", f"wg-quick@{old}"])
-        plan.removals += [p for p in (f"{WIREGUARD_DIR}/{old}.conf", f"/etc/cgnat/{old}.rules",
-                                      f"/etc/cgnat/{old}.rules6", f"/etc/cgnat/{old}.env")
-                          if p in facts.written_by_setup]
+        plan.removals += [p for p in tunnel_files(old) if p in recorded]
+    # The manifest names every tunnel's files: the other tunnels' as recorded (and, beside a
+    # further tunnel, the host-wide files its first tunnel wrote).
+    others = {p for name, path in kept.items() for p in (*tunnel_files(name), path)}
+    carried = {p: d for p, d in recorded.items() if (p in others or not first)
+               and p not in plan.removals and p not in {f.path for f in files} and p not in tunnel_files(iface)}
+    plan.files = files + [FileWrite(MANIFEST_PATH, manifest_text(
+        {**carried, **{f.path: digest(f.content.encode()) for f in files}}))]
     if start:
         plan.commands = [
             ["systemctl", "enable", plan.service],
@@ -150,9 +158,16 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     return plan
 
 
-def retired_interfaces(interface: str, written: frozenset[str]) -> list[str]:
-    """The interfaces an earlier setup configured that these answers no longer name."""
-    return sorted(set(configured_interfaces(written)) - {interface})
+def retired_interfaces(interface: str, written, kept) -> list[str]:
+    """The interfaces an earlier setup configured that these answers no longer name, but those
+    with answers of their own (`kept`: the other tunnels of a host that has several)."""
+    return sorted(set(configured_interfaces(written)) - {interface} - set(kept))
+
+
+def tunnel_files(interface: str) -> tuple[str, ...]:
+    """The files setup writes for each tunnel, but its answers file (installer/tunnels.py)."""
+    return (f"{WIREGUARD_DIR}/{interface}.conf", f"/etc/cgnat/{interface}.rules",
+            f"/etc/cgnat/{interface}.rules6", f"/etc/cgnat/{interface}.env")
 
 
 def configured_interfaces(written) -> list[str]:

@@ -21,6 +21,10 @@ simply absent there (`get` says so).
     token_fields(answers)            -> {field: text}  what its pairing token tells the peer
     take_token(data, token)          fill answers from the peer's token (unvalidated)
     notes(answers)                   -> [str]  what the report tells the administrator
+    several_tunnels                  whether a host may have several (the homelab: one per bridge);
+                                     if not, answers naming another interface replace the tunnel
+    new_tunnel(saved, links)         -> dict  (several_tunnels only) a further tunnel's answers data
+                                     beside the saved ones (installer/tunnels.py), before the token
     status                           its part of `cgnat-setup status` (cgnat_<role>/status.py):
                                      Probe, handshake_hint, checks, notes, State, STEP_KINDS
     wizard_steps()                   -> [Step]  its questions in the wizard, in order

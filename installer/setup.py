@@ -12,7 +12,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer import grammar, keys, pairing, roles
+import tomli_w   # vendored
+
+from installer import grammar, keys, pairing, roles, tunnels
 from installer import answers as answers_toml
 from installer.answers import ANSWERS_PATH
 from installer.apply import apply, host_path, log  # apply: the one step that changes the host
@@ -43,17 +45,44 @@ def warnings(answers) -> list[Problem]:
     return validate.warnings(answers, ipv6_disabled(answers.interface))
 
 
-def read_source(source: str | None, root: Path) -> bytes:
+def read_source(source: str | None, root: Path, token: str | None = None, role: str | None = None,
+                facts: HostFacts | None = None) -> bytes:
     """An answers file's bytes: a path, "-" for standard input, or None for the answers
-    saved by the last setup on this host (nothing when there are none); one byte more than
-    parse_toml() takes at most, so that it can say the file is too long."""
+    saved by the last setup on this host (nothing when there are none: see saved_answers); one
+    byte more than parse_toml() takes at most, so that it can say the file is too long."""
     if source == "-":
         return sys.stdin.buffer.read(answers_toml.MAX_BYTES + 1)
-    path = Path(source) if source is not None else host_path(root, ANSWERS_PATH)
-    if source is None and not path.exists():
-        return b""
-    with path.open("rb") as file:     # never more than parse_toml takes (--answers /dev/zero)
+    if source is None:
+        return saved_answers(root, token, role, facts or HostFacts(tunnels=tunnels.saved(root)))
+    with Path(source).open("rb") as file:     # never more than parse_toml takes (--answers /dev/zero)
         return file.read(answers_toml.MAX_BYTES + 1)
+
+
+def saved_answers(root: Path, token: str | None, role: str | None, facts: HostFacts) -> bytes:
+    """What a run without --answers starts from: the saved answers of the tunnel whose peer
+    printed `token`; else, where the role may have several tunnels and the first is paired
+    with another peer already, a further tunnel's (the role's new_tunnel: the token fills the
+    rest); else the first tunnel's saved answers (b"" on a new host)."""
+    saved = facts.tunnels
+    peer_token = pairing.decoded(token) if token else None
+    if peer_token is None:        # no token, or a damaged one (fill_answers says what is wrong)
+        return _read_saved(root, ANSWERS_PATH)
+    paired = [path for path, data in saved.values() if data.get("peer_public_key") == peer_token.public_key]
+    if paired:
+        return _read_saved(root, paired[0])
+    code = roles.get(role or peer(peer_token.role))
+    first_peer = next(iter(saved.values()))[1].get("peer_public_key") if saved else None
+    if first_peer and code is not None and code.several_tunnels:
+        return tomli_w.dumps(code.new_tunnel(saved, facts.interfaces)).encode()
+    return _read_saved(root, ANSWERS_PATH)
+
+
+def _read_saved(root: Path, path: str) -> bytes:
+    try:
+        with host_path(root, path).open("rb") as file:
+            return file.read(answers_toml.MAX_BYTES + 1)
+    except FileNotFoundError:
+        return b""
 
 
 def plan(answers, facts: HostFacts, root: Path, *, start: bool, enable: bool | None = None,
