@@ -417,10 +417,10 @@ def test_json_leaves_out_counts_under_keys_of_the_wrong_type(tmp_path):
 # ------------------------------------------------------------ several tunnels (issue 21)
 
 WG1 = ('role = "homelab"\ninterface = "wg1"\ntunnel = "10.0.1.0/24"\npeer_public_key = "' + "L" * 42 + 'A="\n'
-       '[homelab]\nendpoint = "bridge-b.example.org:51820"\ntable = 201\nfwmark = "0x2000000"\n')
+       '[homelab]\nendpoint = "bridge-b.example.org:51820"\ntable = 201\nfwmark = "0x2000000"\nrule_pref = 1010\n')
 WG1_IP = {"-4 rule show": HEALTHY_IP["-4 rule show"] + [
-              {"priority": 1000, "src": "all", "fwmark": "0x2000000", "fwmask": "0x2000000", "table": "201"},
-              {"priority": 1001, "src": "10.0.1.2", "table": "201"}],
+              {"priority": 1010, "src": "all", "fwmark": "0x2000000", "fwmask": "0x2000000", "table": "201"},
+              {"priority": 1011, "src": "10.0.1.2", "table": "201"}],
           "-4 route show table 200 default dev wg0": [{"dst": "default", "dev": "wg0"}],
           "-4 route show table 201 default dev wg1": [{"dst": "default", "dev": "wg1"}]}
 FAILING = {"failing_since": 5.0, "last_run_at": 9.0, "reasons": ["the bridge 10.0.1.1 does not answer"],
