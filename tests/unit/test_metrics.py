@@ -248,3 +248,21 @@ def test_the_readme_documents_every_metric_and_its_alerts_name_only_ours():
     assert {"cgnat_handshake_age_seconds", "cgnat_end_to_end_ok"} < named <= known, named - known
     action = next(r["expr"] for r in rules if 'kind="action"' in r["expr"])
     assert "cgnat_watchdog_steps_total" in action
+
+
+def test_each_tunnel_has_its_file_and_the_alerts_name_the_tunnel(tmp_path):
+    """Issue 21: a homelab with two bridges writes cgnat.prom (wg0) and cgnat-wg1.prom, each
+    sample labelled with its tunnel; the README's alerts say which (its label) and watch both files."""
+    for interface, first in (("wg0", True), ("wg1", False)):
+        textfile = metrics.Textfile(tmp_path, interface, print, name=metrics.file_name(interface, first))
+        assert textfile.publish([("cgnat_healthy", {}, interface == "wg0")], T0)
+    assert value(parse((tmp_path / "cgnat.prom").read_text()), "cgnat_healthy", interface="wg0") == 1
+    assert value(parse((tmp_path / "cgnat-wg1.prom").read_text()), "cgnat_healthy", interface="wg1") == 0
+    readme = (REPO / "README.md").read_text()
+    rules = yaml.safe_load(re.search(r"```yaml\n(.*?)```", readme[readme.index("### Watching it"):], re.S)[1])
+    by_name = {r["alert"]: r for r in rules["groups"][0]["rules"]}
+    assert by_name["CgnatTunnelDown"]["expr"] == "cgnat_healthy == 0"
+    assert "{{ $labels.interface }}" in by_name["CgnatTunnelDown"]["annotations"]["summary"]
+    stopped = re.search(r'file=~"(.*?)"', by_name["CgnatWatchdogStopped"]["expr"])[1]
+    assert all(re.fullmatch(stopped, f"/var/lib/prometheus/node-exporter/{name}") for name in ("cgnat.prom", "cgnat-wg1.prom"))
+    assert not re.fullmatch(stopped, "/var/lib/prometheus/node-exporter/cgnat-prom")
