@@ -12,7 +12,8 @@ re-peer and restart touch its interface alone. The end-to-end check is chosen fr
 bridge forwards (cgnat_homelab/endtoend.py).
 
 Silent while healthy: the journal gets a line for each change of state and each step, with
-its reason (on a host with several tunnels, each line starts with its interface: "wg1: ..."). The metrics (installer/metrics.py) add the last end-to-end check's result and time.
+its reason (on a host with several tunnels, each line starts with its interface: "wg1: ...").
+The metrics (installer/metrics.py) add the last end-to-end check's result and time.
 """
 from __future__ import annotations
 
