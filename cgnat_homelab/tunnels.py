@@ -60,6 +60,7 @@ def sibling_problems(a: HomelabAnswers, siblings: dict[str, dict]) -> list[Probl
     its saved answers data): its bridge, addresses, table, mark or rule priorities."""
     problems = []
     others = {name: _answers(data) for name, data in siblings.items()}
+    this = f"this bridge ({a.homelab.endpoint})" if a.homelab.endpoint else "the new bridge"
     for name, other in others.items():
         bridge = f"{name}'s bridge ({other.homelab.endpoint})"
         if a.peer_public_key and a.peer_public_key == other.peer_public_key:
@@ -69,9 +70,8 @@ def sibling_problems(a: HomelabAnswers, siblings: dict[str, dict]) -> list[Probl
                                   ("tunnel6", grammar.ula_network(a.tunnel6), grammar.ula_network(other.tunnel6))):
             if ours is not None and theirs is not None and ours.overlaps(theirs):
                 problems.append(Problem(key, f"{ours} overlaps the tunnel {theirs} of {bridge}: every bridge "
-                                             f"needs a tunnel of its own; on this bridge "
-                                             f"({a.homelab.endpoint}) {_fix(a, others)}, then pair again "
-                                             f"with the token it prints"))
+                                             f"needs a tunnel of its own; on {this} "
+                                             f"{_fix(a, others)}, then pair again with the token it prints"))
         problems += [Problem(key, f"{message} of {name}; choose another{hint}")
                      for key, message, hint in _resource_clashes(a, other)]
     return problems

@@ -1,6 +1,7 @@
-"""The homelab's questions in the wizard (installer/tui/): pairing token, Docker networks, what is
-exposed, the watchdog. STEPS is their order, between the role screen and the review (the role
-interface's `wizard_steps`)."""
+"""The homelab's questions in the wizard (installer/tui/): which tunnel (on a homelab paired
+already: change one, or add another bridge), pairing token, Docker networks, what is exposed, the
+watchdog. STEPS is their order, between the role screen and the review (the role interface's
+`wizard_steps`)."""
 from __future__ import annotations
 
 from textual import on
@@ -16,9 +17,53 @@ from installer.tui.state import as_int, split_list
 from installer.tui.widgets import Field, say, slug
 
 
+def bridge_of(data: dict) -> str:
+    """A saved tunnel's bridge, as its answers name it."""
+    homelab = data.get("homelab")
+    endpoint = homelab.get("endpoint") if isinstance(homelab, dict) else None
+    return f"bridge {endpoint}" if isinstance(endpoint, str) else "no bridge named"
+
+
+class TunnelScreen(Step):
+    STEP_TITLE = "Homelab: change a tunnel, or add another bridge"
+    KEYS = ()
+    chosen: int | None = None      # the choice the answers hold now (back here and on: kept)
+    HELP = ("This homelab is paired with a bridge already; it may serve through several at once, "
+            "one tunnel each.\n\n"
+            "Change: that tunnel's saved answers, nothing of the others.\n\n"
+            "Add another bridge: a tunnel of its own (the next free wgN, with its own routing "
+            "table and connection mark) beside those here, which stay as they are. Set up the "
+            "new bridge first: its pairing token comes next. Its tunnel must not overlap "
+            "another bridge's.")
+
+    @classmethod
+    def wanted(cls, state) -> bool:
+        return bool(state.saved_tunnels())
+
+    def body(self) -> ComposeResult:
+        saved = self.state.saved_tunnels()
+        current = self.state.value("interface")
+        with RadioSet(id="in-tunnel-choice"):
+            for name, data in saved.items():
+                yield RadioButton(f"Change {name} ({bridge_of(data)})", value=name == current)
+            yield RadioButton("Add another bridge", value=current not in saved)
+
+    @guarded
+    def action_next(self) -> None:
+        saved = list(self.state.saved_tunnels())
+        index = self.query_one(RadioSet).pressed_index
+        if index != self.chosen:
+            problems = self.state.choose_tunnel(saved[index] if index < len(saved) else None)
+            self.show_problems(problems)
+            if problems:
+                return
+            self.chosen = index
+        self.app.advance(self)
+
+
 class PairScreen(Step):
     STEP_TITLE = "Homelab: pair with the bridge"
-    KEYS = ("pair", "homelab.endpoint", "peer_public_key", "tunnel", "interface")
+    KEYS = ("pair", "homelab.endpoint", "peer_public_key", "tunnel", "tunnel6", "interface")
     OWN_ENTER = ("in-pair",)
     HELP = ("Paste the pairing token the bridge printed (cgnat3-...) and press Enter: it fills "
             "the bridge's address, key and tunnel. A token wrapped over lines still works.\n\n"
@@ -50,11 +95,11 @@ class PairScreen(Step):
             return
         for key in ("homelab.endpoint", "peer_public_key", "tunnel"):
             self.query_one(f"#in-{slug(key)}", Input).value = self.state.text(key)
-        self.show_problems([])
         address6 = pairing.PairingToken.decode(token).address6
         say(self.query_one("#hint-pair", Static), "Filled from the token." + (
             f" The bridge forwards IPv6 too: {address6} (its AAAA record)." if address6 else ""))
         self.query_one("#in-homelab-endpoint", Input).focus()
+        self.show_problems(self.state.problems_for(self.KEYS))   # another tunnel's bridge, say
 
     def patch(self) -> dict:
         t = self.typed()
@@ -184,4 +229,4 @@ class WatchdogScreen(Step):
                 "homelab.keepalive": as_int(t["homelab.keepalive"])}
 
 
-STEPS = [PairScreen, DockerScreen, ExposureScreen, WatchdogScreen]
+STEPS = [TunnelScreen, PairScreen, DockerScreen, ExposureScreen, WatchdogScreen]

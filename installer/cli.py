@@ -8,9 +8,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from installer import ROLES, __version__, setup
+from installer import ROLES, __version__, grammar, setup
 from installer.detect import HostFacts
-from installer.errors import InvalidAnswers, SetupError
+from installer.errors import InvalidAnswers, Problem, SetupError
+from installer.validate import INTERFACE_RULE
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 
@@ -19,9 +20,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cgnat-setup",
         description="Configure this host as the bridge or the homelab of a CGNAT tunnel.")
-    p.add_argument("command", nargs="?", choices=["status", "teardown"],
+    p.add_argument("command", nargs="?", choices=["status", "teardown", "remove-tunnel"],
                    help="status: health of every link, exit 0 only if all are healthy; "
-                        "teardown: stop the tunnel and the watchdog and remove our rules (used by prerm)")
+                        "teardown: stop the tunnel and the watchdog and remove our rules (used by prerm); "
+                        "remove-tunnel IFACE: take one tunnel (one bridge) away, its files too")
+    p.add_argument("interface", nargs="?", metavar="IFACE", help="remove-tunnel: the tunnel's interface")
     p.add_argument("--answers", metavar="FILE", help="answers file (TOML), '-' for stdin: run unattended")
     p.add_argument("--check", action="store_true", help="validate the answers only; write nothing")
     p.add_argument("--plan", action="store_true", help="print every file and rule; write nothing")
@@ -44,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    if (args.command == "remove-tunnel") != (args.interface is not None):
+        p.error("remove-tunnel takes the tunnel's interface (cgnat-setup remove-tunnel wg1), and "
+                "only it takes one")
     if args.json and args.command != "status":
         p.error("--json goes with status (cgnat-setup status --json)")
     if args.no_start and (args.root is not None or args.command is not None):
@@ -55,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "teardown":
             return EXIT_OK if setup.teardown(Path(args.root or "/")) else EXIT_FAILURE
+        if args.command == "remove-tunnel":
+            return remove_tunnel(args)
         if args.command == "status":
             from installer import status
             return status.main(Path(args.root or "/"), as_json=args.json)
@@ -69,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             return wizard(args, hybrid=True)
     except InvalidAnswers as invalid:
-        source = "-" if args.answers == "-" else (args.answers or "--pair")
+        source = "-" if args.answers == "-" else (args.answers or ("--pair" if args.pair else args.command))
         for problem in invalid.problems:
             print(problem.format(source), file=sys.stderr)
         return EXIT_INVALID
@@ -128,7 +136,16 @@ def unattended(args) -> int:
         print(plan.describe(), end="")
         return EXIT_OK
     changed = setup.apply(plan, root)
-    print("\n".join(setup.report(plan.answers, private_key, changed, root, plan.left_for_boot()).lines()))
+    print("\n".join(setup.report(plan, private_key, changed, root).lines()))
+    return EXIT_OK
+
+
+def remove_tunnel(args) -> int:
+    root = Path(args.root or "/")
+    if not grammar.is_interface(args.interface):
+        raise InvalidAnswers([Problem("interface", INTERFACE_RULE)])
+    changed = setup.remove_tunnel(args.interface, root, HostFacts.detect(root), start=args.root is None)
+    print(f"cgnat-setup: tunnel {args.interface} removed ({len(changed)} file(s) changed).")
     return EXIT_OK
 
 

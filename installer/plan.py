@@ -5,7 +5,7 @@ import copy
 from dataclasses import dataclass, field
 
 from installer.answers import ANSWERS_PATH
-from installer import metrics, render, roles, tunnels
+from installer import metrics, render, roles, tunnels, validate
 from installer.detect import WIREGUARD_DIR, HostFacts
 from installer.manifest import MANIFEST_PATH, digest, manifest_text
 from installer.errors import SetupError
@@ -45,6 +45,7 @@ class Plan:
     removals: list[str] = field(default_factory=list)       # an old interface's files
     backups: list[str] = field(default_factory=list)        # foreign files kept before replacing them
     start: bool = True      # False: the commands only enable (--no-start), or there are none (--root)
+    answers_file: str = ANSWERS_PATH   # where its answers are saved (installer/tunnels.py)
 
     @property
     def units(self) -> list[str]:
@@ -112,12 +113,12 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     first = answers_file == ANSWERS_PATH      # the host's first tunnel: also the host-wide files
     rules6 = f"/etc/cgnat/{iface}.rules6"
     files = [
-        FileWrite(f"/etc/wireguard/{iface}.conf", render.render_wg_conf(answers, private_key),
+        FileWrite(f"/etc/wireguard/{iface}.conf", render.render_wg_conf(answers, private_key, answers_file),
                   mode=0o600, secret=True),
         FileWrite(f"/etc/cgnat/{iface}.rules", role.rules(answers)),
         *([FileWrite(rules6, role.rules(answers, family=6))] if role.has_rules6(answers) else []),
         FileWrite(f"/etc/cgnat/{iface}.env", role.env(answers)),
-        FileWrite(answers_file, render.render_answers(answers)),
+        FileWrite(answers_file, render.render_answers(answers, answers_file)),
     ]
     host = role.plan_host(answers, facts)
     files += [FileWrite(path, text) for path, text in host.files.items()]
@@ -127,6 +128,7 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     plan = Plan(answers, hook_commands=role.hook_summary(answers),
                 before_forwarding=host.before_forwarding, listen_port=host.listen_port, start=start)
     plan.backups = [conf] if foreign else []
+    plan.answers_file = answers_file
     recorded = facts.written_by_setup
     if not role.has_rules6(answers) and rules6 in recorded:
         plan.removals.append(rules6)   # IPv6 no longer forwarded: the hooks must not load it
@@ -174,3 +176,38 @@ def configured_interfaces(written) -> list[str]:
     """The interfaces whose WireGuard config an earlier setup wrote (paths of its manifest)."""
     return sorted(p[len(WIREGUARD_DIR) + 1:-len(".conf")] for p in written
                   if p.startswith(WIREGUARD_DIR + "/") and p.endswith(".conf"))
+
+
+def removal_plan(interface: str, facts: HostFacts, *, start: bool,
+                 wireguard_configs: dict[str, str] | None = None) -> Plan:
+    """`cgnat-setup remove-tunnel IFACE`: stop and disable that tunnel, remove its files (kept as
+    .before-cgnat where changed since setup wrote them); when it was the first tunnel, the next
+    one's answers move into the first's file (and its WireGuard config, `wireguard_configs`:
+    interface -> its text, says so); the watchdog restarts to watch those left, or stops with
+    the last. `start` False (--root): no command."""
+    saved = facts.tunnels
+    if interface not in saved:
+        raise SetupError(f"no tunnel {interface} here (tunnels: {', '.join(saved) or 'none'})")
+    answers_file, data = saved[interface]
+    answers, _ = validate.answers_from_dict(data, None)
+    plan = Plan(answers, start=start)
+    recorded = facts.written_by_setup
+    plan.retire = [["systemctl", "disable", "--now", plan.service]] if start else []
+    plan.removals = [p for p in (*tunnel_files(interface), answers_file) if p in recorded]
+    left = [name for name in saved if name != interface]
+    if answers_file == ANSWERS_PATH and left:
+        promoted_file, promoted = saved[left[0]]
+        promoted_answers, _ = validate.answers_from_dict(promoted, None)
+        plan.files = [FileWrite(ANSWERS_PATH, render.render_answers(promoted_answers))]
+        conf = (wireguard_configs or {}).get(left[0])
+        if conf is not None:
+            plan.files.append(FileWrite(f"{WIREGUARD_DIR}/{left[0]}.conf", conf.replace(
+                f"from {promoted_file}.", f"from {ANSWERS_PATH}.", 1), mode=0o600, secret=True))
+        plan.removals = [p for p in plan.removals if p != ANSWERS_PATH] + [promoted_file]
+    files = {f.path: digest(f.content.encode()) for f in plan.files}
+    plan.files.append(FileWrite(MANIFEST_PATH, manifest_text(
+        {**{p: d for p, d in recorded.items() if p not in plan.removals}, **files})))
+    if start:
+        plan.commands = ([["systemctl", "restart", WATCHDOG_UNIT]] if left
+                         else [["systemctl", "disable", "--now", WATCHDOG_UNIT]])
+    return plan

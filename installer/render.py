@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 
 from installer import answers as answers_toml
+from installer.answers import ANSWERS_PATH
 from installer.grammar import PORT_SPEC
 from installer.rules_file import chain_name
 
@@ -28,8 +29,9 @@ def render(role: str, template: str, **context) -> str:
     return _environment(role).get_template(template).render(**context)
 
 
-def render_wg_conf(answers, private_key: str) -> str:
-    return render(answers.role, "wg.conf.j2", answers=answers, private_key=private_key)
+def render_wg_conf(answers, private_key: str, answers_file: str = ANSWERS_PATH) -> str:
+    return render(answers.role, "wg.conf.j2", answers=answers, private_key=private_key,
+                  answers_file=answers_file)
 
 
 def iptables_ports(spec: str) -> tuple[str, str]:
@@ -53,8 +55,9 @@ def restore_summary(answers, family: int) -> str:
             f"  (+ one tagged jump per CGNAT-{answers.interface}-* chain)")
 
 
-def render_answers(answers) -> str:
-    """/etc/cgnat/answers.toml: the answers as setup resolved them (no private key)."""
+def render_answers(answers, path: str = ANSWERS_PATH) -> str:
+    """The answers file at `path` (/etc/cgnat/answers.toml, or a further tunnel's,
+    installer/tunnels.py): the answers as setup resolved them (no private key)."""
     header = ("# Answers that produced this host's cgnat setup; replay with\n"
-              "#   cgnat-setup --answers /etc/cgnat/answers.toml\n")
+              f"#   cgnat-setup --answers {path}\n")
     return header + answers_toml.to_toml(answers)

@@ -22,7 +22,7 @@ from installer.atomic import HostTree
 from installer.detect import HostFacts, installed_role, ipv6_disabled
 from installer.errors import Problem
 from installer.manifest import MANIFEST_PATH, recorded_digests
-from installer.plan import Plan, configured_interfaces, make_plan, resolve_defaults
+from installer.plan import Plan, configured_interfaces, make_plan, removal_plan, resolve_defaults
 from installer.probes import interface_exists
 from installer.roles import peer
 from installer import validate
@@ -148,12 +148,19 @@ class Report:
                 *self.notes]
 
 
-def report(answers, private_key: str, changed: list[str], root: Path,
-           left_for_boot: list[str] = ()) -> Report:
-    public = keys.public_key(private_key)
+def report(plan: Plan, private_key: str, changed: list[str], root: Path) -> Report:
+    answers, public = plan.answers, keys.public_key(private_key)
     return Report(answers.role, public, pairing.token_for(answers, public), tuple(changed),
-                  host_path(root, ANSWERS_PATH), tuple(roles.get(answers.role).notes(answers)),
-                  tuple(left_for_boot))
+                  host_path(root, plan.answers_file), tuple(roles.get(answers.role).notes(answers)),
+                  tuple(plan.left_for_boot()))
+
+
+def remove_tunnel(interface: str, root: Path, facts: HostFacts, *, start: bool) -> list[str]:
+    """Take one tunnel away (plan.removal_plan); the paths that changed."""
+    tree = HostTree(root)
+    configs = {name: found[0].decode() for name in facts.tunnels
+               if (found := tree.read(f"/etc/wireguard/{name}.conf")) is not None}
+    return apply(removal_plan(interface, facts, start=start, wireguard_configs=configs), root)
 
 
 def teardown(root: Path) -> bool:

@@ -16,13 +16,27 @@ from installer.tui.state import Outcome, WizardState, owns
 
 
 def run_wizard(args, hybrid: bool = False) -> Outcome | None:
+    state = starting_state(args, hybrid)
+    from installer.tui.app import SetupApp
+
+    app = SetupApp(state, hybrid=hybrid)
+    outcome = app.run()
+    if app.internal_error:
+        raise SetupError(f"internal error in the wizard: {app.internal_error} (nothing more was "
+                         f"written; rerun with --answers FILE)")
+    return outcome
+
+
+def starting_state(args, hybrid: bool) -> WizardState:
+    """The wizard's state before its first screen, from the command line's arguments."""
     root = Path(args.root or "/")
     facts = HostFacts.detect(root)
     installed = facts.installed_role
     role = args.role or installed
     data, problems = {}, []
     if hybrid:
-        data = answers_toml.parse_toml(setup.read_source(args.answers, root))
+        # as the command line: --pair of a known peer edits its tunnel, of a new one adds one
+        data = answers_toml.parse_toml(setup.read_source(args.answers, root, args.pair, role, facts))
         if args.role and "role" not in data:
             data["role"] = args.role
         if args.pair:
@@ -38,14 +52,7 @@ def run_wizard(args, hybrid: bool = False) -> Outcome | None:
     state.replace_existing = args.replace_existing
     if args.pair and problems:
         state.drafts["pair"] = args.pair
-    from installer.tui.app import SetupApp
-
-    app = SetupApp(state, hybrid=hybrid)
-    outcome = app.run()
-    if app.internal_error:
-        raise SetupError(f"internal error in the wizard: {app.internal_error} (nothing more was "
-                         f"written; rerun with --answers FILE)")
-    return outcome
+    return state
 
 
 def asking_for_a_token() -> str | None:

@@ -45,9 +45,11 @@ class SetupApp(App[Outcome | None]):
 
     # --- the order of the steps --------------------------------------------------------
     def all_steps(self) -> list[type]:
-        """The role screen (unless the role is fixed), the role's own questions, the review."""
+        """The role screen (unless the role is fixed), the role's own questions this host is
+        asked, the review."""
         steps = [] if self.state.role_fixed and self.state.role else [screens.RoleScreen]
         own = roles.get(self.state.role).wizard_steps() if self.state.role else []
+        own = [step for step in own if step.wanted(self.state)]
         return steps + own + [screens.ReviewScreen]
 
     def flow(self) -> list[type]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from installer import ROLES
 from installer import answers as answers_toml
-from installer import pairing, setup
+from installer import pairing, roles, setup
 from installer.detect import HostFacts, Socket, port_free
 from installer.errors import InvalidAnswers, Problem, SetupError
 from installer.plan import Plan, resolve_defaults
@@ -115,11 +115,15 @@ class WizardState:
         if state.role is None and "role" in data:
             state.problems.insert(0, Problem("role", f"is {data['role']!r}; must be one of "
                                                      f"{', '.join(ROLES)}"))
-        for p in state.problems:  # keep what the file said, so the user sees what to fix
+        state.keep_what_was_wrong(data)
+        return state
+
+    def keep_what_was_wrong(self, data: dict) -> None:
+        """Keep what answers-file data said for each problem, so the user sees what to fix."""
+        for p in self.problems:
             value = _lookup(data, p.key)
             if value is not None and not isinstance(value, dict):
-                state.drafts[p.key] = " ".join(value) if isinstance(value, list) else str(value)
-        return state
+                self.drafts[p.key] = " ".join(value) if isinstance(value, list) else str(value)
 
     # --- editing -------------------------------------------------------------
     def set_role(self, role: str) -> None:
@@ -187,6 +191,39 @@ class WizardState:
         self.problems = problems
         return []
 
+    # --- which tunnel (a role that may have several: one per peer) -------------
+    def saved_tunnels(self) -> dict[str, dict]:
+        """Interface -> saved answers data of each tunnel here, when the role may have several
+        and the first one is paired already: the wizard then asks which one to change, or adds
+        another. Else {} (a new host, or one tunnel not paired yet: today's questions)."""
+        code = roles.get(self.role) if self.role else None
+        saved = {name: data for name, (_, data) in self.facts.tunnels.items()
+                 if data.get("role", self.role) == self.role}
+        first = next(iter(self.facts.tunnels.values()), (None, {}))[1]
+        if (code is None or not code.several_tunnels or first.get("role", self.role) != self.role
+                or not first.get("peer_public_key")):
+            return {}
+        return saved
+
+    def choose_tunnel(self, interface: str | None) -> list[Problem]:
+        """Edit the saved answers of the tunnel `interface` (setup then rewrites that tunnel's
+        files only; what they get wrong is shown on its screen), or with None a further tunnel's
+        (the role's new_tunnel beside the saved ones, as --pair with a new peer's token: the
+        token fills the rest, and is judged then). Starts afresh: no drafts, no key of another
+        tunnel. The problem when no further tunnel fits."""
+        if interface is None:
+            try:
+                data = roles.get(self.role).new_tunnel(self.facts.tunnels, self.facts.interfaces)
+            except InvalidAnswers as invalid:
+                return invalid.problems
+        else:
+            data = self.facts.tunnels[interface][1]
+        self.answers, problems = evaluate(data, self.role, self.facts)
+        self.problems, self.drafts = (problems if interface else []), {}
+        self.keep_what_was_wrong(data)
+        self.private_key = self.plan = None
+        return []
+
     # --- what screens show ---------------------------------------------------
     def resolved_with(self, flat_patch: dict, keys: tuple[str, ...]):
         """The answers with one screen's fields put in and every detected default filled
@@ -214,7 +251,7 @@ class WizardState:
         return self.plan
 
     def report(self, changed: list[str]) -> setup.Report:
-        return setup.report(self.plan.answers, self.private_key, changed, self.root)
+        return setup.report(self.plan, self.private_key, changed, self.root)
 
 
 def _lookup(data: dict, key: str):

@@ -12,6 +12,7 @@ import json
 import re
 
 from built_packages import ROLES
+from installer.pairing import PairingToken
 
 APT = "apt-get -y -q -o Dpkg::Use-Pty=0 --no-install-recommends"
 LAUNCHER_PATH = "import sys; sys.path[:0] = ['/usr/lib/cgnat-{role}/python', '/usr/lib/cgnat-{role}/vendor']"
@@ -32,6 +33,11 @@ def answers(chroot, role: str) -> str:
     # sshd -T needs its privilege separation dir, which a running ssh.service has.
     chroot.path("/run/sshd").mkdir(parents=True, exist_ok=True)
     return inside
+
+
+# A second bridge's token, with a tunnel of its own (installer/pairing.py's format).
+SECOND_BRIDGE = PairingToken("bridge", "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=", "198.51.100.9:51820",
+                             "10.0.1.0/24", "2222", "all", "fd63:676e:6174:1::/64", "").encode()
 
 
 def install(chroot, role: str) -> None:
@@ -188,8 +194,14 @@ def test_homelab_life_cycle(chroot, version):
     assert "PostUp = /usr/lib/cgnat-homelab/hooks/up %i" in conf
     saved = chroot.path("/etc/cgnat/answers.toml").read_text()
     assert re.search(r'^endpoint = "203\.0\.113\.7:51820"$', saved, re.M)
+    # A second bridge: its token adds a tunnel of its own; purge removes both.
+    chroot.check(f"cgnat-setup --pair {SECOND_BRIDGE} --root /", net=False)
+    assert chroot.path("/etc/wireguard/wg1.conf").stat().st_mode & 0o777 == 0o600
+    assert "CGNAT_TABLE=201" in chroot.path("/etc/cgnat/wg1.env").read_text()
+    assert chroot.path("/etc/cgnat/answers.toml").read_text() == saved
     chroot.check(f"{APT} purge cgnat-homelab", net=False)
     assert not chroot.path("/etc/wireguard/wg0.conf").exists()
+    assert not chroot.path("/etc/cgnat/tunnels").exists()
     assert_same_tree(chroot)
 
 

@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import netlab
 import rootfs
@@ -130,9 +131,10 @@ class Host(netlab.Shell):
         except FileNotFoundError:
             return ""
 
-    def reboot(self) -> None:
+    def reboot(self, while_down: Callable[[], None] | None = None) -> None:
         """`systemctl reboot`, and start the container again when systemd-nspawn exits with
-        133 (its "reboot requested"), as systemd-nspawn@.service does (RestartForceExitStatus=133)."""
+        133 (its "reboot requested"), as systemd-nspawn@.service does (RestartForceExitStatus=133);
+        `while_down` runs in between, while nothing of the host runs."""
         self.run("systemctl reboot", check=False)
         try:
             code = self.nspawn.wait(BOOT_TIMEOUT)
@@ -140,6 +142,8 @@ class Host(netlab.Shell):
             raise LabError(f"{self.role} did not go down within {BOOT_TIMEOUT} s of `systemctl reboot`") from None
         if code != 133:
             raise LabError(f"{self.role}: systemd-nspawn exited {code}, not 133 (reboot):\n{self.console()}")
+        if while_down is not None:
+            while_down()
         self._spawn()
 
     def shutdown(self, timeout: float = 90) -> None:

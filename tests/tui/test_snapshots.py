@@ -1,6 +1,7 @@
 """What each screen looks like at 80x24 (pytest-textual-snapshot; update with --snapshot-update)."""
 from __future__ import annotations
 
+import base64
 import fcntl
 import os
 import shutil
@@ -74,6 +75,20 @@ def test_public_interface_with_ipv6(snap_compare, root):
 def test_homelab_step(snap_compare, root, step):
     app = make_app(make_facts(), root, role="homelab", data=HOMELAB)
     assert snap_compare(app, terminal_size=(80, 24), run_before=go(step))
+
+
+def test_tunnel_choice(snap_compare, root):
+    """A homelab paired with two bridges: change one of its tunnels, or add another bridge."""
+    facts = make_facts()
+    facts.tunnels = {name: (path, {"role": "homelab", "interface": name, "peer_public_key": key,
+                                   "homelab": {"endpoint": endpoint}})
+                     for name, path, key, endpoint in (
+                         ("wg0", "/etc/cgnat/answers.toml", base64.b64encode(b"A" * 32).decode(),
+                          "203.0.113.7:51820"),
+                         ("wg1", "/etc/cgnat/tunnels/wg1.toml", base64.b64encode(b"B" * 32).decode(),
+                          "198.51.100.9:51820"))}
+    app = make_app(facts, root, role="homelab")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=go(homelab_wizard.TunnelScreen))
 
 
 def test_exposure_with_allowlist(snap_compare, root):

@@ -6,8 +6,9 @@ import asyncio
 from pathlib import Path
 
 from cgnat_bridge.sshd import SshdFacts
-from installer.detect import HostFacts, Socket
-from installer.manifest import digest
+from installer import setup, tunnels
+from installer.detect import WIREGUARD_DIR, HostFacts, Socket
+from installer.manifest import MANIFEST_PATH, digest, recorded_digests
 from installer.tui.app import SetupApp
 from installer.tui.state import WizardState
 
@@ -40,6 +41,28 @@ def with_key(root: Path, interface: str = "wg0") -> Path:
     manifest.parent.mkdir(parents=True, exist_ok=True)
     manifest.write_text(f"/etc/wireguard/{interface}.conf {digest(conf.read_bytes())}\n")
     return root
+
+
+def facts_of(root: Path) -> HostFacts:
+    """make_facts() with what earlier setups left under root, as HostFacts.detect reads it: the
+    manifest, the WireGuard configs, each tunnel's saved answers."""
+    facts = make_facts()
+    manifest = root / MANIFEST_PATH.lstrip("/")
+    facts.written_by_setup = recorded_digests(manifest.read_bytes() if manifest.exists() else b"")
+    facts.wireguard_configs = frozenset(f"{WIREGUARD_DIR}/{p.name}"
+                                        for p in (root / WIREGUARD_DIR.lstrip("/")).glob("*.conf"))
+    facts.tunnels = tunnels.saved(root)
+    return facts
+
+
+def pair_homelab(root: Path, token: str) -> HostFacts:
+    """`cgnat-setup --root ROOT --role homelab --pair TOKEN` on the hand-made host (the same
+    setup functions); the facts after it."""
+    facts = facts_of(root)
+    raw = setup.read_source(None, root, token, "homelab", facts)
+    plan, _ = setup.plan(setup.load(raw, token, "homelab", facts), facts, root, start=False)
+    setup.apply(plan, root)
+    return facts_of(root)
 
 
 def make_app(facts, root: Path, role=None, data=None, hybrid=False, role_fixed=None) -> SetupApp:

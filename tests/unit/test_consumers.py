@@ -111,15 +111,17 @@ def test_the_homelab_up_hook_sets_rp_filter_of_an_interface_with_dots_or_equals(
 
 tables = st.integers(1, 2**32 - 1)
 marks = st.integers(0, 31).map(lambda bit: hex(1 << bit))
+priorities = st.integers(1, 32764)
 
 
-@given(interface=interfaces, table=tables, mark=marks)
+@given(interface=interfaces, table=tables, mark=marks, pref=priorities)
 @settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @pytest.mark.root
-def test_the_homelab_hooks_take_interface_table_and_mark_literally(tmp_path_factory, interface, table, mark):
+def test_the_homelab_hooks_take_interface_table_mark_and_priority_literally(tmp_path_factory, interface, table,
+                                                                            mark, pref):
     try:
-        files = rendered(homelab(interface, table=table, fwmark=mark))
+        files = rendered(homelab(interface, table=table, fwmark=mark, rule_pref=pref))
     except InvalidAnswers:          # a table or mark the homelab keeps clear of
         reject()
     tmp = tmp_path_factory.mktemp("hooks")
@@ -129,11 +131,11 @@ def test_the_homelab_hooks_take_interface_table_and_mark_literally(tmp_path_fact
     # sysctl wrote exactly conf/<interface>/rp_filter, of the link of that name
     assert rp_filters(sysctls) == {"all": "1", "default": "1", "lo": "1", PEER: "1", interface: "2"}
     # ip rule and ip route show back the same table and mark, on the same link
-    answers = accepted(homelab(interface, table=table, fwmark=mark))
+    answers = accepted(homelab(interface, table=table, fwmark=mark, rule_pref=pref))
     for rules, source in ((rules4, answers.homelab_address), (rules6, answers.homelab_address6)):
         ours = sorted((r["priority"], r.get("fwmark"), r.get("fwmask"), r["src"])
                       for r in json.loads(rules) if r.get("table") == str(table))
-        assert ours == [(1000, mark, mark, "all"), (1001, None, None, source)]
+        assert ours == [(pref, mark, mark, "all"), (pref + 1, None, None, source)]
     for routes in (json.loads(routes4), json.loads(routes6)):
         assert [(r["dst"], r["dev"]) for r in routes if r.get("table") == str(table)] == [("default", interface)]
     # our chains, jumped to by rules tagged with the interface's name

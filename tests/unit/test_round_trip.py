@@ -76,6 +76,7 @@ homelab_keys = {
     "fwmark": st.one_of(hostile_or("0x1000000", "0x2000000", "16777216", "0x1000000 "),
                         st.integers(0, 31).map(lambda bit: hex(1 << bit)), st.integers(1, 2**32).map(str)),
     "table": st.integers(-1, 2**32),
+    "rule_pref": st.integers(-1, 40000),
 }
 
 
@@ -181,6 +182,7 @@ def test_accepted_answers_render_an_env_that_sh_reads_back_the_same(tmp_path_fac
     else:
         assert ours["CGNAT_ADDRESS"] == answers.homelab_address
         assert ours["CGNAT_TABLE"] == str(answers.homelab.table)
+        assert ours["CGNAT_RULE_PREF"] == str(answers.homelab.rule_priority)
         assert (ours["CGNAT_ADDRESS6"], ours["CGNAT_PREFIXLEN6"]) == (answers.homelab_address6, str(answers.prefixlen6))
         mark = f"{int(answers.homelab.fwmark, 0):#x}"
         assert ours["CGNAT_FWMARK"] == f"{mark}/{mark}"

@@ -67,6 +67,11 @@ class Step(Screen):
         Binding("f1,question_mark", "help", "Help"),
     ]
 
+    @classmethod
+    def wanted(cls, state: WizardState) -> bool:
+        """Whether this host is asked the step at all (most steps: always)."""
+        return True
+
     @property
     def state(self) -> WizardState:
         return self.app.state
