@@ -159,7 +159,7 @@ def run_tunnel(config: Config, state_path: Path, state: State | None = None,
                textfile: metrics.Textfile | None = None) -> State:
     """One run of one tunnel; `state` is the previous run's (None: read it from state_path)."""
     first = state is None
-    state = State.load(state_path) if first else state
+    state = State.load(state_path, config.interface) if first else state
     with interface_lock.held(config.interface, wait=False) as free:
         if not free:        # a hook or setup is changing the interface: look again next run
             return state

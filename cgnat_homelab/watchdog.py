@@ -72,7 +72,7 @@ def run_once(tunnels: list[Tunnel], states: dict[str, State] | None = None,
     Each tunnel is looked at under its own lock (a held one: looked at again next run); the
     decisions are taken together (host_action.py), each tunnel's state saved before any step."""
     first = states is None
-    before = {t.interface: State.load(t.state_path) for t in tunnels} if first else states
+    before = {t.interface: State.load(t.state_path, t.interface) for t in tunnels} if first else states
     looked: dict[str, tuple[Observation, probe.Peer | None]] = {}
     for tunnel in tunnels:
         with interface_lock.held(tunnel.interface, wait=False) as free:

@@ -43,6 +43,7 @@ class JsonState:
     the metrics and `cgnat-setup status --json`); a subclass says what `healthy` means."""
     steps_taken: dict[str, int] = field(default_factory=dict)
     health_changed_at: float | None = None
+    interface: str = ""       # the tunnel it is of ("": saved before a host could have several)
     # Fields that change on every run without changing what the state says: not worth a write
     # (a role's state adds its own, as a class attribute, not a field).
     VOLATILE: typing.ClassVar[tuple[str, ...]] = ("last_run_at",)
@@ -74,15 +75,22 @@ class JsonState:
         return cls(**{name: value for name, value in fitting.items() if value is not _UNFIT})
 
     @classmethod
-    def load(cls, path: Path):
-        """The saved state, or a fresh one when there is none or it cannot be read."""
+    def load(cls, path: Path, interface: str = ""):
+        """The saved state of `interface`'s tunnel, or a fresh one when there is none, it cannot
+        be read, or it is another tunnel's (remove-tunnel of the first made a further one the
+        first: its state file is the first's, state_path)."""
         try:
-            return cls.from_json(path.read_text())
+            state = cls.from_json(path.read_text())
         except FileNotFoundError:
-            return cls()
+            state = cls()
         except (OSError, ValueError, TypeError) as error:
             log(f"ignoring unreadable state {path}: {error}")
-            return cls()
+            state = cls()
+        if interface and state.interface not in ("", interface):
+            log(f"ignoring {path}: the state of {state.interface}, not of {interface}")
+            state = cls()
+        state.interface = interface or state.interface
+        return state
 
     def differs(self, other) -> bool:
         """Whether saving self over other would change what the state says (not just when)."""

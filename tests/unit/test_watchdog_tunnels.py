@@ -183,3 +183,15 @@ def test_the_service_watches_the_saved_tunnels_the_first_first(monkeypatch):
     assert state_path("wg0", True) == "/var/lib/cgnat/watchdog.json"
     assert state_path("wg1", False) == "/var/lib/cgnat/watchdog-wg1.json"
     assert (metrics.file_name("wg0", True), metrics.file_name("wg1", False)) == ("cgnat.prom", "cgnat-wg1.prom")
+
+
+def test_a_state_file_of_another_tunnel_is_not_taken_over(tmp_path, capsys):
+    """remove-tunnel wg0 makes wg1 the first tunnel, whose state file is then watchdog.json:
+    wg0's failures, steps and reboots are not wg1's. A state saved before (no interface) is kept."""
+    path = tmp_path / "watchdog.json"
+    State(failing_since=T0, reboots=[T0], interface="wg0").save(path)
+    assert State.load(path, "wg1") == State(interface="wg1")
+    assert capsys.readouterr().err == f"cgnat-watchdog: ignoring {path}: the state of wg0, not of wg1\n"
+    assert State.load(path, "wg0").reboots == [T0]
+    State(failing_since=T0).save(path)
+    assert State.load(path, "wg1") == State(failing_since=T0, interface="wg1")
