@@ -31,6 +31,11 @@ class Probe(shared.Probe):
         return conntrack.read()
 
 
+def endpoint(answers) -> str | None:
+    """None: the bridge waits for its homelab to dial in (and keeps one tunnel)."""
+    return None
+
+
 def handshake_hint(answers) -> str:
     return (f"the homelab has not dialed in: check that UDP {answers.listen_port} is open "
             f"in the provider's firewall and that the homelab's tunnel is up")

@@ -20,6 +20,7 @@ Silent while healthy: a journal line for each change and each step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -31,6 +32,7 @@ from installer import interface_lock, metrics
 from installer.probes import HANDSHAKE_STALE as SILENT_AFTER
 from installer.probes import handshake_age, interface_exists
 from installer.rules_file import missing_rules
+from installer.watchdog_runtime import Tunnel
 from installer.watchdog_runtime import main as watchdog_main
 from installer.watchdog_runtime import run_step_command
 from installer.watchdog_state import JsonState, log, step_note
@@ -147,11 +149,17 @@ def samples(obs: Observation, state: State) -> list[metrics.Sample]:
     return found
 
 
-def run_once(config: Config, state_path: Path, state: State | None = None,
-             textfile: metrics.Textfile | None = None) -> State:
-    """One run; `state` is the previous run's (None: read it from state_path)."""
+def run_once(tunnels: list[Tunnel], states: dict[str, State] | None = None) -> dict[str, State]:
+    """One run over the host's tunnels (a bridge keeps one); `states`: the previous run's."""
+    return {t.interface: run_tunnel(t.config, t.state_path, None if states is None else states[t.interface],
+                                    t.textfile) for t in tunnels}
+
+
+def run_tunnel(config: Config, state_path: Path, state: State | None = None,
+               textfile: metrics.Textfile | None = None) -> State:
+    """One run of one tunnel; `state` is the previous run's (None: read it from state_path)."""
     first = state is None
-    state = State.load(state_path) if first else state
+    state = State.load(state_path, config.interface) if first else state
     with interface_lock.held(config.interface, wait=False) as free:
         if not free:        # a hook or setup is changing the interface: look again next run
             return state
@@ -173,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                          config_from_answers=lambda answers: Config.from_answers(
                              answers, os.environ.get("CGNAT_ETC", CGNAT_ETC)),
                          metrics_setting=lambda answers: answers.bridge.watchdog_metrics_dir,
-                         run_once=run_once)
+                         watch=lambda tunnels: functools.partial(run_once, tunnels))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ configuration-matrix tests feed it simulated days.
                  failure that a restart did not cure; never within boot_grace of boot, at most
                  one per action_interval, at most max_reboots_per_day reboots in 24 hours, and
                  never in a bridge outage: its own ssh port does not answer either, or the
-                 bridge answers the end-to-end check itself (rebooting would not help)
+                 bridge answers the end-to-end check itself (rebooting would not help); on a
+                 host with several tunnels, only when every chain is broken while the
+                 bridges answer (Observation.serving_elsewhere, cgnat_homelab/host_action.py)
 """
 from __future__ import annotations
 
@@ -138,6 +140,8 @@ class Observation:
     endpoint: str | None = None       # the peer's current endpoint ("ip:port"), from wg
     resolved_endpoint: str | None = None  # the answers' endpoint resolved now, None if it fails
     handshake_age: float | None = None    # seconds since the last handshake, None if never
+    serving_elsewhere: str = ""       # another tunnel of the host serves, or its bridge is in an
+                                      # outage: the action waits ("wg1 serves"; cgnat_homelab/host_action.py)
 
 
 @dataclass
@@ -387,6 +391,9 @@ def _action_blocked(config: Config, obs: Observation, state: State) -> tuple[str
     """(kind, why) the action must not be taken now, or None."""
     if config.action == "none" or not config.action_command:
         return "none", "the configured action is none"
+    if obs.serving_elsewhere:      # the kind names them: a line when which chain serves changes
+        return (f"elsewhere: {obs.serving_elsewhere}",
+                f"not every chain is broken ({obs.serving_elsewhere}); this tunnel heals alone")
     if obs.e2e_foreign:
         return "outage", f"BRIDGE OUTAGE (the bridge answers {config.check_target(state.check)} itself)"
     if obs.bridge_ssh_ok is False:

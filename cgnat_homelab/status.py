@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 from cgnat_homelab import decision
-from cgnat_homelab.answers import RULE_PREF
 from cgnat_homelab.decision import Config
 from cgnat_homelab.probe import end_to_end, ipv4_listeners
 from installer import status as shared
@@ -37,6 +36,11 @@ class Probe(shared.Probe):
         return [tool for tool in BACKUP_TOOLS if shutil.which(tool)]
 
 
+def endpoint(answers) -> str | None:
+    """Its bridge's, which names a tunnel on a host with several."""
+    return answers.homelab.endpoint
+
+
 def handshake_hint(answers) -> str:
     return (f"check that UDP {answers.listen_port} is open in the bridge provider's "
             f"firewall and that {answers.homelab.endpoint} is the bridge")
@@ -55,13 +59,13 @@ def reply_routing(answers, probe) -> Check:
     disabled = probe.ipv6_disabled(iface)
     if disabled is None:
         families.append(("IPv6", "-6", answers.homelab_address6))
-    mark, table = int(h.fwmark, 0), str(h.table)
+    mark, table, pref = int(h.fwmark, 0), str(h.table), h.rule_priority
     missing = []
     for name, flag, address in families:
         rules = [r for r in probe.ip_json(flag, "rule", "show") if r.get("table") == table]
-        if not any(r.get("priority") == RULE_PREF and int(r.get("fwmark", "0"), 0) == mark for r in rules):
+        if not any(r.get("priority") == pref and int(r.get("fwmark", "0"), 0) == mark for r in rules):
             missing.append(f"{name} rule fwmark {mark:#x}")
-        if not any(r.get("priority") == RULE_PREF + 1 and _same_address(r.get("src"), address) for r in rules):
+        if not any(r.get("priority") == pref + 1 and _same_address(r.get("src"), address) for r in rules):
             missing.append(f"{name} rule from {address}")
         if not probe.ip_json(flag, "route", "show", "table", table, "default", "dev", iface):
             missing.append(f"{name} default route of table {table}")

@@ -1,24 +1,30 @@
 """The homelab's watchdog: probe the tunnel, check the chain end to end, heal step by step.
 
 cgnat-watchdog.service runs it as one long-lived process (`/usr/lib/cgnat-homelab/watchdog`,
-or `python3 -m cgnat_homelab.watchdog`), a run every EVERY seconds. Each run observes
-(cgnat_homelab/probe.py), decides (cgnat_homelab/decision.py, pure: the ladder is described
-there), saves the state when it changed (/var/lib/cgnat/watchdog.json) and only then acts, so
-a reboot never loses the record that limits reboots. The end-to-end check is chosen from
-what the bridge forwards (cgnat_homelab/endtoend.py).
+or `python3 -m cgnat_homelab.watchdog`), a run every EVERY seconds over every tunnel of the
+host (one per bridge). Each run observes each tunnel (cgnat_homelab/probe.py), decides
+(cgnat_homelab/decision.py, pure: the ladder is described there; with several tunnels
+cgnat_homelab/host_action.py holds the host's action while another chain serves), saves each
+tunnel's state when it changed (/var/lib/cgnat/watchdog.json, a further tunnel's
+watchdog-IFACE.json), has the DNS records follow the chains' health (cgnat_homelab/dns.py)
+and only then acts, so a reboot never loses the record that limits reboots. Each tunnel's
+re-peer and restart touch its interface alone. The end-to-end check is chosen from what the
+bridge forwards (cgnat_homelab/endtoend.py).
 
 Silent while healthy: the journal gets a line for each change of state and each step, with
-its reason. The metrics (installer/metrics.py) add the last end-to-end check's result and time.
+its reason (on a host with several tunnels, each line starts with its interface: "wg1: ...").
+The metrics (installer/metrics.py) add the last end-to-end check's result and time.
 """
 from __future__ import annotations
 
+import functools
 import sys
-from pathlib import Path
 
-from cgnat_homelab import probe
-from cgnat_homelab.decision import STEP_KINDS, Config, Observation, State, Step, decide
+from cgnat_homelab import dns, host_action, probe
+from cgnat_homelab.decision import STEP_KINDS, Config, Observation, State, Step
 from installer import interface_lock, metrics
 from installer.probes import run
+from installer.watchdog_runtime import Tunnel
 from installer.watchdog_runtime import main as watchdog_main
 from installer.watchdog_runtime import run_step_command
 from installer.watchdog_state import log
@@ -60,32 +66,49 @@ def samples(obs: Observation, state: State) -> list[metrics.Sample]:
     return found
 
 
-def run_once(config: Config, state_path: Path, state: State | None = None,
-             textfile: metrics.Textfile | None = None) -> State:
-    """One run; `state` is the previous run's (None: read it from state_path)."""
-    first = state is None
-    state = State.load(state_path) if first else state
-    with interface_lock.held(config.interface, wait=False) as free:
-        if not free:        # a hook or setup is changing the interface: look again next run
-            return state
-        obs, peer = probe.observe(config, state)
-    steps, new, lines = decide(config, obs, state)
-    new.account(state, steps, obs.now)
-    for line in lines:
-        log(line)
-    new.save_if_changed(state_path, None if first else state)   # before acting: a reboot must not lose the count
-    if textfile:
-        textfile.publish(samples(obs, new), obs.now)
-    for step in steps:
+def run_once(tunnels: list[Tunnel], states: dict[str, State] | None = None,
+             follower: dns.Follower | None = None) -> dict[str, State]:
+    """One run over every tunnel; `states` is the previous run's (None: read the state files).
+    Each tunnel is looked at under its own lock (a held one: looked at again next run); the
+    decisions are taken together (host_action.py), each tunnel's state saved before any step."""
+    first = states is None
+    before = {t.interface: State.load(t.state_path, t.interface) for t in tunnels} if first else states
+    looked: dict[str, tuple[Observation, probe.Peer | None]] = {}
+    for tunnel in tunnels:
+        with interface_lock.held(tunnel.interface, wait=False) as free:
+            if free:        # else a hook or setup is changing the interface: look again next run
+                looked[tunnel.interface] = probe.observe(tunnel.config, before[tunnel.interface])
+    decided = host_action.decide_all({t.interface: t.config for t in tunnels},
+                                     {iface: obs for iface, (obs, _) in looked.items()}, before)
+    after, steps = dict(before), []
+    for tunnel in (t for t in tunnels if t.interface in decided):
+        (obs, peer), (taken, new, lines) = looked[tunnel.interface], decided[tunnel.interface]
+        new.account(before[tunnel.interface], taken, obs.now)
+        for line in lines:
+            log(f"{tunnel.interface}: {line}" if len(tunnels) > 1 else line)
+        new.save_if_changed(tunnel.state_path, None if first else before[tunnel.interface])  # before acting
+        if tunnel.textfile:
+            tunnel.textfile.publish(samples(obs, new), obs.now)
+        after[tunnel.interface] = new
+        steps += [(step, tunnel.config, peer) for step in taken]
+    if follower and looked:
+        follower.follow({iface: state.healthy for iface, state in after.items()},
+                        max(obs.now for obs, _ in looked.values()))
+    for step, config, peer in steps:
         carry_out(step, config, peer)
-    return new
+    return after
+
+
+def watch(tunnels: list[Tunnel]):
+    """The service's run over the host's tunnels, with the DNS records that follow their health."""
+    return functools.partial(run_once, tunnels, follower=dns.Follower.from_answers([t.answers for t in tunnels]))
 
 
 def main(argv: list[str] | None = None) -> int:
     return watchdog_main(argv, role="homelab", description=__doc__.splitlines()[0], every=EVERY,
                          config_from_answers=config_from_answers,
                          metrics_setting=lambda answers: answers.homelab.watchdog.metrics_dir,
-                         run_once=run_once)
+                         watch=watch)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     cgnat_healthy{interface="wg0"} 1
 
 `render()` (pure) writes samples in the text exposition format, each metric with its HELP and
-TYPE lines; `Textfile` puts them in DIRECTORY/cgnat.prom atomically (a temp file in the same
+TYPE lines; `Textfile` puts them in DIRECTORY/cgnat.prom (one file per tunnel: a further
+tunnel's is cgnat-IFACE.prom, its samples labelled with its interface) atomically (a temp file in the same
 directory, renamed over it; node_exporter reads only *.prom, never the temp file), mode 0644.
 It writes when a value changed, else every REFRESH seconds (the byte counters move all the
 time; a write is a rename that ext4 flushes), and reads the tunnel's byte counters from
@@ -20,7 +21,7 @@ from typing import Callable
 from installer import atomic
 
 DEFAULT_DIR = "/var/lib/prometheus/node-exporter"   # node_exporter's on Debian and Ubuntu
-FILE_NAME = "cgnat.prom"
+FILE_NAME = "cgnat.prom"    # the first tunnel's; a further tunnel's is cgnat-IFACE.prom (file_name)
 REFRESH = 60.0          # seconds: the longest the byte counters stay unwritten (a scrape interval)
 BLOCKED = (errno.EROFS, errno.EACCES, errno.EPERM)   # what the unit's sandbox answers
 
@@ -134,13 +135,20 @@ def directory(setting: str | None, is_dir: Callable[[str], bool] = os.path.isdir
     return Path(DEFAULT_DIR) if is_dir(DEFAULT_DIR) else None
 
 
+def file_name(interface: str, first: bool) -> str:
+    """The textfile of a tunnel: FILE_NAME for the first (a single-bridge host's only one),
+    cgnat-IFACE.prom for a further one (a homelab with several bridges)."""
+    return FILE_NAME if first else f"cgnat-{interface}.prom"
+
+
 class Textfile:
-    """DIRECTORY/cgnat.prom, rewritten when a value changed or REFRESH seconds passed. A failed
-    write is reported once (per distinct error), not on every run."""
+    """DIRECTORY/NAME (cgnat.prom, or a further tunnel's cgnat-IFACE.prom), rewritten when a
+    value changed or REFRESH seconds passed. A failed write is reported once (per distinct
+    error), not on every run."""
 
     def __init__(self, directory: Path, interface: str, report: Callable[[str], None],
-                 proc_net_dev: Path = Path("/proc/net/dev")):
-        self.path = directory / FILE_NAME
+                 proc_net_dev: Path = Path("/proc/net/dev"), name: str = FILE_NAME):
+        self.path = directory / name
         self.interface = interface
         self.report = report
         self.proc_net_dev = proc_net_dev

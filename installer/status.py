@@ -9,8 +9,13 @@ administrator soon, as cgnat-setup's own warnings leave its exit code 0).
 `gather()` turns what a `Probe` reports into checks (pure given the probe); `Probe` is the
 only part that looks at the host, read-only.
 
+On a host with several tunnels (a homelab with one per bridge) each tunnel has its block, its
+header naming its endpoint; the exit code is 0 only when every tunnel is healthy.
+
 `status --json` prints the same as one JSON object, same exit code; its shape is stable
 (README "Watching it"): every key always present, `version` raised only if one changes meaning.
+`role`, `interface`, `checks` and `watchdog` are the first tunnel's, `healthy` the host's, and
+`tunnels` lists every tunnel (the first too): interface, endpoint, healthy, checks, watchdog.
 It is valid JSON whatever the host holds: broken answers are the one failing "answers" check
 (exit 2, as plain status), a state file of the wrong shape is reported, values of the wrong
 type in it are left out, and no number is NaN or infinite.
@@ -19,7 +24,9 @@ type in it are left out, and no number is NaN or infinite.
      "checks": [{"name": "interface", "ok": true, "detail": "wg0 is up", "hint": ""}, ...],
      "watchdog": {"active": true, "healthy": true, "summary": "healthy", "last_step": "",
                   "last_run_at": 1764200000.0, "health_changed_at": 1764190000.0,
-                  "steps_taken": {"re-peer": 0, "restart": 0, "action": 0}}}
+                  "steps_taken": {"re-peer": 0, "restart": 0, "action": 0}},
+     "tunnels": [{"interface": "wg0", "endpoint": "bridge.example.org:51820", "healthy": true,
+                  "checks": [...], "watchdog": {...}}]}
 """
 from __future__ import annotations
 
@@ -32,14 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from installer import answers as answers_toml
-from installer import detect, roles
+from installer import detect, roles, tunnels
 from installer.apply import host_path
 from installer.answers import ANSWERS_PATH
 from installer.errors import InvalidAnswers
 from installer.rules_file import missing_rules, refused_rules
 from installer.validate import load_answers
 from installer.probes import HANDSHAKE_STALE, handshake_age, interface_exists, run
-from installer.watchdog_state import STATE_PATH, UNIT
+from installer.watchdog_state import STATE_PATH, UNIT, state_path
 
 JSON_VERSION = 1
 EXIT_INVALID = 2               # as cgnat-setup's for invalid input
@@ -97,10 +104,10 @@ class Probe:
         except ValueError:
             return []
 
-    def watchdog_state(self) -> Any:
-        """The state file as JSON (any shape: Watchdog.read judges it), None if unreadable."""
+    def watchdog_state(self, path: str = STATE_PATH) -> Any:
+        """A state file as JSON (any shape: Watchdog.read judges it), None if unreadable."""
         try:
-            return json.loads(host_path(self.root, STATE_PATH).read_text())
+            return json.loads(host_path(self.root, path).read_text())
         except (OSError, ValueError):
             return None
 
@@ -120,12 +127,13 @@ class Watchdog:
     unreadable: str = ""           # why the state file says nothing (not a JSON object)
 
     @classmethod
-    def read(cls, probe, role_status) -> "Watchdog":
-        data = probe.watchdog_state()
+    def read(cls, probe, role_status, path: str = STATE_PATH) -> "Watchdog":
+        """From a tunnel's state file (installer/watchdog_state.py: state_path)."""
+        data = probe.watchdog_state(path)
         kinds, active = role_status.STEP_KINDS, probe.watchdog_active()
         if data is not None and not isinstance(data, dict):
             what = type(data).__name__
-            return cls(kinds, active, None, f"unreadable state {STATE_PATH} (a JSON {what}, not an object)")
+            return cls(kinds, active, None, f"unreadable state {path} (a JSON {what}, not an object)")
         return cls(kinds, active, None if data is None else role_status.State.from_dict(data))
 
     def check(self) -> Check:
@@ -151,9 +159,9 @@ class Watchdog:
 
 
 def gather(answers, probe, watchdog: Watchdog) -> list[Check]:
-    """Every link of the chain: the tunnel's (shared), then the role's own (what each address
-    family needs beyond our chains, its sshd or the end-to-end check), its watchdog, and the
-    role's informational lines."""
+    """Every link of one tunnel's chain: the tunnel's (shared), then the role's own (what each
+    address family needs beyond our chains, its sshd or the end-to-end check), its watchdog.
+    (The role's informational lines, the host's, come once after every tunnel: `notes`.)"""
     role_status = roles.get(answers.role).status
     iface = answers.interface
     checks = []
@@ -172,50 +180,80 @@ def gather(answers, probe, watchdog: Watchdog) -> list[Check]:
     checks.append(Check("rules", rules_ok,
                         "all present" if rules_ok else ("interface down" if not up else "missing: " + ", ".join(missing)),
                         f"/usr/lib/cgnat-{answers.role}/hooks/up {iface}  (or restart wg-quick@{iface})"))
-    return (checks + role_status.checks(answers, probe, up) + [watchdog.check()]
-            + role_status.notes(probe))
+    return checks + role_status.checks(answers, probe, up) + [watchdog.check()]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One tunnel's part of the report: its answers, its checks, its watchdog."""
+    answers: Any
+    checks: list[Check]
+    watchdog: Watchdog
+
+    def to_json(self, endpoint: str | None) -> dict:
+        return {"interface": self.answers.interface, "endpoint": endpoint, "healthy": healthy(self.checks),
+                "checks": [c.to_json() for c in self.checks], "watchdog": self.watchdog.to_json()}
 
 
 def main(root: Path = Path("/"), probe=None, out=None, as_json: bool = False) -> int:
+    """Every tunnel of the host (installer/tunnels.py: the first's answers in answers.toml, a
+    further one's in tunnels/IFACE.toml), one block each, then the host's informational lines."""
     out = out or sys.stdout
     saved = host_path(root, ANSWERS_PATH)
     if not saved.exists():
         missing = Check("answers", False, f"not configured: {saved} is missing", "run cgnat-setup")
         if as_json:
-            _print_json(out, None, None, [missing], None)
+            _print_json(out, None, [missing], [])
         else:
             print(f"{missing.detail} (run cgnat-setup)", file=out)
         return 1
-    try:
-        answers = load_answers(answers_toml.parse_toml(saved.read_bytes()), None, None)
-    except InvalidAnswers as invalid:
-        if not as_json:
-            raise
-        broken = Check("answers", False, "; ".join(p.format(str(saved)) for p in invalid.problems),
-                       f"cgnat-setup --answers {saved} --check")
-        _print_json(out, None, None, [broken], None)
-        return EXIT_INVALID
-    role_status = roles.get(answers.role).status
+    further = [file for file, _ in tunnels.saved(root).values() if file != ANSWERS_PATH]
+    loaded = []
+    for file in [ANSWERS_PATH, *further]:
+        path = host_path(root, file)
+        try:
+            loaded.append((load_answers(answers_toml.parse_toml(path.read_bytes()), None, None), file == ANSWERS_PATH))
+        except InvalidAnswers as invalid:
+            problems = [p.format(str(path)) for p in invalid.problems]
+            if as_json:
+                _print_json(out, None, [Check("answers", False, "; ".join(problems),
+                                              f"cgnat-setup --answers {path} --check")], [])
+            else:
+                print("\n".join(problems), file=sys.stderr)
+            return EXIT_INVALID
+    role_status = roles.get(loaded[0][0].role).status
     probe = probe or role_status.Probe(root)
-    watchdog = Watchdog.read(probe, role_status)
-    checks = gather(answers, probe, watchdog)
+    blocks = []
+    for answers, first in loaded:
+        watchdog = Watchdog.read(probe, role_status, state_path(answers.interface, first))
+        blocks.append(Block(answers, gather(answers, probe, watchdog), watchdog))
+    notes = role_status.notes(probe)
     if as_json:
-        _print_json(out, answers.role, answers.interface, checks, watchdog.to_json())
+        _print_json(out, blocks[0], notes, [b.to_json(role_status.endpoint(b.answers)) for b in blocks])
     else:
-        print(f"cgnat {answers.role} {answers.interface}:", file=out)
-        for check in checks:
+        for block in blocks:
+            peer = f" (endpoint {role_status.endpoint(block.answers)})" if len(blocks) > 1 else ""
+            print(f"cgnat {block.answers.role} {block.answers.interface}{peer}:", file=out)
+            for check in block.checks:
+                print(check.line(), file=out)
+        for check in notes:
             print(check.line(), file=out)
-    return 0 if healthy(checks) else 1
+    return 0 if healthy([c for b in blocks for c in b.checks] + notes) else 1
 
 
 def healthy(checks: list[Check]) -> bool:
     return all(c.ok is not False for c in checks)
 
 
-def _print_json(out, role: str | None, interface: str | None, checks: list[Check],
-                watchdog: dict | None) -> None:
-    """The --json shape (module docstring); role, interface and watchdog are null only when
-    the host is not configured."""
-    print(json.dumps({"version": JSON_VERSION, "role": role, "interface": interface,
-                      "healthy": healthy(checks), "checks": [c.to_json() for c in checks],
-                      "watchdog": watchdog}, indent=1, allow_nan=False), file=out)
+def _print_json(out, first: Block | None, host_checks: list[Check], tunnels_json: list[dict]) -> None:
+    """The --json shape (module docstring): role, interface, checks and watchdog are the first
+    tunnel's (its checks followed by the host's informational ones), `healthy` the whole host's
+    (the exit code's), `tunnels` every tunnel's block; role, interface and watchdog are null
+    only when the host is not configured."""
+    checks = (first.checks if first else []) + host_checks
+    print(json.dumps({"version": JSON_VERSION, "role": first.answers.role if first else None,
+                      "interface": first.answers.interface if first else None,
+                      "healthy": healthy(checks) and all(t["healthy"] for t in tunnels_json),
+                      "checks": [c.to_json() for c in checks],
+                      "watchdog": first.watchdog.to_json() if first else None,
+                      "tunnels": tunnels_json}, indent=1, allow_nan=False), file=out)

@@ -15,9 +15,15 @@ from pathlib import Path
 
 from installer import atomic
 
-STATE_PATH = "/var/lib/cgnat/watchdog.json"
+STATE_PATH = "/var/lib/cgnat/watchdog.json"     # the first tunnel's (a single-bridge host's only one)
 UNIT = "cgnat-watchdog.service"     # shipped by each package, enabled and started by cgnat-setup
 PROGRAM = "cgnat-watchdog"
+
+
+def state_path(interface: str, first: bool, first_path: str = STATE_PATH) -> str:
+    """A tunnel's state file: the first tunnel's (its answers in /etc/cgnat/answers.toml) is
+    `first_path`; a further tunnel's is watchdog-IFACE.json beside it."""
+    return first_path if first else str(Path(first_path).with_name(f"watchdog-{interface}.json"))
 
 
 def log(message: str) -> None:
@@ -37,6 +43,7 @@ class JsonState:
     the metrics and `cgnat-setup status --json`); a subclass says what `healthy` means."""
     steps_taken: dict[str, int] = field(default_factory=dict)
     health_changed_at: float | None = None
+    interface: str = ""       # the tunnel it is of ("": saved before a host could have several)
     # Fields that change on every run without changing what the state says: not worth a write
     # (a role's state adds its own, as a class attribute, not a field).
     VOLATILE: typing.ClassVar[tuple[str, ...]] = ("last_run_at",)
@@ -68,15 +75,22 @@ class JsonState:
         return cls(**{name: value for name, value in fitting.items() if value is not _UNFIT})
 
     @classmethod
-    def load(cls, path: Path):
-        """The saved state, or a fresh one when there is none or it cannot be read."""
+    def load(cls, path: Path, interface: str = ""):
+        """The saved state of `interface`'s tunnel, or a fresh one when there is none, it cannot
+        be read, or it is another tunnel's (remove-tunnel of the first made a further one the
+        first: its state file is the first's, state_path)."""
         try:
-            return cls.from_json(path.read_text())
+            state = cls.from_json(path.read_text())
         except FileNotFoundError:
-            return cls()
+            state = cls()
         except (OSError, ValueError, TypeError) as error:
             log(f"ignoring unreadable state {path}: {error}")
-            return cls()
+            state = cls()
+        if interface and state.interface not in ("", interface):
+            log(f"ignoring {path}: the state of {state.interface}, not of {interface}")
+            state = cls()
+        state.interface = interface or state.interface
+        return state
 
     def differs(self, other) -> bool:
         """Whether saving self over other would change what the state says (not just when)."""

@@ -4,12 +4,20 @@ up of one (twice) and down of one leave the other's rules exactly as they were.
 
 wg1 is a second tunnel's files as cgnat-setup writes them (its own fwmark, routing
 table and rule priority on the homelab) on a spare veth link; wg0 is the lab's real tunnel,
-which keeps forwarding throughout."""
+which keeps forwarding throughout.
+
+Issue 21: a second bridge ("bridge B", its own node beside the lab's bridge A) and the
+homelab's real second tunnel to it (wg1, added by `cgnat-setup --answers`), the homelab's
+watchdog running over both: bridge A's WireGuard stops while traffic flows through bridge B."""
 from __future__ import annotations
+
+import json
+import time
 
 import pytest
 
-from netlab import BRIDGE_PUBLIC, CLIENT
+import netlab
+from netlab import BRIDGE_PUBLIC, CLIENT, WG_PORT, wait_for
 
 ROLES = ("bridge", "homelab")
 WG1 = ("s/wg0/wg1/g; s/0x1000000/0x2000000/g; "
@@ -92,3 +100,138 @@ def test_down_of_one_leaves_the_other_as_it_was(lab, role):
         hook(lab, role, "up", "wg0")
         hook(lab, role, "down", "wg1")
     assert lab.tcp_ask("client", BRIDGE_PUBLIC, 80) == CLIENT
+
+
+# ------------------------------------------------------------------ two bridges (issue 21)
+
+BRIDGE_B = "198.51.100.2"          # bridge B's public address (bridge A: BRIDGE_PUBLIC)
+INET_B = "198.51.100.253"          # the inet router's side of bridge B's link
+ECHO_PORT = 9000
+RECOVERY_BOUND = 20                # s: the next re-peer (every 10 s) and its handshake
+ECHO_CLIENT = """
+import socket, sys, time
+sock = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+lines, slowest = int(sys.argv[3]), 0.0
+for n in range(lines):
+    sent = time.monotonic()
+    sock.sendall(b"%06d\\n" % n)
+    back = b""
+    while not back.endswith(b"\\n"):
+        back += sock.recv(64)
+    assert back == b"%06d\\n" % n, back
+    slowest = max(slowest, time.monotonic() - sent)
+    time.sleep(0.2)
+print(lines, round(slowest, 3))
+"""
+
+
+def bridge_b_answers(homelab_key: str) -> str:
+    return ('role = "bridge"\ninterface = "wg0"\ntunnel = "10.0.1.0/24"\ntunnel6 = "fd63:676e:6175::/64"\n'
+            f'listen_port = {WG_PORT}\nprivate_key_file = "/run/lab/wg.key"\npeer_public_key = "{homelab_key}"\n\n'
+            '[bridge]\npublic_interface = "ens3"\nssh_port = 2222\nforward = "all"\n')
+
+
+def wg1_answers(bridge_key: str) -> str:
+    return ('role = "homelab"\ninterface = "wg1"\ntunnel = "10.0.1.0/24"\ntunnel6 = "fd63:676e:6175::/64"\n'
+            f'private_key_file = "/run/lab/wg1.key"\npeer_public_key = "{bridge_key}"\n\n'
+            f'[homelab]\nendpoint = "{BRIDGE_B}:{WG_PORT}"\nkeepalive = 25\ndocker_subnets = ["172.19.0.0/16"]\n'
+            'table = 201\nfwmark = "0x2000000"\nrule_pref = 1010\n')
+
+
+@pytest.fixture(scope="module")
+def two_bridges(request, lab, packages):
+    """Bridge B (a node linked to the lab's inet) with its tunnel to the homelab's wg1, made by
+    cgnat-setup on both; the homelab serving an echo on ECHO_PORT. Gone again after the module
+    (the shared lab's wg0 as it was)."""
+    home, inet = lab.homelab, lab.inet
+    bridge_b = netlab.Node("bridge-b")
+    request.addfinalizer(bridge_b.stop)      # last: its links and wireguard-go go with it
+    bridge_b.start(0)
+    inet.sh(f"ip link add b1 mtu 1500 type veth peer name ens3 mtu 1500 netns {bridge_b.pid}; ip link set b1 up;"
+            f"ip addr add {INET_B}/32 dev b1; ip route add {BRIDGE_B}/32 dev b1")
+    request.addfinalizer(lambda: inet.sh("ip link del b1 2>/dev/null || true"))
+    bridge_b.sh(f"ip link set ens3 up; ip addr add {BRIDGE_B}/32 dev ens3; ip route add {INET_B}/32 dev ens3;"
+                f"ip route add default via {INET_B} dev ens3")
+    stage = packages["bridge"]
+    bridge_b.sh(f"""set -e
+        mkdir -p /usr/lib/cgnat-bridge; mount --bind {stage}/usr/lib/cgnat-bridge /usr/lib/cgnat-bridge
+        touch /usr/sbin/cgnat-setup; mount --bind {stage}/usr/sbin/cgnat-setup /usr/sbin/cgnat-setup
+        ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+        umask 077; wg genkey > /run/lab/wg.key""")
+    # The sed-made wg1 of the tests above gives way to the real one.
+    home.sh("if [ -e /etc/cgnat/wg1.env ]; then /usr/lib/cgnat-homelab/hooks/down wg1; fi; ip link del wg1 2>/dev/null || true;"
+            "rm -f /etc/cgnat/wg1.rules /etc/cgnat/wg1.rules6 /etc/cgnat/wg1.env; umask 077; wg genkey > /run/lab/wg1.key")
+    request.addfinalizer(lambda: home.sh(
+        "wg-quick down wg1 2>/dev/null || true; rm -f /etc/wireguard/wg1.conf /etc/cgnat/tunnels/wg1.toml "
+        "/etc/cgnat/wg1.rules /etc/cgnat/wg1.rules6 /etc/cgnat/wg1.env /var/lib/cgnat/watchdog-wg1.json "
+        "/var/lib/cgnat/watchdog.json"))
+    bridge_b.write("/run/lab/answers.toml", bridge_b_answers(home.sh("wg pubkey < /run/lab/wg1.key").strip()))
+    bridge_b.sh("cgnat-setup --answers /run/lab/answers.toml --root / && wg-quick up wg0")
+    home.write("/run/lab/wg1.toml", wg1_answers(bridge_b.sh("wg pubkey < /run/lab/wg.key").strip()))
+    home.sh("cgnat-setup --answers /run/lab/wg1.toml --root / && wg-quick up wg1")
+    home.spawn(f"socat TCP-LISTEN:{ECHO_PORT},reuseaddr,fork EXEC:cat")
+    home.wait_listening("tcp", ECHO_PORT)
+    wait_for(lambda: reachable(lab, BRIDGE_B), 15, "the chain through bridge B")
+    return bridge_b
+
+
+def reachable(lab, address: str = BRIDGE_PUBLIC) -> bool:
+    """The chain through the bridge at `address` to the homelab's tcp/80, the client's address seen."""
+    return lab.tcp_ask("client", address, 80, timeout=1) == CLIENT
+
+
+def wg1_identity(lab) -> tuple:
+    """What a step on wg1 would change: the link (its index: not re-created) and its peer."""
+    home = lab.homelab
+    link = json.loads(home.sh("ip -j link show wg1"))[0]
+    peer = home.sh("wg show wg1 dump").splitlines()[1].split("\t")
+    return link["ifindex"], peer[0], peer[2], peer[3]
+
+
+def test_bridge_a_stops_while_bridge_b_carries_traffic(lab, two_bridges):
+    """The watchdog over both tunnels; bridge A's WireGuard down then up, while an echo session
+    and a ping stream run through bridge B: B's lose nothing, no step touches wg1, A serves again
+    within the watchdog's bound once back."""
+    started = time.monotonic()
+    home, log = lab.homelab, lab.workdir / "watchdog-two.log"
+    log.touch()
+    watchdog = home.spawn("/usr/lib/cgnat-homelab/watchdog --every 2", log=log)
+
+    def said(since: int = 0) -> list[str]:
+        return log.read_bytes()[since:].decode(errors="replace").splitlines()
+
+    def wait_said(text: str, since: int, timeout: float) -> None:
+        wait_for(lambda: any(text in line for line in said(since)), timeout, f"watchdog line {text!r}", interval=0.1)
+
+    try:
+        wait_said("wg0: healthy", 0, 15)
+        wait_said("wg1: healthy", 0, 15)
+        mark, wg1_before = log.stat().st_size, wg1_identity(lab)
+        lab.client.write("/run/lab/echo_client.py", ECHO_CLIENT)
+        echo_log, ping_log = lab.workdir / "echo-b.log", lab.workdir / "ping-b.log"
+        echo = lab.client.spawn(f"python3 /run/lab/echo_client.py {BRIDGE_B} {ECHO_PORT} 75", log=echo_log)
+        ping = lab.client.spawn(f"python3 {netlab.PINGER} --count 150 --interval 0.1 --timeout 1 {BRIDGE_B}",
+                                log=ping_log)
+        lab.bridge.sh("wg-quick down wg0")                               # bridge A stops
+        wait_said("wg0: re-peer", mark, 20)
+        wait_said("wg0: BRIDGE OUTAGE", mark, 10)
+        assert not reachable(lab)
+        lab.bridge.sh("wg-quick up wg0")                                 # and is back
+        back = time.monotonic()
+        wait_for(lambda: reachable(lab), RECOVERY_BOUND, "bridge A serving again", interval=0.2)
+        recovered = time.monotonic() - back
+        wait_said("wg0: recovered after", mark, 10)
+        assert echo.wait(60) == 0 and ping.wait(60) == 0
+        lines, slowest = echo_log.read_text().split()
+        pings = json.loads(ping_log.read_text().splitlines()[-1])
+        assert lines == "75" and pings["received"] == pings["sent"] == 150, (slowest, pings["sent"] - pings["received"])
+        assert wg1_identity(lab) == wg1_before
+        during = said(mark)
+        assert not [line for line in during if "wg1:" in line.split("wg0:")[0] or "wg set wg1" in line
+                    or "wg-quick@wg1" in line], during
+        assert any("[#] wg set wg0 peer" in line for line in during)
+        print(f"bridge A served again {recovered:.1f} s after it came back; echo through B: slowest "
+              f"answer {slowest} s; whole test {time.monotonic() - started:.1f} s")
+    finally:
+        watchdog.terminate()
+        watchdog.wait(10)

@@ -50,11 +50,12 @@ def test_the_bridge_watchdog_takes_no_step_while_a_hook_holds_the_lock(hook_hold
     monkeypatch.setattr(bridge, "observe", lambda config: pytest.fail("observed while a hook ran"))
     monkeypatch.setattr(bridge, "run_step_command", lambda *a: pytest.fail("took a step"))
     before = bridge.State(last_run_at=1.0)
-    assert bridge.run_once(bridge.Config(), tmp_path / "state.json", before) is before
+    assert bridge.run_tunnel(bridge.Config(), tmp_path / "state.json", before) is before
     assert not (tmp_path / "state.json").exists()
 
 
 def test_the_homelab_watchdog_takes_no_step_while_a_hook_holds_the_lock(hook_holding_lock, tmp_path, monkeypatch):
     monkeypatch.setattr(homelab.probe, "observe", lambda config, state: pytest.fail("observed while a hook ran"))
     before = homelab.State()
-    assert homelab.run_once(homelab.Config(interface="wg0"), tmp_path / "state.json", before) is before
+    tunnel = homelab.Tunnel(None, homelab.Config(interface="wg0"), tmp_path / "state.json")
+    assert homelab.run_once([tunnel], {"wg0": before})["wg0"] is before

@@ -186,7 +186,8 @@ def test_a_step_is_counted_in_the_state_and_the_file(tmp_path, monkeypatch):
                          resolved_endpoint="203.0.113.7:51820")
     monkeypatch.setattr(probe, "observe", lambda c, s: (broken, None))
     path, textfile = tmp_path / "watchdog.json", metrics.Textfile(tmp_path, "wg0", print)
-    state = homelab.run_once(config, path, None, textfile)
+    tunnel = homelab.Tunnel(None, config, path, textfile)
+    state = homelab.run_once([tunnel])["wg0"]
     assert state.steps_taken == {"restart": 1} and State.load(path).steps_taken == {"restart": 1}
     assert State.load(path).health_changed_at == T0
     samples = parse((tmp_path / "cgnat.prom").read_text())
@@ -194,7 +195,7 @@ def test_a_step_is_counted_in_the_state_and_the_file(tmp_path, monkeypatch):
     assert value(samples, "cgnat_healthy") == 0 and value(samples, "cgnat_interface_up") == 0
     well = Observation(now=T0 + 2, uptime=3600, interface_up=True, probe_ok=True)
     monkeypatch.setattr(probe, "observe", lambda c, s: (well, None))
-    state = homelab.run_once(config, path, State.load(path), textfile)
+    state = homelab.run_once([tunnel], {"wg0": State.load(path)})["wg0"]
     samples = parse((tmp_path / "cgnat.prom").read_text())
     assert value(samples, "cgnat_watchdog_steps_total", kind="restart") == 1
     assert value(samples, "cgnat_state_change_timestamp_seconds") == T0 + 2 == state.health_changed_at
@@ -203,7 +204,7 @@ def test_a_step_is_counted_in_the_state_and_the_file(tmp_path, monkeypatch):
 def test_a_bridge_step_is_counted(tmp_path, monkeypatch):
     monkeypatch.setattr(bridge, "observe", lambda c: bridge.Observation(T0, True, 10.0, ("nat x",)))
     textfile = metrics.Textfile(tmp_path, "wg0", print)
-    state = bridge.run_once(bridge.Config(up_command="true"), tmp_path / "s.json", None, textfile)
+    state = bridge.run_tunnel(bridge.Config(up_command="true"), tmp_path / "s.json", None, textfile)
     assert state.steps_taken == {"up-hook": 1}
     samples = parse((tmp_path / "cgnat.prom").read_text())
     assert value(samples, "cgnat_watchdog_steps_total", kind="up-hook") == 1
@@ -247,3 +248,21 @@ def test_the_readme_documents_every_metric_and_its_alerts_name_only_ours():
     assert {"cgnat_handshake_age_seconds", "cgnat_end_to_end_ok"} < named <= known, named - known
     action = next(r["expr"] for r in rules if 'kind="action"' in r["expr"])
     assert "cgnat_watchdog_steps_total" in action
+
+
+def test_each_tunnel_has_its_file_and_the_alerts_name_the_tunnel(tmp_path):
+    """Issue 21: a homelab with two bridges writes cgnat.prom (wg0) and cgnat-wg1.prom, each
+    sample labelled with its tunnel; the README's alerts say which (its label) and watch both files."""
+    for interface, first in (("wg0", True), ("wg1", False)):
+        textfile = metrics.Textfile(tmp_path, interface, print, name=metrics.file_name(interface, first))
+        assert textfile.publish([("cgnat_healthy", {}, interface == "wg0")], T0)
+    assert value(parse((tmp_path / "cgnat.prom").read_text()), "cgnat_healthy", interface="wg0") == 1
+    assert value(parse((tmp_path / "cgnat-wg1.prom").read_text()), "cgnat_healthy", interface="wg1") == 0
+    readme = (REPO / "README.md").read_text()
+    rules = yaml.safe_load(re.search(r"```yaml\n(.*?)```", readme[readme.index("### Watching it"):], re.S)[1])
+    by_name = {r["alert"]: r for r in rules["groups"][0]["rules"]}
+    assert by_name["CgnatTunnelDown"]["expr"] == "cgnat_healthy == 0"
+    assert "{{ $labels.interface }}" in by_name["CgnatTunnelDown"]["annotations"]["summary"]
+    stopped = re.search(r'file=~"(.*?)"', by_name["CgnatWatchdogStopped"]["expr"])[1]
+    assert all(re.fullmatch(stopped, f"/var/lib/prometheus/node-exporter/{name}") for name in ("cgnat.prom", "cgnat-wg1.prom"))
+    assert not re.fullmatch(stopped, "/var/lib/prometheus/node-exporter/cgnat-prom")

@@ -48,12 +48,13 @@ class FakeProbe:
         self.nat6 = kw.get("nat6", set())
         self.listening = kw.get("listening")      # TCP ports listening for the bridge; None: cannot tell
         self.conntrack = kw.get("conntrack")      # the bridge's conntrack.Table; None: not loaded
+        self.states = kw.get("states", {})   # a further tunnel's state file -> its state
         self.asked = []
 
     def interface_up(self, iface): return self.up
     def handshake_age(self, iface): return self.age
     def missing_rules(self, iface): return self.missing
-    def watchdog_state(self): return self.state
+    def watchdog_state(self, path=status.STATE_PATH): return self.states.get(path, self.state)
     def watchdog_active(self): return self.active
     def has_sshd(self): return self.sshd
     def backup_paths(self): return self.backup
@@ -259,7 +260,7 @@ def _json(tmp_path, answers, probe):
 
 def _assert_shape(report: dict) -> None:
     """The documented shape (README, "Watching it"): keys and types, every key always there."""
-    assert set(report) == {"version", "role", "interface", "healthy", "checks", "watchdog"}
+    assert set(report) == {"version", "role", "interface", "healthy", "checks", "watchdog", "tunnels"}
     assert report["version"] == 1 and isinstance(report["healthy"], bool)
     for check in report["checks"]:
         assert set(check) == {"name", "ok", "detail", "hint"}
@@ -411,3 +412,65 @@ def test_json_leaves_out_counts_under_keys_of_the_wrong_type(tmp_path):
     _assert_shape(report)
     assert report["watchdog"]["steps_taken"] == {"restart": 0, "up-hook": 0}
     assert report["watchdog"]["last_run_at"] == 7.0
+
+
+# ------------------------------------------------------------ several tunnels (issue 21)
+
+WG1 = ('role = "homelab"\ninterface = "wg1"\ntunnel = "10.0.1.0/24"\npeer_public_key = "' + "L" * 42 + 'A="\n'
+       '[homelab]\nendpoint = "bridge-b.example.org:51820"\ntable = 201\nfwmark = "0x2000000"\nrule_pref = 1010\n')
+WG1_IP = {"-4 rule show": HEALTHY_IP["-4 rule show"] + [
+              {"priority": 1010, "src": "all", "fwmark": "0x2000000", "fwmask": "0x2000000", "table": "201"},
+              {"priority": 1011, "src": "10.0.1.2", "table": "201"}],
+          "-4 route show table 200 default dev wg0": [{"dst": "default", "dev": "wg0"}],
+          "-4 route show table 201 default dev wg1": [{"dst": "default", "dev": "wg1"}]}
+FAILING = {"failing_since": 5.0, "last_run_at": 9.0, "reasons": ["the bridge 10.0.1.1 does not answer"],
+           "last_step": "re-peer at t", "steps_taken": {"re-peer": 2}}
+
+
+def _two(tmp_path, wg1_state, as_json=False):
+    """A homelab with two tunnels under a --root tree: wg0 (answers.toml), wg1 (tunnels/wg1.toml)."""
+    (tmp_path / "etc/cgnat/tunnels").mkdir(parents=True)
+    (tmp_path / "etc/cgnat/answers.toml").write_text(HOMELAB)
+    (tmp_path / "etc/cgnat/tunnels/wg1.toml").write_text(WG1)
+    probe = FakeProbe(ip=WG1_IP, v6_disabled="test", states={"/var/lib/cgnat/watchdog-wg1.json": wg1_state})
+    out = io.StringIO()
+    code = status.main(tmp_path, probe=probe, out=out, as_json=as_json)
+    return code, out.getvalue()
+
+
+def test_status_has_a_block_per_tunnel_and_fails_when_one_does(tmp_path):
+    code, text = _two(tmp_path, FAILING)
+    lines = text.splitlines()
+    headers = [line for line in lines if line.startswith("cgnat ")]
+    assert headers == ["cgnat homelab wg0 (endpoint bridge.example.org:51820):",
+                       "cgnat homelab wg1 (endpoint bridge-b.example.org:51820):"]
+    wg0, wg1 = lines[1:lines.index(headers[1])], lines[lines.index(headers[1]) + 1:]
+    assert [line.split()[1] for line in wg0] == ["interface", "handshake", "rules", "routing", "end2end", "watchdog"]
+    assert all(line.startswith(("ok", "info")) for line in wg0)
+    assert "replies leave by wg1 (table 201)" in _line(wg1, "routing")
+    assert _line(wg1, "watchdog").startswith("FAIL  watchdog    failing: the bridge 10.0.1.1 does not answer")
+    assert wg1[-1].split()[1] == "backup"              # the host's lines once, after every tunnel
+    assert code == 1
+    assert _two(tmp_path / "well", {"last_run_at": 9.0})[0] == 0
+
+
+def test_json_lists_every_tunnel_and_keeps_the_first_ones_keys(tmp_path):
+    code, text = _two(tmp_path, FAILING, as_json=True)
+    report = json.loads(text)
+    _assert_shape(report)
+    assert code == 1 and report["healthy"] is False       # the host's: wg1 fails
+    assert report["interface"] == "wg0" and report["watchdog"]["healthy"] is True
+    assert all(c["ok"] is not False for c in report["checks"])
+    assert [(t["interface"], t["endpoint"], t["healthy"]) for t in report["tunnels"]] == [
+        ("wg0", "bridge.example.org:51820", True), ("wg1", "bridge-b.example.org:51820", False)]
+    wg1 = report["tunnels"][1]
+    assert wg1["watchdog"]["steps_taken"] == {"re-peer": 2, "restart": 0, "action": 0}
+    assert wg1["checks"][-1]["name"] == "watchdog"        # the host's informational lines: top-level only
+
+
+def test_a_further_tunnels_broken_answers_name_their_file(tmp_path, capsys):
+    (tmp_path / "etc/cgnat/tunnels").mkdir(parents=True)
+    (tmp_path / "etc/cgnat/answers.toml").write_text(HOMELAB)
+    (tmp_path / "etc/cgnat/tunnels/wg1.toml").write_text(WG1.replace("table = 201", "table = -1"))
+    assert status.main(tmp_path, probe=FakeProbe(), out=io.StringIO()) == status.EXIT_INVALID
+    assert capsys.readouterr().err.startswith(f"{tmp_path}/etc/cgnat/tunnels/wg1.toml: homelab.table: ")

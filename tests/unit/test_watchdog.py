@@ -380,7 +380,7 @@ def test_run_once_saves_state_before_acting(tmp_path, monkeypatch):
     state_path = tmp_path / "s.json"
     monkeypatch.setattr(probe, "observe", lambda c, s: (obs(0, interface_up=False, probe_ok=False), None))
     monkeypatch.setattr(wd, "carry_out", lambda step, c, p: order.append(("act", state_path.exists())))
-    wd.run_once(CFG, state_path)
+    wd.run_once([wd.Tunnel(None, CFG, state_path)])
     assert order == [("act", True)]
     assert State.load(state_path).last_restart_at == T0
 

@@ -108,7 +108,7 @@ def test_run_once_acts_after_saving(tmp_path, monkeypatch):
     marker = tmp_path / "ran"
     monkeypatch.setattr(wd, "observe", lambda c: Observation(T0, False, None))
     cfg = Config(restart_command=f"echo restarted > {marker}")
-    state = wd.run_once(cfg, tmp_path / "state.json")
+    state = wd.run_tunnel(cfg, tmp_path / "state.json")
     assert marker.read_text() == "restarted\n"
     assert State.load(tmp_path / "state.json") == state
 

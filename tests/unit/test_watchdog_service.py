@@ -61,6 +61,11 @@ def test_notify_without_systemd_is_a_no_op(monkeypatch, tmp_path):
     assert not runtime.notify("READY=1")
 
 
+def run_tunnel(config: Config, path, state: State | None = None) -> State:
+    """One run of the homelab watchdog over one tunnel."""
+    return homelab.run_once([runtime.Tunnel(None, config, path)], None if state is None else {config.interface: state})[config.interface]
+
+
 class Stop(Exception):
     pass
 
@@ -72,17 +77,19 @@ def test_the_loop_tells_systemd_it_is_ready_then_alive_after_each_run(tmp_path, 
 
     textfiles = []
 
-    def run_once(config, state_path, state, textfile):
-        runs.append(state)
-        textfiles.append(textfile)
-        if len(runs) == 3:
-            raise Stop
-        return f"state {len(runs)}"
+    def watch(tunnels):
+        def run(states):
+            runs.append(states)
+            textfiles.append(tunnels[0].textfile)
+            if len(runs) == 3:
+                raise Stop
+            return f"state {len(runs)}"
+        return run
 
     with pytest.raises(Stop):
         runtime.main(["--answers", str(answers), "--state", str(tmp_path / "s"), "--every", "0"],
                     role="bridge", description="test", every=10, config_from_answers=lambda a: a,
-                    metrics_setting=lambda a: str(tmp_path), run_once=run_once)
+                    metrics_setting=lambda a: str(tmp_path), watch=watch)
     assert runs == [None, "state 1", "state 2"]       # the state is carried from run to run
     assert textfiles[0].path == tmp_path / "cgnat.prom" and textfiles.count(textfiles[0]) == 3
     assert received(notify_socket) == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
@@ -93,17 +100,19 @@ def test_stopping_the_service_withdraws_its_metrics(tmp_path, notify_socket):
     answers = tmp_path / "answers.toml"
     answers.write_text(BRIDGE)
 
-    def run_once(config, state_path, state, textfile):
-        textfile.publish([("cgnat_healthy", {}, True)], 0.0)
-        assert textfile.path.exists()
-        os.kill(os.getpid(), signal.SIGTERM)
+    def watch(tunnels):
+        def run(states):
+            tunnels[0].textfile.publish([("cgnat_healthy", {}, True)], 0.0)
+            assert tunnels[0].textfile.path.exists()
+            os.kill(os.getpid(), signal.SIGTERM)
+        return run
 
     before = signal.getsignal(signal.SIGTERM)
     try:
         with pytest.raises(SystemExit) as stopped:
             runtime.main(["--answers", str(answers), "--state", str(tmp_path / "s"), "--every", "0"],
                         role="bridge", description="test", every=10, config_from_answers=lambda a: a,
-                        metrics_setting=lambda a: str(tmp_path), run_once=run_once)
+                        metrics_setting=lambda a: str(tmp_path), watch=watch)
     finally:
         signal.signal(signal.SIGTERM, before)
     assert stopped.value.code == 0 and not (tmp_path / "cgnat.prom").exists()
@@ -115,8 +124,9 @@ def test_once_runs_once(tmp_path, notify_socket):
     runs = []
     code = runtime.main(["--answers", str(answers), "--once"], role="bridge", description="test",
                        every=10, config_from_answers=lambda a: a, metrics_setting=lambda a: "",
-                       run_once=lambda c, p, s, t: runs.append((p, t)) or State())
-    assert code == 0 and runs == [(runtime.Path(runtime.STATE_PATH), None)]     # "": no metrics
+                       watch=lambda tunnels: lambda states: runs.append(tunnels) or {})
+    assert code == 0 and [[(t.state_path, t.textfile) for t in ts] for ts in runs] == \
+        [[(runtime.Path(runtime.STATE_PATH), None)]]     # "": no metrics
 
 
 def test_a_long_step_keeps_systemds_watchdog_fed(notify_socket, monkeypatch, capsys):
@@ -152,11 +162,11 @@ def test_healthy_runs_write_nothing_to_the_journal_nor_to_disk(tmp_path, monkeyp
 
     monkeypatch.setattr(probe, "observe", healthy)
     path = tmp_path / "watchdog.json"
-    state = homelab.run_once(config, path)
+    state = run_tunnel(config, path)
     assert capsys.readouterr().err == "cgnat-watchdog: healthy\n" and path.exists()
     written = path.stat().st_mtime_ns, path.stat().st_ino
     for _ in range(1800):                       # an hour, a run every 2 s
-        state = homelab.run_once(config, path, state)
+        state = run_tunnel(config, path, state)
     assert capsys.readouterr().err == ""
     assert (path.stat().st_mtime_ns, path.stat().st_ino) == written
     assert state.last_run_at == T0 + 3602 and state.healthy
@@ -175,7 +185,7 @@ def test_a_change_of_state_is_written_and_said_once(tmp_path, monkeypatch, capsy
     path = tmp_path / "watchdog.json"
     state = None
     for _ in range(30):
-        state = homelab.run_once(config, path, state)
+        state = run_tunnel(config, path, state)
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(":")[1].strip() for line in lines] == ["FAILING", "BRIDGE OUTAGE"]
     assert State.load(path).bridge_outage and State.load(path).failing_since == T0 + 2
@@ -185,10 +195,10 @@ def test_the_bridge_watchdog_is_as_quiet(tmp_path, monkeypatch, capsys):
     from cgnat_bridge import watchdog as bridge
     monkeypatch.setattr(bridge, "observe", lambda c: bridge.Observation(T0, True, 30.0))
     path = tmp_path / "watchdog.json"
-    state = bridge.run_once(bridge.Config(), path)
+    state = bridge.run_tunnel(bridge.Config(), path)
     written = path.stat().st_mtime_ns
     for _ in range(100):
-        state = bridge.run_once(bridge.Config(), path, state)
+        state = bridge.run_tunnel(bridge.Config(), path, state)
     assert capsys.readouterr().err == "" and path.stat().st_mtime_ns == written
 
 
@@ -212,6 +222,6 @@ def test_a_damaged_state_file_never_crashes_the_watchdog(saved, tmp_path, monkey
     monkeypatch.setattr(homelab, "carry_out", lambda *a: None)
     path = tmp_path / "watchdog.json"
     path.write_text(saved)
-    state = homelab.run_once(config, path)
+    state = run_tunnel(config, path)
     assert state.failing_since == T0 and state.probe_failures == 1
     assert isinstance(state.reboots, list) and all(isinstance(t, float) for t in state.reboots)
