@@ -170,6 +170,14 @@ class State(JsonState):
         return self.failing_since is None
 
     @property
+    def serving(self) -> bool:
+        """Whether the chain through this tunnel's bridge is taken to serve (the DNS records follow
+        it, cgnat_homelab/dns.py): healthy, or failing on less evidence than a re-peer needs (a
+        probe slow on a loaded host does not withdraw the bridge's address)."""
+        return self.healthy or not (self.bridge_outage or self.last_e2e_ok is False
+                                    or self.probe_failures >= REPEER_AFTER_PROBES)
+
+    @property
     def check(self) -> EndToEnd | None:
         return EndToEnd(self.e2e_port, self.e2e_identity) if self.e2e_port else None
 

@@ -92,7 +92,7 @@ def run_once(tunnels: list[Tunnel], states: dict[str, State] | None = None,
         after[tunnel.interface] = new
         steps += [(step, tunnel.config, peer) for step in taken]
     if follower and looked:
-        follower.follow({iface: state.healthy for iface, state in after.items()},
+        follower.follow({iface: state.serving for iface, state in after.items()},
                         max(obs.now for obs, _ in looked.values()))
     for step, config, peer in steps:
         carry_out(step, config, peer)

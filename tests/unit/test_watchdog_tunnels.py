@@ -138,6 +138,8 @@ def test_run_once_keeps_each_tunnels_state_and_metrics_and_steps_apart(tmp_path,
     assert all(line.startswith("cgnat-watchdog: wg0: ") for line in said[2:])   # wg1: "healthy" alone
     assert sum("(wg1 serves)" in line for line in said) == 1     # wg0's action held, said once
     assert follower.told[-1] == ({"wg0": False, "wg1": True}, T0 + 398) and len(follower.told) == 200
+    # one failed probe does not withdraw a bridge's records; the second (a re-peer's evidence) does
+    assert [healthy["wg0"] for healthy, _ in follower.told[:3]] == [True, False, False]
 
 
 def test_the_action_due_in_both_tunnels_runs_once(tmp_path, monkeypatch):
