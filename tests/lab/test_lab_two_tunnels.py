@@ -17,7 +17,7 @@ import time
 import pytest
 
 import netlab
-from netlab import BRIDGE_PUBLIC, CLIENT, WG_PORT, wait_for
+from netlab import BRIDGE_PUBLIC, CLIENT, PUBLISHED_PORT, UDP_PEER, WG_PORT, wait_for
 
 ROLES = ("bridge", "homelab")
 WG1 = ("s/wg0/wg1/g; s/0x1000000/0x2000000/g; "
@@ -188,6 +188,30 @@ def wg1_identity(lab) -> tuple:
     return link["ifindex"], peer[0], peer[2], peer[3]
 
 
+def test_clients_through_either_bridge_keep_their_address_also_to_a_container(lab, two_bridges):
+    """TCP, UDP and ICMP through bridge A and bridge B at once, to the homelab and, through
+    Docker's DNAT behind the second NAT, to its container: each client seen with its own
+    address, each reply back through the bridge it came in by (its tunnel's mark)."""
+    services = [lab.homelab.spawn(f"python3 {UDP_PEER} {ECHO_PORT + 1}"),
+                lab.ctr.spawn("socat TCP-LISTEN:80,reuseaddr,fork SYSTEM:'echo $SOCAT_PEERADDR'")]
+    try:
+        lab.homelab.wait_listening("udp", ECHO_PORT + 1)
+        lab.ctr.wait_listening("tcp", 80)
+        for bridge in (BRIDGE_PUBLIC, BRIDGE_B):
+            assert lab.tcp_ask("client", bridge, 80) == CLIENT, bridge
+            assert lab.udp_ask("client", bridge, ECHO_PORT + 1) == CLIENT, bridge
+            assert lab.tcp_ask("client", bridge, PUBLISHED_PORT) == CLIENT, bridge
+            pings = lab.ping("client", bridge, count=3)
+            assert pings["received"] == pings["sent"] == 3, (bridge, pings)
+        # each tunnel's connections carry its own mark bit, restored on the replies
+        marks = lab.homelab.sh("conntrack -L 2>/dev/null | grep -o 'mark=[0-9]*' | sort | uniq -c")
+        assert f"mark={0x1000000}" in marks and f"mark={0x2000000}" in marks, marks
+    finally:
+        for service in services:
+            service.terminate()
+            service.wait(10)
+
+
 def test_bridge_a_stops_while_bridge_b_carries_traffic(lab, two_bridges):
     """The watchdog over both tunnels; bridge A's WireGuard down then up, while an echo session
     and a ping stream run through bridge B: B's lose nothing, no step touches wg1, A serves again
@@ -213,7 +237,9 @@ def test_bridge_a_stops_while_bridge_b_carries_traffic(lab, two_bridges):
         ping = lab.client.spawn(f"python3 {netlab.PINGER} --count 150 --interval 0.1 --timeout 1 {BRIDGE_B}",
                                 log=ping_log)
         lab.bridge.sh("wg-quick down wg0")                               # bridge A stops
-        wait_said("wg0: re-peer", mark, 20)
+        stopped = time.monotonic()
+        wait_said("wg0: re-peer", mark, 20)        # the evidence that withdraws A's DNS records too
+        withdrawn = time.monotonic() - stopped
         wait_said("wg0: BRIDGE OUTAGE", mark, 10)
         assert not reachable(lab)
         lab.bridge.sh("wg-quick up wg0")                                 # and is back
@@ -230,7 +256,8 @@ def test_bridge_a_stops_while_bridge_b_carries_traffic(lab, two_bridges):
         assert not [line for line in during if "wg1:" in line.split("wg0:")[0] or "wg set wg1" in line
                     or "wg-quick@wg1" in line], during
         assert any("[#] wg set wg0 peer" in line for line in during)
-        print(f"bridge A served again {recovered:.1f} s after it came back; echo through B: slowest "
+        print(f"bridge A judged broken (re-peer, DNS withdrawal) {withdrawn:.1f} s after it stopped; "
+              f"served again {recovered:.1f} s after it came back; echo through B: slowest "
               f"answer {slowest} s; whole test {time.monotonic() - started:.1f} s")
     finally:
         watchdog.terminate()
