@@ -106,7 +106,7 @@ class Config:
         """The bridge's WireGuard port number (the endpoint's), used over TCP: the probe touches it
         on the bridge's tunnel address, where the bridge's rules refuse it; the self check comes
         back in on it (endtoend.py). No daemon sees either, none logs them."""
-        return split_endpoint(self.endpoint)[1] if self.endpoint else CommonAnswers.listen_port
+        return wireguard_port(self.endpoint)
 
     @property
     def endpoint_host(self) -> str | None:
@@ -198,6 +198,11 @@ class Step:
     reason: str
     command: str = ""          # restart and action: the shell command
     endpoint: str | None = None  # re-peer: the endpoint to set
+
+
+def wireguard_port(endpoint: str | None) -> int:
+    """The bridge's WireGuard port: the endpoint's (the default listen_port without one)."""
+    return split_endpoint(endpoint)[1] if endpoint else CommonAnswers.listen_port
 
 
 def split_endpoint(endpoint: str) -> tuple[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cgnat_homelab import checks, status, tunnels
 from cgnat_homelab.answers import HomelabAnswers
-from cgnat_homelab.decision import Config
+from cgnat_homelab.decision import wireguard_port
 from installer import grammar, render
 from installer.detect import HostFacts
 from installer.roles import HostChanges
@@ -34,7 +34,7 @@ class Homelab:
         mark = _mark(answers)
         return render.render("homelab", "rules.j2", fwmark=mark, fwmask=mark, family=family,
                              homelab_address=answers.homelab_address,
-                             self_check_port=Config(endpoint=answers.homelab.endpoint).wireguard_port,
+                             self_check_port=wireguard_port(answers.homelab.endpoint),
                              **render.chains(answers))
 
     @staticmethod
