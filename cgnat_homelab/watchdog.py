@@ -55,14 +55,17 @@ def carry_out(step: Step, config: Config, peer: probe.Peer | None) -> None:
             log(f"failed ({done.returncode}): {done.stderr.strip()}")
 
 
-def samples(obs: Observation, state: State) -> list[metrics.Sample]:
-    """The homelab's metrics after a run (installer/metrics.py names them)."""
+def samples(obs: Observation, state: State, endpoint: str | None = None) -> list[metrics.Sample]:
+    """The homelab's metrics after a run (installer/metrics.py names them); `endpoint`: the
+    tunnel's bridge, the label of cgnat_bridge_info."""
     found = metrics.common_samples(state, STEP_KINDS, obs.interface_up, obs.handshake_age)
     if state.last_e2e_ok is not None:
         found.append(("cgnat_end_to_end_ok", {}, state.last_e2e_ok))
     if state.last_e2e_seconds is not None:
         found.append(("cgnat_end_to_end_latency_seconds", {}, round(state.last_e2e_seconds, 4)))
     found.append(("cgnat_bridge_outage", {}, state.bridge_outage))
+    if endpoint:
+        found.append(("cgnat_bridge_info", {"endpoint": endpoint}, 1))
     return found
 
 
@@ -88,7 +91,7 @@ def run_once(tunnels: list[Tunnel], states: dict[str, State] | None = None,
             log(f"{tunnel.interface}: {line}" if len(tunnels) > 1 else line)
         new.save_if_changed(tunnel.state_path, None if first else before[tunnel.interface])  # before acting
         if tunnel.textfile:
-            tunnel.textfile.publish(samples(obs, new), obs.now)
+            tunnel.textfile.publish(samples(obs, new, tunnel.config.endpoint), obs.now)
         after[tunnel.interface] = new
         steps += [(step, tunnel.config, peer) for step in taken]
     if follower and looked:

@@ -40,6 +40,8 @@ METRICS = {
     "cgnat_end_to_end_latency_seconds": ("gauge", "Homelab: seconds the last end-to-end check took "
                                                   "(connect, and the ssh host key when it checks ssh)."),
     "cgnat_bridge_outage": ("gauge", "Homelab: 1 while the fault is the bridge's (no restart, no action)."),
+    "cgnat_bridge_info": ("gauge", "Homelab: 1, with the endpoint of the tunnel's bridge as a label (which bridge "
+                                   "an alert on this interface is about)."),
     "cgnat_rules_ok": ("gauge", "Bridge: 1 while every jump and chain of the forwarding rules is in place."),
     "cgnat_homelab_last_seen_timestamp_seconds": ("gauge", "Bridge: the homelab's latest handshake (Unix time)."),
     "cgnat_nf_conntrack_count": ("gauge", "Bridge: entries in its connection tracking table "

@@ -79,9 +79,10 @@ def test_homelab_metrics_parse_and_say_what_the_state_says():
     assert not any(name == "cgnat_handshake_age_seconds" for name, _ in samples)
     failing = homelab_state(failing_since=T0 - 5, bridge_outage=True)
     obs = Observation(now=T0, uptime=1.0, interface_up=True, probe_ok=False, handshake_age=151.25)
-    samples = parse(metrics.render("wg0", homelab.samples(obs, failing)))
+    samples = parse(metrics.render("wg0", homelab.samples(obs, failing, "bridge-b.example.org:51820")))
     assert value(samples, "cgnat_healthy") == 0 and value(samples, "cgnat_bridge_outage") == 1
     assert value(samples, "cgnat_handshake_age_seconds") == 151.2
+    assert value(samples, "cgnat_bridge_info", endpoint="bridge-b.example.org:51820") == 1
 
 
 def test_bridge_metrics_parse_and_say_what_the_state_says():
