@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+import knotlab
 import netlab
 from netlab import BRIDGE_PUBLIC, CLIENT, PUBLISHED_PORT, UDP_PEER, WG_PORT, wait_for
 
@@ -175,6 +176,37 @@ def two_bridges(request, lab, packages):
     return bridge_b
 
 
+DNS_SERVER, INET_D = "198.51.100.53", "198.51.100.252"  # the zone's server, and inet's side of its link
+ZONE, NAME = "example.test", "www.example.test"
+
+
+@pytest.fixture(scope="module")
+def dns_server(request, lab, two_bridges, tmp_path_factory):
+    """Knot on a node of its own behind the inet, serving NAME with both bridges' A records, and
+    both tunnels' answers given [homelab.dns] (the watchdog reads them when it starts); the
+    answers as they were after the module."""
+    home, inet = lab.homelab, lab.inet
+    server = netlab.Node("dns")
+    request.addfinalizer(server.stop)
+    server.start(0)
+    inet.sh(f"ip link add d1 type veth peer name eth0 netns {server.pid}; ip link set d1 up;"
+            f"ip addr add {INET_D}/32 dev d1; ip route add {DNS_SERVER}/32 dev d1")
+    request.addfinalizer(lambda: inet.sh("ip link del d1 2>/dev/null || true"))
+    server.sh(f"ip link set eth0 up; ip addr add {DNS_SERVER}/32 dev eth0; ip route add {INET_D}/32 dev eth0;"
+              f"ip route add default via {INET_D} dev eth0")
+    key = knotlab.serve(server, [DNS_SERVER], ZONE, NAME, [BRIDGE_PUBLIC, BRIDGE_B],
+                        tmp_path_factory.mktemp("knot") / "knotd.log")
+    home.write("/etc/cgnat/dns.key", key, mode=0o600)
+    table = (f'\n[homelab.dns]\nserver = "{DNS_SERVER}"\nzone = "{ZONE}"\nname = "{NAME}"\n'
+             f'key_file = "/etc/cgnat/dns.key"\n')
+    for path in ("/etc/cgnat/answers.toml", "/etc/cgnat/tunnels/wg1.toml"):
+        text = home.read(path)
+        request.addfinalizer(lambda path=path, text=text: home.write(path, text))
+        home.write(path, text + table)
+    request.addfinalizer(lambda: home.sh("rm -f /etc/cgnat/dns.key"))
+    return server
+
+
 def reachable(lab, address: str = BRIDGE_PUBLIC) -> bool:
     """The chain through the bridge at `address` to the homelab's tcp/80, the client's address seen."""
     return lab.tcp_ask("client", address, 80, timeout=1) == CLIENT
@@ -212,14 +244,18 @@ def test_clients_through_either_bridge_keep_their_address_also_to_a_container(la
             service.wait(10)
 
 
-def test_bridge_a_stops_while_bridge_b_carries_traffic(lab, two_bridges):
+def test_bridge_a_stops_while_bridge_b_carries_traffic(lab, two_bridges, dns_server):
     """The watchdog over both tunnels; bridge A's WireGuard down then up, while an echo session
     and a ping stream run through bridge B: B's lose nothing, no step touches wg1, A serves again
-    within the watchdog's bound once back."""
+    within the watchdog's bound once back; the name's records follow (RFC 2136, Knot): A's
+    withdrawn while its chain is broken, never B's, A's back once it serves."""
     started = time.monotonic()
     home, log = lab.homelab, lab.workdir / "watchdog-two.log"
     log.touch()
     watchdog = home.spawn("/usr/lib/cgnat-homelab/watchdog --every 2", log=log)
+
+    def records() -> list[str]:
+        return knotlab.a_records(dns_server, DNS_SERVER, NAME)
 
     def said(since: int = 0) -> list[str]:
         return log.read_bytes()[since:].decode(errors="replace").splitlines()
@@ -238,8 +274,9 @@ def test_bridge_a_stops_while_bridge_b_carries_traffic(lab, two_bridges):
                                 log=ping_log)
         lab.bridge.sh("wg-quick down wg0")                               # bridge A stops
         stopped = time.monotonic()
-        wait_said("wg0: re-peer", mark, 20)        # the evidence that withdraws A's DNS records too
+        wait_for(lambda: records() == [BRIDGE_B], 20, "bridge A's record withdrawn", interval=0.05)
         withdrawn = time.monotonic() - stopped
+        wait_said("wg0: re-peer", mark, 20)
         wait_said("wg0: BRIDGE OUTAGE", mark, 10)
         assert not reachable(lab)
         lab.bridge.sh("wg-quick up wg0")                                 # and is back
@@ -247,6 +284,7 @@ def test_bridge_a_stops_while_bridge_b_carries_traffic(lab, two_bridges):
         wait_for(lambda: reachable(lab), RECOVERY_BOUND, "bridge A serving again", interval=0.2)
         recovered = time.monotonic() - back
         wait_said("wg0: recovered after", mark, 10)
+        wait_for(lambda: records() == sorted([BRIDGE_PUBLIC, BRIDGE_B]), 10, "bridge A's record back")
         assert echo.wait(60) == 0 and ping.wait(60) == 0
         lines, slowest = echo_log.read_text().split()
         pings = json.loads(ping_log.read_text().splitlines()[-1])
@@ -256,7 +294,8 @@ def test_bridge_a_stops_while_bridge_b_carries_traffic(lab, two_bridges):
         assert not [line for line in during if "wg1:" in line.split("wg0:")[0] or "wg set wg1" in line
                     or "wg-quick@wg1" in line], during
         assert any("[#] wg set wg0 peer" in line for line in during)
-        print(f"bridge A judged broken (re-peer, DNS withdrawal) {withdrawn:.1f} s after it stopped; "
+        assert any(f"dns: {NAME}. now {BRIDGE_B} (withdrew {BRIDGE_PUBLIC})" in line for line in during), during
+        print(f"bridge A's record withdrawn {withdrawn:.1f} s after it stopped; "
               f"served again {recovered:.1f} s after it came back; echo through B: slowest "
               f"answer {slowest} s; whole test {time.monotonic() - started:.1f} s")
     finally:
