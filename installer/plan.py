@@ -143,8 +143,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
     # The manifest names every tunnel's files: the other tunnels' as recorded (and, beside a
     # further tunnel, the host-wide files its first tunnel wrote).
     others = {p for name, path in kept.items() for p in (*tunnel_files(name), path)}
-    carried = {p: d for p, d in recorded.items() if (p in others or not first)
-               and p not in plan.removals and p not in {f.path for f in files} and p not in tunnel_files(iface)}
+    replaced = {*plan.removals, *(f.path for f in files), *tunnel_files(iface)}
+    carried = {p: d for p, d in recorded.items() if (p in others or not first) and p not in replaced}
     plan.files = files + [FileWrite(MANIFEST_PATH, manifest_text(
         {**carried, **{f.path: digest(f.content.encode()) for f in files}}))]
     if start:

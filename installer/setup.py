@@ -54,7 +54,11 @@ def read_source(source: str | None, root: Path, token: str | None = None, role: 
         return sys.stdin.buffer.read(answers_toml.MAX_BYTES + 1)
     if source is None:
         return saved_answers(root, token, role, facts or HostFacts(tunnels=tunnels.saved(root)))
-    with Path(source).open("rb") as file:     # never more than parse_toml takes (--answers /dev/zero)
+    return _read_limited(Path(source))
+
+
+def _read_limited(path: Path) -> bytes:
+    with path.open("rb") as file:     # never more than parse_toml takes (--answers /dev/zero)
         return file.read(answers_toml.MAX_BYTES + 1)
 
 
@@ -79,8 +83,7 @@ def saved_answers(root: Path, token: str | None, role: str | None, facts: HostFa
 
 def _read_saved(root: Path, path: str) -> bytes:
     try:
-        with host_path(root, path).open("rb") as file:
-            return file.read(answers_toml.MAX_BYTES + 1)
+        return _read_limited(host_path(root, path))
     except FileNotFoundError:
         return b""
 
