@@ -141,10 +141,36 @@ def reachable(lab: netlab.Lab, address: str = BRIDGE_PUBLIC) -> bool:
 
 
 def wait_reachable(lab: netlab.Lab, timeout: float, address: str = BRIDGE_PUBLIC) -> float:
-    """Seconds until the chain works again (polled every ~0.2 s)."""
+    """Seconds until the chain works again (polled every ~0.2 s); on a timeout, the LabError
+    carries what both ends run (see chain_evidence)."""
     start = time.monotonic()
-    wait_for(lambda: reachable(lab, address), timeout, f"the chain via {address} to work", interval=0.2)
+    try:
+        wait_for(lambda: reachable(lab, address), timeout, f"the chain via {address} to work", interval=0.2)
+    except netlab.LabError as error:
+        raise netlab.LabError(f"{error}\n{chain_evidence(lab)}") from None
     return time.monotonic() - start
+
+
+def chain_evidence(lab: netlab.Lab) -> str:
+    """What a broken chain's two ends run, and the homelab watchdog's last lines."""
+    shown = {"bridge": "wg show wg0; iptables -w -t nat -S; iptables -w -S FORWARD",
+             "homelab": "wg show wg0; ip rule; ip route show table all | grep -v ^local; "
+                        "iptables -w -t mangle -S"}
+    parts = []
+    for role, command in shown.items():
+        done = lab.nodes[role].run(command, check=False)
+        parts.append(f"--- {role}:\n{done.stdout}{done.stderr}")
+    watchdog = getattr(lab, "watchdog", None)
+    if watchdog is not None:
+        parts.append("--- the homelab's watchdog, last lines:\n" + "\n".join(watchdog.lines()[-40:]))
+    return "\n".join(parts)
+
+
+def mend_bridge(lab: netlab.Lab) -> None:
+    """The bridge's tunnel and rules as its up would leave them (after a fault test, whatever
+    it left): the next test starts from a working bridge."""
+    lab.bridge.sh("ip link show dev wg0 >/dev/null 2>&1 || wg-quick up wg0 2>/dev/null; "
+                  "/usr/lib/cgnat-bridge/hooks/up wg0 2>/dev/null")
 
 
 def actions(lab: netlab.Lab) -> int:
