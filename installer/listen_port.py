@@ -16,14 +16,21 @@ from installer.errors import SetupError
 
 WIREGUARD_PROCESSES = ("", "wireguard-go")     # "": a kernel socket, owned by no process
 _PROCESS = re.compile(r'users:\(\("([^"]*)"')
+LOOK_TIMEOUT = 5.0     # seconds one look may take (`wg show` waits for a wedged wireguard-go)
+
+
+def _output(argv: list[str]) -> str:
+    """A look's output; "" when it does not answer in time."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=LOOK_TIMEOUT).stdout
+    except subprocess.TimeoutExpired:
+        return ""
 
 
 def socket_owners(port: int) -> list[str]:
     """The process that owns each UDP socket bound to `port` ("" for none), both families."""
-    done = subprocess.run(["ss", "-H", "-u", "-a", "-n", "-p", f"sport = :{port}"],
-                          capture_output=True, text=True)
     owners = []
-    for line in done.stdout.splitlines():
+    for line in _output(["ss", "-H", "-u", "-a", "-n", "-p", f"sport = :{port}"]).splitlines():
         if line.strip():
             found = _PROCESS.search(line)
             owners.append(found.group(1) if found else "")
@@ -31,7 +38,7 @@ def socket_owners(port: int) -> list[str]:
 
 
 def wireguard_port(interface: str) -> int | None:
-    out = subprocess.run(["wg", "show", interface, "listen-port"], capture_output=True, text=True).stdout.strip()
+    out = _output(["wg", "show", interface, "listen-port"]).strip()
     return int(out) if out.isdigit() else None
 
 
