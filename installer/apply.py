@@ -155,6 +155,8 @@ def apply(plan: Plan, root: Path) -> list[str]:
     enables = bool(plan.commands) and (plan.start or shutil.which("systemctl") is not None)
     # (--no-start: what the role does before forwarding, such as sshd's reload, waits for the boot)
     before_forwarding = plan.before_forwarding if starts else None
+    if starts and plan.listen_port is not None:     # before any change: nothing to put back
+        listen_port.refuse_taken(plan.answers.interface, plan.listen_port)
     changed: list[str] = []
     try:
         for argv in plan.retire if enables else []:

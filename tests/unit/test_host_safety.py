@@ -9,7 +9,7 @@ import pytest
 
 from clihelp import cgnat_setup
 from filetree import tree
-from installer import cli
+from installer import cli, listen_port
 from installer import apply as apply_module
 from installer.apply import apply
 from installer.detect import HostFacts
@@ -200,3 +200,14 @@ def test_maintainer_scripts_never_open_the_wizard(monkeypatch):
     assert cli.can_ask(args)                      # a person at a terminal: ask what is missing
     monkeypatch.setenv("DPKG_MAINTSCRIPT_NAME", "postinst")
     assert not cli.can_ask(args)                  # dpkg's postinst: report and leave unconfigured
+
+
+def test_a_port_another_program_holds_is_refused_before_anything_changes(tmp_path, fake_systemctl, monkeypatch):
+    monkeypatch.setattr(listen_port, "socket_owners", lambda port: ["python3"] if port == 51821 else [])
+    plan = Plan(answers=type("A", (), {"interface": "wg0"})(), files=[FileWrite("/etc/cgnat/wg0.env", "X=2\n")],
+                commands=[HOLD_WATCHDOG, ["systemctl", "restart", "wg-quick@wg0"]], listen_port=51821)
+    with pytest.raises(SetupError, match="UDP port 51821 is held by python3, not by WireGuard"):
+        apply(plan, tmp_path)
+    looks = (tmp_path / "calls").read_text().split("\n")
+    assert all(call.startswith("is-") or not call for call in looks), looks    # no unit changed
+    assert not (tmp_path / "etc").exists()                                        # no file written
