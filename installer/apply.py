@@ -21,6 +21,12 @@ from installer.detect import WIREGUARD_DIR
 from installer.errors import SetupError
 from installer.manifest import MANIFEST_PATH, digest, recorded_digests
 from installer.plan import BACKUP_SUFFIX, OFFLINE_SYSTEMCTL, FileWrite, Plan
+from installer.watchdog_state import UNIT as WATCHDOG_UNIT
+
+# Seconds one command may take: a tunnel's restart waits for its hooks, which wait up to 60 s
+# for the interface's lock (hooks/lib.sh). Past it setup stops waiting, says so and rolls back:
+# it never hangs on a unit that does not finish (wg-quick@ is a oneshot with no start timeout).
+COMMAND_TIMEOUT = 90
 
 
 def log(message: str) -> None:
@@ -29,7 +35,11 @@ def log(message: str) -> None:
 
 def run(argv: list[str]) -> None:
     log(" ".join(argv))
-    done = subprocess.run(argv, capture_output=True, text=True)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise SetupError(f"`{' '.join(argv)}` did not finish within {COMMAND_TIMEOUT} s "
+                         f"(systemctl list-jobs shows what systemd waits for)") from None
     if done.returncode != 0:
         raise SetupError(f"`{' '.join(argv)}` failed: {done.stderr.strip() or done.returncode}")
 
@@ -111,7 +121,10 @@ class Transaction:
 
 class UnitStates:
     """Whether each unit was enabled and active before the run, to return it there (a run that
-    starts nothing, --no-start, puts back only whether each is enabled)."""
+    starts nothing, --no-start, puts back only whether each is enabled). The watchdog goes
+    back last, once the tunnels are as they were: started earlier, it would find a tunnel
+    down and restart it while setup does (two restarts of one unit: systemd re-runs the
+    first and kills the start in progress; issue 19)."""
 
     def __init__(self, units: list[str], start: bool):
         self.start = start
@@ -120,7 +133,8 @@ class UnitStates:
                               start and _systemctl_ok("is-active", unit)) for unit in units}
 
     def restore(self) -> None:
-        for unit, (enabled, active) in reversed(list(self.before.items())):
+        for unit, (enabled, active) in sorted(reversed(list(self.before.items())),
+                                              key=lambda item: item[0] == WATCHDOG_UNIT):
             _run_quietly([*self.systemctl, "enable" if enabled else "disable", unit])
             if self.start:
                 _run_quietly(["systemctl", "restart" if active else "stop", unit])
@@ -141,6 +155,8 @@ def apply(plan: Plan, root: Path) -> list[str]:
     enables = bool(plan.commands) and (plan.start or shutil.which("systemctl") is not None)
     # (--no-start: what the role does before forwarding, such as sshd's reload, waits for the boot)
     before_forwarding = plan.before_forwarding if starts else None
+    if starts and plan.listen_port is not None:     # before any change: nothing to put back
+        listen_port.refuse_taken(plan.answers.interface, plan.listen_port)
     changed: list[str] = []
     try:
         for argv in plan.retire if enables else []:
@@ -191,6 +207,8 @@ def _run_quietly(argv: list[str]) -> None:
     """Best effort, for putting things back: a failure here must not hide the first one."""
     log(" ".join(argv))
     try:
-        subprocess.run(argv, capture_output=True)
+        subprocess.run(argv, capture_output=True, timeout=COMMAND_TIMEOUT)
     except FileNotFoundError:
         pass
+    except subprocess.TimeoutExpired:
+        log(f"`{' '.join(argv)}` did not finish within {COMMAND_TIMEOUT} s")

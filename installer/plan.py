@@ -16,6 +16,10 @@ BACKUP_SUFFIX = ".before-cgnat"   # an admin's own config, kept when --replace-e
 # /run/systemd/system and no bus to it; systemd's ENVIRONMENT.md: SYSTEMD_OFFLINE=1 makes
 # systemctl "refrain from talking to PID 1"): nothing is reloaded, nothing started.
 OFFLINE_SYSTEMCTL = ["env", "SYSTEMD_OFFLINE=1", "systemctl"]
+# Setup stops the watchdog before it stops or restarts a tunnel and starts it again after:
+# a watchdog that saw the tunnel down meanwhile would restart it too, and systemd answers a
+# second restart of a unit by re-running the first, killing the start in progress (issue 19).
+HOLD_WATCHDOG = ["systemctl", "stop", WATCHDOG_UNIT]
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,8 @@ class Plan:
     @property
     def units(self) -> list[str]:
         """Every unit the commands change, for apply to put back on failure."""
-        return list(dict.fromkeys(c[-1] for c in self.retire + self.commands if "systemctl" in c))
+        return list(dict.fromkeys(c[-1] for c in self.retire + self.commands
+                                  if "systemctl" in c and c[-1] != "daemon-reload"))
 
     @property
     def service(self) -> str:
@@ -140,6 +145,8 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
             plan.retire.append(["systemctl", "disable", "--now", f"wg-quick@{old}"] if start
                                else [*OFFLINE_SYSTEMCTL, "disable", f"wg-quick@{old}"])
         plan.removals += [p for p in tunnel_files(old) if p in recorded]
+    if plan.retire and start:
+        plan.retire.insert(0, HOLD_WATCHDOG)
     # The manifest names every tunnel's files: the other tunnels' as recorded (and, beside a
     # further tunnel, the host-wide files its first tunnel wrote).
     others = {p for name, path in kept.items() for p in (*tunnel_files(name), path)}
@@ -149,6 +156,7 @@ def make_plan(answers, facts: HostFacts, private_key: str, *, start: bool = True
         {**carried, **{f.path: digest(f.content.encode()) for f in files}}))]
     if start:
         plan.commands = [
+            HOLD_WATCHDOG,
             ["systemctl", "enable", plan.service],
             ["systemctl", "restart", plan.service],
             ["systemctl", "daemon-reload"],             # the watchdog's drop-in, if any
@@ -192,7 +200,7 @@ def removal_plan(interface: str, facts: HostFacts, *, start: bool,
     answers, _ = validate.answers_from_dict(data, None)
     plan = Plan(answers, start=start)
     recorded = facts.written_by_setup
-    plan.retire = [["systemctl", "disable", "--now", plan.service]] if start else []
+    plan.retire = [HOLD_WATCHDOG, ["systemctl", "disable", "--now", plan.service]] if start else []
     plan.removals = [p for p in (*tunnel_files(interface), answers_file) if p in recorded]
     left = [name for name in saved if name != interface]
     if answers_file == ANSWERS_PATH and left:

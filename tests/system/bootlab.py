@@ -170,6 +170,22 @@ class Host(netlab.Shell):
                 "LANG=C.UTF-8", "HOME=/root", "TERM=dumb", "DEBIAN_FRONTEND=noninteractive",
                 "/bin/sh", "-c", netlab.ROOT_GUARD + command]
 
+    def run_bounded(self, command: str, bound: float, evidence: str) -> subprocess.CompletedProcess:
+        """`command` in the host, given `bound` seconds. Past them, `evidence` runs in the host
+        while the command still runs, the command is killed, and LabError carries both outputs."""
+        pid_file = "/run/lab-bounded.pid"
+        proc = subprocess.Popen(self._argv(f"echo $$ > {pid_file}; exec {command}"), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = proc.communicate(timeout=bound)
+            return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        except subprocess.TimeoutExpired:
+            seen = self.run(evidence, check=False, timeout=60)
+            self.run(f"kill -KILL $(cat {pid_file})", check=False)
+            out, err = proc.communicate(timeout=30)
+            raise LabError(f"[{self.label}] `{command}` did not end within {bound:g} s\n"
+                           f"its output:\n{out}{err}\nwhile it ran:\n{seen.stdout}{seen.stderr}") from None
+
     def put(self, src: Path, inside: str) -> str:
         """Copy a file of the test runner into the container (through its root)."""
         dest = self.root / inside.lstrip("/")

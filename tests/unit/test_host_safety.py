@@ -9,11 +9,12 @@ import pytest
 
 from clihelp import cgnat_setup
 from filetree import tree
-from installer import cli
+from installer import cli, listen_port
+from installer import apply as apply_module
 from installer.apply import apply
 from installer.detect import HostFacts
 from installer.errors import SetupError
-from installer.plan import FileWrite, Plan, make_plan
+from installer.plan import HOLD_WATCHDOG, FileWrite, Plan, make_plan
 from installer.validate import load_answers
 
 from unitdata import BRIDGE_KEY, HOMELAB_KEY
@@ -97,17 +98,29 @@ def test_a_rename_plan_stops_the_old_tunnel_before_touching_its_files(tmp_path):
                             "bridge": {"public_interface": "lo", "public_address": "203.0.113.7"}},
                            None, None)
     plan = make_plan(renamed, facts, BRIDGE_KEY, start=True)
-    assert plan.retire == [["systemctl", "disable", "--now", "wg-quick@wg0"]]
+    # The watchdog first: it would restart the old tunnel it sees going down (issue 19).
+    assert plan.retire == [HOLD_WATCHDOG, ["systemctl", "disable", "--now", "wg-quick@wg0"]]
     assert sorted(plan.removals) == ["/etc/cgnat/wg0.env", "/etc/cgnat/wg0.rules", "/etc/wireguard/wg0.conf"]
-    assert plan.units[0] == "wg-quick@wg0" and "wg-quick@wg7" in plan.units
+    assert plan.units == ["cgnat-watchdog.service", "wg-quick@wg0", "wg-quick@wg7"]
+
+
+def test_setup_stops_the_watchdog_before_it_restarts_the_tunnel(tmp_path):
+    plan = make_plan(load_answers({"role": "bridge", "bridge": {"public_interface": "lo",
+                                                                "public_address": "203.0.113.7"}}, None, None),
+                     HostFacts.detect(tmp_path), BRIDGE_KEY, start=True)
+    assert plan.commands[0] == HOLD_WATCHDOG
+    assert plan.commands.index(["systemctl", "restart", "wg-quick@wg0"]) \
+        < plan.commands.index(["systemctl", "restart", "cgnat-watchdog.service"])
+    assert plan.units == ["cgnat-watchdog.service", "wg-quick@wg0"]    # daemon-reload is no unit
 
 
 @pytest.fixture
 def fake_systemctl(tmp_path, monkeypatch):
-    """A systemctl on PATH that keeps unit states in a JSON file and fails `restart` of
-    units listed in FAIL_RESTART."""
+    """A systemctl on PATH that keeps unit states in a JSON file, fails `restart` of units
+    listed in FAIL_RESTART, takes 30 s for the call in HANG, and writes each call to `calls`."""
     state = tmp_path / "units.json"
     state.write_text(json.dumps({"wg-quick@wg0": [True, True], "cgnat-watchdog.service": [False, False]}))
+    calls = tmp_path / "calls"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "systemctl"
@@ -116,6 +129,8 @@ import json, os, sys
 path = {str(state)!r}
 units = json.load(open(path))
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
+open({str(calls)!r}, "a").write(" ".join(args) + "\\n")
+if " ".join(args) == os.environ.get("HANG"): import time; time.sleep(30)
 now = "--now" in sys.argv
 verb, unit = args[0], args[-1]
 enabled, active = units.get(unit, [False, False])
@@ -150,6 +165,33 @@ def test_a_failed_apply_puts_every_unit_back_as_it_was(tmp_path, fake_systemctl,
     assert not (tmp_path / "etc/cgnat/wg1.env").exists()
 
 
+def test_a_failed_apply_puts_the_watchdog_back_after_the_tunnels(tmp_path, fake_systemctl, monkeypatch):
+    """Started before a tunnel is back, it would restart that tunnel while setup does (issue 19)."""
+    fake_systemctl.write_text(json.dumps({"wg-quick@wg0": [True, True], "cgnat-watchdog.service": [True, True]}))
+    monkeypatch.setenv("FAIL_RESTART", "wg-quick@wg0")
+    plan = Plan(answers=type("A", (), {"interface": "wg0"})(), files=[FileWrite("/etc/cgnat/wg0.env", "X=2\n")],
+                commands=[HOLD_WATCHDOG, ["systemctl", "enable", "wg-quick@wg0"],
+                          ["systemctl", "restart", "wg-quick@wg0"], ["systemctl", "daemon-reload"],
+                          ["systemctl", "restart", "cgnat-watchdog.service"]])
+    with pytest.raises(SetupError, match="restart wg-quick@wg0"):
+        apply(plan, tmp_path)
+    changes = [line for line in (tmp_path / "calls").read_text().splitlines() if not line.startswith("is-")]
+    put_back = changes[changes.index("restart wg-quick@wg0") + 1:]
+    assert put_back == ["enable wg-quick@wg0", "restart wg-quick@wg0",
+                        "enable cgnat-watchdog.service", "restart cgnat-watchdog.service"]
+    assert json.loads(fake_systemctl.read_text())["cgnat-watchdog.service"] == [True, True]
+
+
+def test_a_command_that_does_not_finish_fails_the_setup_and_rolls_back(tmp_path, fake_systemctl, monkeypatch):
+    monkeypatch.setattr(apply_module, "COMMAND_TIMEOUT", 0.5)
+    monkeypatch.setenv("HANG", "restart wg-quick@wg1")       # takes 30 s
+    plan = Plan(answers=type("A", (), {"interface": "wg1"})(), files=[FileWrite("/etc/cgnat/wg1.env", "X=1\n")],
+                commands=[["systemctl", "restart", "wg-quick@wg1"]])
+    with pytest.raises(SetupError, match=r"restart wg-quick@wg1` did not finish within 0.5 s"):
+        apply(plan, tmp_path)
+    assert not (tmp_path / "etc/cgnat/wg1.env").exists()
+
+
 def test_maintainer_scripts_never_open_the_wizard(monkeypatch):
     args = cli.parser().parse_args(["--answers", "/etc/cgnat/answers.toml"])
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
@@ -158,3 +200,14 @@ def test_maintainer_scripts_never_open_the_wizard(monkeypatch):
     assert cli.can_ask(args)                      # a person at a terminal: ask what is missing
     monkeypatch.setenv("DPKG_MAINTSCRIPT_NAME", "postinst")
     assert not cli.can_ask(args)                  # dpkg's postinst: report and leave unconfigured
+
+
+def test_a_port_another_program_holds_is_refused_before_anything_changes(tmp_path, fake_systemctl, monkeypatch):
+    monkeypatch.setattr(listen_port, "socket_owners", lambda port: ["python3"] if port == 51821 else [])
+    plan = Plan(answers=type("A", (), {"interface": "wg0"})(), files=[FileWrite("/etc/cgnat/wg0.env", "X=2\n")],
+                commands=[HOLD_WATCHDOG, ["systemctl", "restart", "wg-quick@wg0"]], listen_port=51821)
+    with pytest.raises(SetupError, match="UDP port 51821 is held by python3, not by WireGuard"):
+        apply(plan, tmp_path)
+    looks = (tmp_path / "calls").read_text().split("\n")
+    assert all(call.startswith("is-") or not call for call in looks), looks    # no unit changed
+    assert not (tmp_path / "etc").exists()                                        # no file written

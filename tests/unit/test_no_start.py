@@ -101,7 +101,7 @@ def test_a_failed_enable_rolls_back_files_and_enabled_state_and_starts_or_stops_
         apply(bridge_plan(start=False, enable=True), root)
     assert tree(root) == {}
     calls = systemctl()
-    assert calls[-2:] == ["offline=1 disable cgnat-watchdog.service", "offline=1 disable wg-quick@wg0"]   # as they were
+    assert calls[-2:] == ["offline=1 disable wg-quick@wg0", "offline=1 disable cgnat-watchdog.service"]   # as they were (the watchdog last)
     assert all(c.startswith("offline=1 ") for c in calls), calls
     assert not [c for c in calls if c.split()[1] in ("start", "restart", "stop", "reload", "is-active")], calls
 
