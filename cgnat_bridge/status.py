@@ -2,14 +2,14 @@
 how full its connection tracking table is."""
 from __future__ import annotations
 
-from cgnat_bridge import conntrack, watchdog
+from cgnat_bridge import conntrack, decision
 from installer import detect
 from installer import status as shared
 from installer.rules_file import saved_rules
 from installer.status import Check
 from installer.probes import touch
 
-State, STEP_KINDS = watchdog.State, watchdog.STEP_KINDS    # its watchdog's, for the report
+State, STEP_KINDS = decision.State, decision.STEP_KINDS    # its watchdog's, for the report
 
 
 class Probe(shared.Probe):

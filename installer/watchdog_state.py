@@ -1,5 +1,5 @@
 """The watchdog's name and its state file: what setup, `cgnat-setup status` and both roles'
-watchdogs agree on. The state is a dataclass per role (cgnat_bridge.watchdog.State,
+watchdogs agree on. The state is a dataclass per role (cgnat_bridge.decision.State,
 cgnat_homelab.decision.State) kept as JSON in STATE_PATH between runs and across restarts.
 Pure but for reading and writing that file; the service loop is installer/watchdog_runtime.py."""
 from __future__ import annotations

@@ -13,7 +13,8 @@ PURE = ["installer.answers", "installer.validate", "installer.plan", "installer.
         "installer.pairing", "installer.roles", "installer.metrics", "installer.probes",
         "installer.watchdog_state", "installer.cli", "installer.schema",
         "cgnat_homelab.role", "cgnat_homelab.checks", "cgnat_homelab.status",
-        "cgnat_homelab.decision", "cgnat_homelab.endtoend", "cgnat_bridge.checks",
+        "cgnat_homelab.decision", "cgnat_homelab.endtoend", "cgnat_bridge.checks", "cgnat_bridge.decision",
+        "cgnat_bridge.status",
         "cgnat_bridge.answers", "cgnat_bridge.sshd", "installer.apply"]
 
 

@@ -7,7 +7,7 @@ from cgnat_bridge import watchdog as wd
 from installer import rules_file
 from installer import probes
 from cgnat_bridge.answers import BridgeAnswers
-from cgnat_bridge.watchdog import Config, Observation, State, decide
+from cgnat_bridge.decision import Config, Observation, State, decide
 
 T0 = 1_700_000_000.0
 CFG = Config(interface="wg0", silent_after=180, restart_command="RESTART", up_command="UP")
