@@ -207,9 +207,8 @@ def main(root: Path = Path("/"), probe=None, out=None, as_json: bool = False) ->
         else:
             print(f"{missing.detail} (run cgnat-setup)", file=out)
         return 1
-    further = [file for file, _ in tunnels.saved(root).values() if file != ANSWERS_PATH]
     loaded = []
-    for file in [ANSWERS_PATH, *further]:
+    for file in tunnels.answers_files(root):
         path = host_path(root, file)
         try:
             loaded.append((load_answers(answers_toml.parse_toml(path.read_bytes()), None, None), file == ANSWERS_PATH))

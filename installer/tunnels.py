@@ -41,6 +41,13 @@ def saved(root: Path) -> dict[str, tuple[str, dict]]:
     return found
 
 
+def answers_files(root: Path) -> list[str]:
+    """Every tunnel's answers file as its readers (status, the watchdog) take them: the first
+    tunnel's always, first (when it does not parse, its reader says what is wrong), then each
+    further one that `saved` found."""
+    return [ANSWERS_PATH, *(file for file, _ in saved(root).values() if file != ANSWERS_PATH)]
+
+
 def _parsed(path: Path) -> dict | None:
     try:
         with path.open("rb") as file:
@@ -57,8 +64,8 @@ def answers_path(interface: str, saved_tunnels: dict[str, tuple[str, dict]], sev
     first tunnel's file (a new host, or a single-tunnel role replacing its tunnel)."""
     if interface in saved_tunnels:
         return saved_tunnels[interface][0]
-    first = next((name for name, (path, _) in saved_tunnels.items() if path == ANSWERS_PATH), None)
-    return further_path(interface) if several and first is not None else ANSWERS_PATH
+    has_first = any(path == ANSWERS_PATH for path, _ in saved_tunnels.values())
+    return further_path(interface) if several and has_first else ANSWERS_PATH
 
 
 def siblings(interface: str, saved_tunnels: dict[str, tuple[str, dict]]) -> dict[str, dict]:

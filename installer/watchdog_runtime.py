@@ -98,8 +98,7 @@ def answers_files(given: str | None) -> list[str]:
     (installer/tunnels.py), the first tunnel's (ANSWERS_PATH) first."""
     if given is not None:
         return [given]
-    further = [file for file, _ in tunnels.saved(Path("/")).values() if file != ANSWERS_PATH]
-    return [ANSWERS_PATH, *further]
+    return tunnels.answers_files(Path("/"))
 
 
 def load_role_answers(path: Path, role: str):
