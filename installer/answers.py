@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 import tomli_w   # vendored: writes TOML with every string escaped as the format requires
 
@@ -64,9 +66,20 @@ def _host(network: str, index: int) -> str:
 MAX_BYTES = 1 << 20     # 1 MiB: an answers file is a few hundred bytes; /dev/zero is not one
 
 
+def read_limited(file: BinaryIO) -> bytes:
+    """An answers file's bytes, at most one more than parse_toml() takes (--answers /dev/zero),
+    so that it can say the file is too long."""
+    return file.read(MAX_BYTES + 1)
+
+
+def read_file(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return read_limited(file)
+
+
 def parse_toml(data: bytes | str) -> dict:
     """Parsed answers; InvalidAnswers for anything that is not UTF-8 TOML of sane depth and
-    size (read_source() reads at most MAX_BYTES + 1)."""
+    size (its readers read at most MAX_BYTES + 1: read_limited)."""
     if len(data) > MAX_BYTES:
         raise InvalidAnswers([Problem("(syntax)", f"longer than {MAX_BYTES} bytes; an answers file "
                                                   f"is a few hundred")])

@@ -51,15 +51,10 @@ def read_source(source: str | None, root: Path, token: str | None = None, role: 
     saved by the last setup on this host (nothing when there are none: see saved_answers); one
     byte more than parse_toml() takes at most, so that it can say the file is too long."""
     if source == "-":
-        return sys.stdin.buffer.read(answers_toml.MAX_BYTES + 1)
+        return answers_toml.read_limited(sys.stdin.buffer)
     if source is None:
         return saved_answers(root, token, role, facts or HostFacts(tunnels=tunnels.saved(root)))
-    return _read_limited(Path(source))
-
-
-def _read_limited(path: Path) -> bytes:
-    with path.open("rb") as file:     # never more than parse_toml takes (--answers /dev/zero)
-        return file.read(answers_toml.MAX_BYTES + 1)
+    return answers_toml.read_file(Path(source))
 
 
 def saved_answers(root: Path, token: str | None, role: str | None, facts: HostFacts) -> bytes:
@@ -83,7 +78,7 @@ def saved_answers(root: Path, token: str | None, role: str | None, facts: HostFa
 
 def _read_saved(root: Path, path: str) -> bytes:
     try:
-        return _read_limited(host_path(root, path))
+        return answers_toml.read_file(host_path(root, path))
     except FileNotFoundError:
         return b""
 

@@ -211,7 +211,7 @@ def main(root: Path = Path("/"), probe=None, out=None, as_json: bool = False) ->
     for file in tunnels.answers_files(root):
         path = host_path(root, file)
         try:
-            loaded.append((load_answers(answers_toml.parse_toml(path.read_bytes()), None, None), file == ANSWERS_PATH))
+            loaded.append((load_answers(answers_toml.parse_toml(answers_toml.read_file(path)), None, None), file == ANSWERS_PATH))
         except InvalidAnswers as invalid:
             problems = [p.format(str(path)) for p in invalid.problems]
             if as_json:

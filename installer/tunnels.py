@@ -50,8 +50,7 @@ def answers_files(root: Path) -> list[str]:
 
 def _parsed(path: Path) -> dict | None:
     try:
-        with path.open("rb") as file:
-            data = answers_toml.parse_toml(file.read(answers_toml.MAX_BYTES + 1))
+        data = answers_toml.parse_toml(answers_toml.read_file(path))
     except (OSError, InvalidAnswers):
         return None
     data.setdefault("interface", "wg0")

@@ -105,7 +105,7 @@ def load_role_answers(path: Path, role: str):
     """The answers file, validated by the same rules as cgnat-setup, for this role only."""
     from installer import answers as answers_toml
     from installer.validate import load_answers
-    answers = load_answers(answers_toml.parse_toml(path.read_text()), role, None)
+    answers = load_answers(answers_toml.parse_toml(answers_toml.read_file(path)), role, None)
     if answers.role != role:
         raise ValueError(f"it is for a {answers.role}, not a {role}")
     return answers
