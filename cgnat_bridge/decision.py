@@ -2,7 +2,8 @@
 take now, the state to keep and the journal lines. Pure (no I/O, no clock).
 
     interface missing         restart the tunnel (watchdog_restart_command, default
-                              `systemctl restart wg-quick@IFACE`), which also re-runs the up hook
+                              `systemctl restart wg-quick@IFACE`), which also re-runs the up hook;
+                              not while systemd runs a job of that unit (someone else's restart)
     a jump or chain missing   re-run the up hook (watchdog_up_command, default
                               `/usr/lib/cgnat-bridge/hooks/up IFACE`; idempotent)
     homelab silent            (no handshake for watchdog_silent_after seconds) logged once per
@@ -46,6 +47,8 @@ class Observation:
     handshake_age: float | None           # None: never (since the interface came up)
     missing_rules: tuple[str, ...] = ()   # "nat PREROUTING -> CGNAT-wg0-PRE", ...
     conntrack: conntrack.Table | None = None   # None: nf_conntrack not loaded
+    tunnel_job: str = ""                  # systemd's job for wg-quick@IFACE ("restart running"),
+                                          # looked at while the interface is missing
 
 
 @dataclass
@@ -81,7 +84,10 @@ def decide(config: Config, obs: Observation, state: State) -> tuple[list[Step], 
     steps: list[Step] = []
     if not obs.interface_up:
         new.problems.append(f"interface {config.interface} is missing")
-        steps.append(Step("restart", f"interface {config.interface} is missing", config.restart_command))
+        if obs.tunnel_job:      # someone else starts or stops it: a restart of ours would start it over
+            notes.append(f"waiting: systemd is running a {obs.tunnel_job.split()[0]} of wg-quick@{config.interface}")
+        else:
+            steps.append(Step("restart", f"interface {config.interface} is missing", config.restart_command))
     elif obs.missing_rules:
         what = ", ".join(obs.missing_rules)
         new.problems.append(f"rules missing: {what}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from cgnat_bridge import conntrack
 from cgnat_bridge.decision import CGNAT_ETC, STEP_KINDS, Config, Observation, State, decide
 from installer import interface_lock, metrics
-from installer.probes import handshake_age, interface_exists
+from installer.probes import handshake_age, interface_exists, tunnel_job
 from installer.rules_file import missing_rules
 from installer.watchdog_runtime import Tunnel
 from installer.watchdog_runtime import main as watchdog_main
@@ -38,7 +38,7 @@ def observe(config: Config, now: float | None = None) -> Observation:
     return Observation(now=now, interface_up=up,
                        handshake_age=handshake_age(config.interface, now) if up else None,
                        missing_rules=missing_rules(config.interface, config.rules_path) if up else (),
-                       conntrack=conntrack.read())
+                       conntrack=conntrack.read(), tunnel_job="" if up else tunnel_job(config.interface))
 
 
 def samples(obs: Observation, state: State) -> list[metrics.Sample]:

@@ -9,6 +9,8 @@ configuration-matrix tests feed it simulated days.
               2. restart the tunnel, after restart_after seconds of failure, at once when the
                  interface is gone; at most once per restart_interval; not while the endpoint's
                  name does not resolve (a boot before DNS works: wg-quick would fail)
+              no step at all while systemd runs a job of wg-quick@IFACE (someone else's
+              restart, the boot's start): a restart of ours would make systemd start it over
               3. the action (reboot, restart-tunnel or none), after action_after seconds of
                  failure that a restart did not cure; never within boot_grace of boot, at most
                  one per action_interval, at most max_reboots_per_day reboots in 24 hours, and
@@ -142,6 +144,8 @@ class Observation:
     handshake_age: float | None = None    # seconds since the last handshake, None if never
     serving_elsewhere: str = ""       # another tunnel of the host serves, or its bridge is in an
                                       # outage: the action waits ("wg1 serves"; cgnat_homelab/host_action.py)
+    tunnel_job: str = ""              # systemd's job for wg-quick@IFACE ("restart running"): no step
+                                      # while someone else starts or stops the tunnel
 
 
 @dataclass
@@ -267,6 +271,9 @@ def _reasons(config: Config, obs: Observation, new: State) -> list[str]:
         reasons.append(f"end-to-end check {config.check_target(new.check)} failed")
     if reasons and _no_dns(config, obs):
         reasons.append(f"{config.endpoint_host} does not resolve (DNS not working yet?)")
+    if reasons and obs.tunnel_job:
+        reasons.append(f"systemd is running a {obs.tunnel_job.split()[0]} of wg-quick@{config.interface} "
+                       f"(not ours): no step until it ends")
     return reasons
 
 
@@ -337,6 +344,8 @@ def _failing(config: Config, obs: Observation, state: State, new: State, reasons
 
 def _next_step(config: Config, obs: Observation, state: State, new: State, notes: list[str]) -> Step | None:
     """The strongest step that is due and allowed, one per run: action, restart, re-peer."""
+    if obs.tunnel_job:              # the reasons say so; systemd's job comes first
+        return None
     failed_for = obs.now - new.failing_since
     restarted_ago = _since(state.last_restart_at, obs.now)
     if (failed_for >= config.action_after and new.restarts_since_failing >= 1

@@ -26,7 +26,7 @@ from cgnat_homelab.endtoend import EndToEnd
 from cgnat_homelab.decision import (Config, Observation, State, e2e_due, is_address, probe_timeout,
                                     split_endpoint)
 from installer.detect import SSH_DIR, our_host_keys
-from installer.probes import connect, run, touch
+from installer.probes import connect, run, touch, tunnel_job
 from installer.probes import interface_exists as interface_up
 
 PROBE_TIMEOUT = 2.0        # seconds for the first touch through the tunnel (then more: probe_timeout)
@@ -240,5 +240,6 @@ def observe(config: Config, state: State, now: float | None = None) -> tuple[Obs
                       e2e_ok=e2e, e2e_check=check, e2e_none=none, e2e_foreign=foreign,
                       e2e_seconds=took, bridge_ssh_ok=bridge_ssh,
                       endpoint=peer.endpoint if peer else None, resolved_endpoint=resolved,
-                      handshake_age=peer.handshake_age if peer else None)
+                      handshake_age=peer.handshake_age if peer else None,
+                      tunnel_job=tunnel_job(config.interface))
     return obs, peer

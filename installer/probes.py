@@ -1,5 +1,6 @@
 """Read-only looks at the host that status and both watchdogs make: a probe command, a TCP
-touch, whether an interface exists, the age of a tunnel's latest handshake. None of them
+touch, whether an interface exists, the age of a tunnel's latest handshake, systemd's job for
+a tunnel's unit. None of them
 raises for a missing program, a refusal or a hang: each is an answer."""
 from __future__ import annotations
 
@@ -50,3 +51,15 @@ def handshake_age(interface: str, now: float) -> float | None:
     out = run(["wg", "show", interface, "latest-handshakes"]).stdout.split()
     latest = max((int(x) for x in out[1::2] if x.isdigit()), default=0)
     return now - latest if latest else None
+
+
+def tunnel_job(interface: str) -> str:
+    """The job systemd runs or has queued for the tunnel's unit ("restart running"); "" when
+    none, or no systemd. While one runs, someone else (an admin, the boot) is starting or
+    stopping the tunnel: a restart of the watchdog's own would make systemd start it over."""
+    unit = f"wg-quick@{interface}.service"
+    done = run(["systemctl", "list-jobs", "--no-legend", "--no-pager", "--full", unit], timeout=5)
+    for fields in (line.split() for line in done.stdout.splitlines()):
+        if len(fields) >= 4 and fields[1] == unit:
+            return f"{fields[2]} {fields[3]}"
+    return ""

@@ -3,7 +3,7 @@ and 13: the scenarios of the README's "Install on real hosts", in order on one l
 (each test states what it needs and checks it).
 
     1 preseeded install   2 client -> homelab service, real address   3 status on both
-    4 bridge's own sshd   5 upgrade   6 failed setup
+    4 bridge's own sshd   5 upgrade   6 failed setup, an admin's restart under the watchdog
     7 reboot each host (timed)   8 purge   9 reinstall + real Docker (IPv4 and IPv6 clients)
    10 each host's key from /root/wg.key: the sandboxed watchdogs keep running (issue 18)
 """
@@ -162,6 +162,34 @@ def test_failed_setup_leaves_every_unit_as_it_was(lab):
     assert sums_after == sums, "the failed setup changed files"
     assert after == before, f"the failed setup changed units: {before} -> {after}\n{done.stderr}"
     assert took < 60, f"the failed setup took {took:.0f} s:\n{done.stderr}"
+
+
+def test_an_admins_tunnel_restart_is_not_met_by_a_watchdog_restart(lab):
+    """An admin's `systemctl restart wg-quick@wg0` on the homelab while its watchdog runs (every
+    2 s) takes the interface away for as long as the start takes (here 5 s more: a slow start,
+    as a name that resolves slowly makes it). The watchdog sees it missing and waits for
+    systemd's job: a restart of its own on top would make systemd start the admin's over."""
+    homelab, unit = lab.hosts["homelab"], "wg-quick@wg0.service"
+    lab.wait_serving(timeout=120)
+    assert homelab.unit("cgnat-watchdog.service")[1] == "active"
+    dropin = f"/run/systemd/system/{unit}.d/lab-slow-start.conf"
+    homelab.sh(f"mkdir -p {dropin.rsplit('/', 1)[0]}; printf '[Service]\\nExecStartPre=/bin/sleep 5\\n' > {dropin};"
+               "systemctl daemon-reload")
+    try:
+        since = homelab.sh("date +%s").strip()
+        start = time.monotonic()
+        homelab.sh(f"systemctl restart {unit}")
+        took = time.monotonic() - start
+        journal = wait_for(lambda: (text := watchdog_journal(homelab, since)) if "recovered after" in text else "",
+                           30, "the watchdog to see the tunnel back")
+    finally:
+        homelab.sh(f"rm -f {dropin}; systemctl daemon-reload")
+    assert "systemd is running a " in journal, journal       # it saw the interface missing, and why
+    assert "restart: " not in journal, journal                # and took no restart step of its own
+    assert took < 15, f"the admin's restart took {took:.1f} s:\n{journal}"
+    assert homelab.unit(unit) == ("enabled", "active")
+    lab.wait_serving(timeout=60)
+    print(f"\n{lab.suite}: an admin's slow restart took {took:.1f} s; the watchdog waited for it")
 
 
 # ---------------------------------------------------------------- 7

@@ -265,6 +265,21 @@ def test_missing_interface_restarts_at_once_and_respects_restart_interval():
     assert any("next restart allowed in" in line for line in lines)
 
 
+def test_no_step_while_systemd_runs_someone_elses_job_of_the_tunnel():
+    """An admin's `systemctl restart wg-quick@wg0` takes the interface away for a moment: the
+    watchdog sees it missing, but a restart of its own would make systemd start the admin's
+    over (and wait for the killed start). It waits, says so once, and restarts at once when
+    the job is gone and the interface still is."""
+    busy = lambda t: obs(t, interface_up=False, probe_ok=False, tunnel_job="restart running")  # noqa: E731
+    kinds, state, lines = run(CFG, every(2, 0, 10, busy) + [obs(10, interface_up=False, probe_ok=False)])
+    assert kinds == [[]] * 5 + [["restart"]]
+    assert lines[0] == ("FAILING: interface wg0 is missing; systemd is running a restart of wg-quick@wg0 "
+                        "(not ours): no step until it ends")
+    assert sum("systemd is running" in line for line in lines) == 1
+    kinds, _, _ = run(CFG, every(10, 0, 400, lambda t: broken(t, tunnel_job="start running")), TWO_FAILED)
+    assert kinds == [[]] * 40                   # no re-peer, restart or action either
+
+
 def test_boot_before_dns_works_waits_for_the_name_then_restarts_at_once():
     """wg-quick cannot bring up a named endpoint without DNS: no restart (and so no action)
     until the name resolves; then the restart comes in the same run."""

@@ -25,6 +25,13 @@ def test_missing_interface_restarts_the_tunnel():
     assert log == ["restart: interface wg0 is missing"]
 
 
+def test_missing_interface_waits_while_systemd_restarts_the_tunnel():
+    """Someone else's restart (an admin's) takes wg0 away for a moment: no restart of ours on top."""
+    steps, state, log = decide(CFG, Observation(T0, False, None, tunnel_job="restart running"), State())
+    assert steps == [] and state.summary == "interface wg0 is missing"
+    assert log == ["waiting: systemd is running a restart of wg-quick@wg0"]
+
+
 def test_missing_rules_rerun_the_up_hook():
     obs = Observation(T0, True, 10.0, ("nat PREROUTING -> CGNAT-wg0-PRE",))
     steps, state, log = decide(CFG, obs, State())
@@ -102,6 +109,24 @@ def test_handshake_age(monkeypatch):
     assert wd.handshake_age("wg0", T0) == 100
     monkeypatch.setattr(probes, "run", lambda argv, timeout=10: subprocess.CompletedProcess(argv, 0, "KEY=\t0\n", ""))
     assert wd.handshake_age("wg0", T0) is None
+
+
+def test_tunnel_job_names_systemds_job_of_that_unit_only(monkeypatch):
+    calls = []
+
+    def list_jobs(out: str, rc: int = 0):
+        def run(argv, timeout=10):
+            calls.append(argv)
+            return subprocess.CompletedProcess(argv, rc, out, "")
+        monkeypatch.setattr(probes, "run", run)
+
+    list_jobs("812 wg-quick@wg1.service start running\n813 wg-quick@wg0.service restart waiting\n")
+    assert probes.tunnel_job("wg0") == "restart waiting"
+    assert calls[-1][:2] == ["systemctl", "list-jobs"] and calls[-1][-1] == "wg-quick@wg0.service"
+    list_jobs("812 wg-quick@wg1.service start running\n")
+    assert probes.tunnel_job("wg0") == ""
+    list_jobs("", rc=127)                    # no systemctl, or no systemd as PID 1
+    assert probes.tunnel_job("wg0") == ""
 
 
 def test_run_once_acts_after_saving(tmp_path, monkeypatch):
