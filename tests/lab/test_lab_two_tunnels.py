@@ -229,25 +229,61 @@ def wg1_identity(lab) -> tuple:
     return link["ifindex"], peer[0], peer[2], peer[3]
 
 
-def ipv6_connections(lab) -> set[tuple[str, str, int]]:
-    """(protocol, the tunnel address it was forwarded to, its mark) of every connection from
-    CLIENT6 in the homelab's IPv6 conntrack table."""
+CONTAINER_NET6, CONTAINER_GATEWAY6, CONTAINER6 = "2001:db8:172:19::/64", "2001:db8:172:19::1", "2001:db8:172:19::4"
+# What Docker with IPv6 on (daemon.json "ipv6": true, "ip6tables": true) adds for the same
+# `docker run -p 8080:80` on the same network given an IPv6 subnet: the IPv4 rules' twins.
+DOCKER_LIKE6 = (netlab.DOCKER_LIKE.replace("172.19.0.0/16", CONTAINER_NET6).replace("127.0.0.0/8", "::1/128")
+                .replace(f"{netlab.CONTAINER}/32", f"{CONTAINER6}/128")
+                .replace(f"{netlab.CONTAINER}:80", f"[{CONTAINER6}]:80"))
+
+
+@pytest.fixture
+def container6(request, lab):
+    """The homelab's container network with IPv6 too, as Docker makes it (DOCKER_LIKE6, IPv6
+    forwarding on), the container serving its peer-echo on IPv6 port 80; the homelab's and the
+    container's IPv6 (rules, addresses, routes, forwarding) as they were after the test."""
+    home, ctr = lab.homelab, lab.ctr
+    assert "172.19" not in DOCKER_LIKE6 and f"[{CONTAINER6}]:80" in DOCKER_LIKE6
+    saved, before = home.sh("ip6tables-save"), (home.snapshot6(), ctr.snapshot6())
+    forwarding = home.sh("sysctl -n net.ipv6.conf.all.forwarding").strip()
+
+    def restore():
+        # (a table left out of the saved rules is not flushed by their restore: DOCKER_LIKE6's are emptied first)
+        home.run("ip6tables-restore", input="*nat\nCOMMIT\n*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n")
+        home.run("ip6tables-restore", input=saved)
+        home.sysctl(**{"net.ipv6.conf.all.forwarding": forwarding})
+        home.run(f"ip addr del {CONTAINER_GATEWAY6}/64 dev br0", check=False)       # (whatever setup made)
+        ctr.run(f"ip -6 route del default via {CONTAINER_GATEWAY6}; ip addr del {CONTAINER6}/64 dev eth0", check=False)
+        assert (home.snapshot6(), ctr.snapshot6()) == before
+    request.addfinalizer(restore)
+    home.sh(f"ip addr add {CONTAINER_GATEWAY6}/64 dev br0")
+    home.sysctl(**{"net.ipv6.conf.all.forwarding": 1})
+    home.run("ip6tables-restore --noflush", input=DOCKER_LIKE6)
+    ctr.sh(f"ip addr add {CONTAINER6}/64 dev eth0; ip route add default via {CONTAINER_GATEWAY6}")
+    server = ctr.spawn("socat TCP6-LISTEN:80,ipv6only=1,reuseaddr,fork SYSTEM:'echo $SOCAT_PEERADDR'")
+    request.addfinalizer(lambda: (server.terminate(), server.wait(10)))
+    ctr.wait_listening("tcp", 80)
+
+
+def ipv6_connections(lab) -> set[tuple]:
+    """(protocol, the tunnel address and port it was forwarded to, its mark) of every connection
+    from CLIENT6 in the homelab's IPv6 conntrack table."""
     found = set()
     for line in lab.homelab.sh(f"conntrack -L -f ipv6 -s {CLIENT6} 2>/dev/null").splitlines():
-        original_dst, mark = re.search(r" dst=(\S+) ", line), re.search(r" mark=(\d+)", line)
-        found.add((line.split()[0], original_dst and original_dst[1], mark and int(mark[1])))
+        dst, dport, mark = (re.search(f" {key}=(\\S+)", line) for key in ("dst", "dport", "mark"))
+        found.add((line.split()[0], dst and dst[1], dport and int(dport[1]), mark and int(mark[1])))
     return found
 
 
-def test_clients_through_either_bridge_keep_their_address_also_to_a_container(lab, two_bridges):
+def test_clients_through_either_bridge_keep_their_address_also_to_a_container(lab, two_bridges, container6):
     """TCP, UDP and ICMP through bridge A and bridge B at once, to the homelab and, through
     Docker's DNAT behind the second NAT, to its container: each client seen with its own
     address, each reply back through the bridge it came in by (its tunnel's mark).
 
-    IPv6 likewise through both bridges (B's public IPv6 address detected and forwarded as A's
-    is) to the homelab's services, each connection in the homelab's IPv6 conntrack table with
-    its own tunnel's mark. Not to the container: the lab's container network is IPv4 only, as
-    Docker's networks are unless created with IPv6 (and the homelab here has no IPv6 of its own)."""
+    IPv6 likewise, through both bridges (B's public IPv6 address detected and forwarded as A's
+    is), each connection in the homelab's IPv6 conntrack table with its own tunnel's mark; the
+    container's replies (forwarded, not from a tunnel address) find their tunnel by that mark
+    alone: the homelab has no IPv6 route of its own."""
     assert f'public_address6 = "{BRIDGE_B6}"' in two_bridges.read("/etc/cgnat/answers.toml")
     home = lab.homelab
     services = [home.spawn(f"python3 {UDP_PEER} {ECHO_PORT + 1}"),
@@ -256,7 +292,8 @@ def test_clients_through_either_bridge_keep_their_address_also_to_a_container(la
                 home.spawn(f"python3 {UDP_PEER} {PEER6_PORT} 6")]
     try:
         home.wait_listening("udp", ECHO_PORT + 1)
-        lab.ctr.wait_listening("tcp", 80)
+        wait_for(lambda: lab.ctr.sh("ss -Hltn 'sport = :80'").count("LISTEN") == 2, 10,
+                 "the container's tcp/80 on both families")
         home.wait_listening("tcp", PEER6_PORT)
         home.wait_listening("udp", PEER6_PORT)
         for bridge in (BRIDGE_PUBLIC, BRIDGE_B):
@@ -273,12 +310,14 @@ def test_clients_through_either_bridge_keep_their_address_also_to_a_container(la
         for bridge in (BRIDGE_PUBLIC6, BRIDGE_B6):
             assert lab.tcp_ask("client", bridge, PEER6_PORT) == CLIENT6, bridge
             assert lab.udp_ask("client", bridge, PEER6_PORT) == CLIENT6, bridge
+            assert lab.tcp_ask("client", bridge, PUBLISHED_PORT) == CLIENT6, bridge
             pings = lab.ping("client", bridge, count=3)
             assert pings["received"] == pings["sent"] == 3 and set(pings["from"]) == {bridge}, (bridge, pings)
-        # one connection of each protocol per tunnel, each with its tunnel's mark (wg0: 0x1000000)
-        assert ipv6_connections(lab) == {(proto, address, mark) for proto in ("tcp", "udp", "icmpv6")
-                                         for address, mark in ((HOMELAB_TUNNEL6, 0x1000000),
-                                                               (HOMELAB_TUNNEL6_B, 0x2000000))}
+        # one connection of each kind per tunnel, each with its tunnel's mark (wg0's 0x1000000)
+        assert ipv6_connections(lab) == {
+            connection for address, mark in ((HOMELAB_TUNNEL6, 0x1000000), (HOMELAB_TUNNEL6_B, 0x2000000))
+            for connection in (("tcp", address, PEER6_PORT, mark), ("tcp", address, PUBLISHED_PORT, mark),
+                               ("udp", address, PEER6_PORT, mark), ("icmpv6", address, None, mark))}
     finally:
         for service in services:
             service.terminate()
