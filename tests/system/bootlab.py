@@ -14,6 +14,7 @@ refused if they would run in the test runner's network namespace.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -451,6 +452,31 @@ class Dockerd:
             subprocess.run(["umount", "-l", point], capture_output=True)
         if getattr(self, "own_key", False):
             TRUST_KEY.unlink(missing_ok=True)
+
+
+# What a container published with -p 8080:80 sees of the client, over IPv4 and IPv6, per
+# /etc/docker/daemon.json and whether its network has IPv6 (`docker network create --ipv6`);
+# None: the connection fails. Debian 12's docker.io (20.10) takes "ip6tables" only with
+# "experimental"; the proxy answers IPv6 clients from the network's IPv4 gateway.
+DOCKER_CASES = (
+    ({"userland-proxy": True}, False, netlab.CLIENT, "172.19.0.1"),
+    ({"userland-proxy": False}, False, netlab.CLIENT, None),
+    ({"userland-proxy": True, "experimental": True, "ip6tables": True}, True, netlab.CLIENT, netlab.CLIENT6),
+    ({"userland-proxy": False, "experimental": True, "ip6tables": True}, True, netlab.CLIENT, netlab.CLIENT6),
+)
+CONTAINER_NET6 = "2001:db8:ac13::/64"
+
+
+def container_sees(lab, bridge_address: str, timeout: float = 5) -> str | None:
+    """The client's address as the container's web server saw it (REMOTE_ADDR), through
+    the bridge's IPv4 or IPv6 address and the published port; None if that fails."""
+    host = f"[{bridge_address}]" if ":" in bridge_address else bridge_address
+    done = lab.nodes["client"].run(f"curl -sf --max-time {timeout} http://{host}:{netlab.PUBLISHED_PORT}/cgi-bin/ip",
+                                   check=False, timeout=timeout + 10)
+    if done.returncode != 0:
+        return None
+    seen = ipaddress.ip_address(done.stdout.strip().strip("[]"))   # the server listens on [::]
+    return str(getattr(seen, "ipv4_mapped", None) or seen)
 
 
 def busybox_image_tar(dest: Path) -> Path:

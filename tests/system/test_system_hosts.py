@@ -9,7 +9,6 @@ and 13: the scenarios of the README's "Install on real hosts", in order on one l
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import shlex
 import time
@@ -18,7 +17,7 @@ import pytest
 
 import bootlab
 import netlab
-from bootlab import BRIDGE_NAME, LabError, wait_for
+from bootlab import BRIDGE_NAME, CONTAINER_NET6, DOCKER_CASES, LabError, container_sees, wait_for
 from tmux_session import TmuxSession
 
 UNITS = ("wg-quick@wg0.service", "cgnat-watchdog.service")
@@ -180,8 +179,11 @@ def test_an_admins_tunnel_restart_is_not_met_by_a_watchdog_restart(lab):
         start = time.monotonic()
         homelab.sh(f"systemctl restart {unit}")
         took = time.monotonic() - start
-        journal = wait_for(lambda: (text := watchdog_journal(homelab, since)) if "recovered after" in text else "",
-                           30, "the watchdog to see the tunnel back")
+
+        def seen_back() -> str:
+            text = watchdog_journal(homelab, since)
+            return text if "recovered after" in text.partition("interface wg0 is missing")[2] else ""
+        journal = wait_for(seen_back, 30, "the watchdog to see the tunnel back")
     finally:
         homelab.sh(f"rm -f {dropin}; systemctl daemon-reload")
     assert "systemd is running a " in journal, journal       # it saw the interface missing, and why
@@ -278,31 +280,6 @@ def test_reinstall_bridge_through_the_wizard_in_tmux(lab, debs):
     assert lab.ssh_hostname(netlab.BRIDGE_SSH_PORT) == "bridge"
     for host in lab.hosts.values():
         status_healthy(host)
-
-
-# What a container published with -p 8080:80 sees of the client, over IPv4 and IPv6, per
-# /etc/docker/daemon.json and whether its network has IPv6 (`docker network create --ipv6`);
-# None: the connection fails. Debian 12's docker.io (20.10) takes "ip6tables" only with
-# "experimental"; the proxy answers IPv6 clients from the network's IPv4 gateway.
-DOCKER_CASES = (
-    ({"userland-proxy": True}, False, netlab.CLIENT, "172.19.0.1"),
-    ({"userland-proxy": False}, False, netlab.CLIENT, None),
-    ({"userland-proxy": True, "experimental": True, "ip6tables": True}, True, netlab.CLIENT, netlab.CLIENT6),
-    ({"userland-proxy": False, "experimental": True, "ip6tables": True}, True, netlab.CLIENT, netlab.CLIENT6),
-)
-CONTAINER_NET6 = "2001:db8:ac13::/64"
-
-
-def container_sees(lab, bridge_address: str, timeout: float = 5) -> str | None:
-    """The client's address as the container's web server saw it (REMOTE_ADDR), through
-    the bridge's IPv4 or IPv6 address and the published port; None if that fails."""
-    host = f"[{bridge_address}]" if ":" in bridge_address else bridge_address
-    done = lab.nodes["client"].run(f"curl -sf --max-time {timeout} http://{host}:{netlab.PUBLISHED_PORT}/cgi-bin/ip",
-                                   check=False, timeout=timeout + 10)
-    if done.returncode != 0:
-        return None
-    seen = ipaddress.ip_address(done.stdout.strip().strip("[]"))   # the server listens on [::]
-    return str(getattr(seen, "ipv4_mapped", None) or seen)
 
 
 def container_sees_ipv6_without_connmark(lab) -> str | None:

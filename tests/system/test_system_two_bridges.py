@@ -30,8 +30,7 @@ import pytest
 
 import bootlab
 import netlab
-from bootlab import LabError, wait_for
-from test_system_hosts import DOCKER_CASES, container_sees
+from bootlab import DOCKER_CASES, LabError, container_sees, wait_for
 
 SUITE = "trixie"
 B = "bridge-b"                      # bridge B's node and host
@@ -265,7 +264,7 @@ def test_ipv6_and_a_docker_container_through_both_bridges_at_once(lab, capsys):
     own address (TCP, UDP). Debian's dockerd on the homelab (the userland proxy on, as
     installed): a container published with -p 8080:80 is reached through both bridges, both
     families, at once: over IPv4 by Docker's DNAT (it sees the client), over IPv6 by the proxy
-    (it sees the proxy's gateway), per test_system_hosts.DOCKER_CASES. Each of these
+    (it sees the proxy's gateway), per bootlab.DOCKER_CASES. Each of these
     connections carries the mark of the tunnel it came in by, the homelab routes that mark (and
     its tunnel address, the proxy's replies) to that tunnel, and every reply reached the
     client: A's left by wg0, B's by wg1 (each bridge takes from its tunnel only its homelab's
