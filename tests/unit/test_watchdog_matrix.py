@@ -120,6 +120,7 @@ def simulate(monkeypatch):
                             lambda address: frozenset(p for p in (22, 80, 443, 2200, WG_PORT) if world.homelab_listens(p)))
         monkeypatch.setattr(probe, "interface_up", lambda iface: True)
         monkeypatch.setattr(probe, "uptime", lambda: 86400.0)
+        monkeypatch.setattr(probe, "tunnel_job", lambda iface: "")     # nobody else restarts the tunnel
         # The last handshake before the simulation: a broken tunnel's ages from there.
         monkeypatch.setattr(probe, "wg_peer", lambda iface, now: probe.Peer("P=", f"{V4}:51820", "0.0.0.0/0", now - T0 + 5))
         config = config or config_for(world)
