@@ -34,6 +34,7 @@ from netlab import LabError, wait_for  # noqa: F401
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BRIDGE_NAME = "bridge.example.org"   # the homelab's check_host, in its /etc/hosts
 SERVICE_PORT = 80                     # the homelab's own service (lab-peer.service)
+SUITES = ("bookworm", "trixie")       # Debian 12 and 13, the suites the booted tests run on
 BOOT_TIMEOUT = 240                    # generous: the machine may be busy with other suites
 
 # The homelab's service: answers every connection with the address it sees the client at.

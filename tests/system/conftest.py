@@ -16,7 +16,6 @@ from built_packages import debs, version  # noqa: F401  (the fixtures: pytest fi
 
 TOOLS = ("systemd-nspawn", "mmdebstrap", "nsenter", "unshare", "ip", "iptables-save", "dpkg-deb",
          "ssh-keygen", "ssh-keyscan", "ssh", "socat", "curl", "dockerd", "docker", "busybox", "piuparts")
-SUITES = ("bookworm", "trixie")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -61,7 +60,7 @@ def previous_debs(debs, version):
 SETUP_FAILED: dict[str, str] = {}
 
 
-@pytest.fixture(scope="module", params=SUITES)
+@pytest.fixture(scope="module", params=bootlab.SUITES)
 def lab(request, previous_debs):
     """Both hosts booted on `suite`, the previous build installed with apt from preseeded
     answers, and the chain serving. Torn down (containers powered off, namespaces and

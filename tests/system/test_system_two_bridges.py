@@ -14,7 +14,7 @@ the homelab still go out by the home line.
                              \\-- cgnat 192.0.2.2 (MASQUERADE) -- homelab [booted] eth0 100.64.0.2
                                                                   (+ real dockerd, userland proxy on)
 
-One suite, Debian 13 (its root is cached by the other system tests too): the suite's time.
+Debian 12 and 13 (their roots are cached by the other system tests too).
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ import bootlab
 import netlab
 from bootlab import DOCKER_CASES, LabError, container_sees, wait_for
 
-SUITE = "trixie"
 B = "bridge-b"                      # bridge B's node and host
 BRIDGE_B = "198.51.100.2"           # its public address, a point-to-point link to the inet's b1
 INET_B_SIDE = "198.51.100.253"
@@ -143,10 +142,10 @@ def installed_and_paired(lab: TwoBridgeLab, debs) -> None:
             f"cgnat-setup --pair {shlex.quote(lab.tokens['homelab ' + tunnel_of[role]])}"))
 
 
-@pytest.fixture(scope="module")
-def lab(debs):
+@pytest.fixture(scope="module", params=bootlab.SUITES)
+def lab(request, debs):
     started = time.monotonic()
-    lab = TwoBridgeLab(debs, SUITE)
+    lab = TwoBridgeLab(debs, request.param)
     try:
         lab.build()
         lab.boot(("bridge", B, "homelab"))
@@ -230,7 +229,7 @@ def test_two_bridges_serve_and_one_reboots_while_the_other_streams(lab, capsys):
     assert bridge_a.unit("wg-quick@wg0.service") == ("enabled", "active")
     assert lab.udp_ask("client", bridges["A"], UDP_PORT) == netlab.CLIENT
     with capsys.disabled():
-        print(f"\n{SUITE}: bridge A rebooted: booted in {booted:.1f} s, served again {serving:.1f} s later "
+        print(f"\n{lab.suite}: bridge A rebooted: booted in {booted:.1f} s, served again {serving:.1f} s later "
               f"(bound {RECOVERY_BOUND} s); B's stream: {got['lines']} lines in {got['seconds']:.1f} s, "
               f"in order, longest pause {got['max_gap']:.2f} s; three hosts booted, installed and paired in "
               f"{lab.setup_seconds:.1f} s")
@@ -312,6 +311,6 @@ def test_ipv6_and_a_docker_container_through_both_bridges_at_once(lab, capsys):
     finally:
         docker.stop()
     with capsys.disabled():
-        print(f"\n{SUITE}: IPv6 through both bridges, then dockerd up and its container published in "
+        print(f"\n{lab.suite}: IPv6 through both bridges, then dockerd up and its container published in "
               f"{docker_ready:.1f} s, reached through both bridges, both families; "
               f"this test {time.monotonic() - started:.1f} s")
