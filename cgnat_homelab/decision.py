@@ -9,8 +9,6 @@ configuration-matrix tests feed it simulated days.
               2. restart the tunnel, after restart_after seconds of failure, at once when the
                  interface is gone; at most once per restart_interval; not while the endpoint's
                  name does not resolve (a boot before DNS works: wg-quick would fail)
-              no step at all while systemd runs a job of wg-quick@IFACE (someone else's
-              restart, the boot's start): a restart of ours would make systemd start it over
               3. the action (reboot, restart-tunnel or none), after action_after seconds of
                  failure that a restart did not cure; never within boot_grace of boot, at most
                  one per action_interval, at most max_reboots_per_day reboots in 24 hours, and
@@ -18,6 +16,8 @@ configuration-matrix tests feed it simulated days.
                  bridge answers the end-to-end check itself (rebooting would not help); on a
                  host with several tunnels, only when every chain is broken while the
                  bridges answer (Observation.serving_elsewhere, cgnat_homelab/host_action.py)
+    held      no step at all while systemd runs a job of wg-quick@IFACE (someone else's
+              restart, the boot's start): a restart of ours would make systemd start it over
 """
 from __future__ import annotations
 
