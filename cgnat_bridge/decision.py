@@ -49,6 +49,8 @@ class Observation:
     conntrack: conntrack.Table | None = None   # None: nf_conntrack not loaded
     tunnel_job: str = ""                  # systemd's job for wg-quick@IFACE ("restart running"),
                                           # looked at while the interface is missing
+    homelab_endpoint: str | None = None   # as WireGuard reports it, if the grammar takes it
+                                          # (recorded by the watchdog; no step follows from it)
 
 
 @dataclass

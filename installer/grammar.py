@@ -40,6 +40,10 @@ PORT_SPEC = re.compile(rf"(tcp|udp)/({_PORT})(?:-({_PORT}))?", re.ASCII)
 # A DNS server: an IPv4 address or a name, or an IPv6 address in brackets, with an optional port.
 DNS_SERVER = re.compile(rf"(?:\[(?P<ipv6>[0-9A-Fa-f:]{{2,39}})\]|(?P<host>[A-Za-z0-9.-]{{1,253}}))(?::(?P<port>{_PORT}))?",
                         re.ASCII)
+# A peer's endpoint as WireGuard reports it (`wg show IFACE endpoints`): an IPv4 address, or an
+# IPv6 address in brackets (no scope id, no dotted quad), and a port; never a name. The bridge's
+# watchdog records the homelab's (cgnat_bridge/watchdog.py); its up hook checks the same shape.
+REPORTED_ENDPOINT = re.compile(rf"(?:{IPV4.pattern}|\[(?P<ipv6>[0-9A-Fa-f:]{{2,39}})\]):(?P<port>{_PORT})", re.ASCII)
 INTERFACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,14}", re.ASCII)
 RESERVED_INTERFACES = {"all", "default"}   # /proc/sys/net/*/conf/{all,default}
 FWMARK = re.compile(r"0[xX][0-9A-Fa-f]{1,8}|[1-9][0-9]{0,9}", re.ASCII)
@@ -117,6 +121,13 @@ def is_ipv6(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def is_reported_endpoint(text: str) -> bool:
+    """An endpoint as WireGuard reports it: "203.0.113.7:51820" or "[2001:db8::7]:51820"."""
+    match = REPORTED_ENDPOINT.fullmatch(text)
+    return (match is not None and is_port(match.group("port"))
+            and (match.group("ipv6") is None or is_ipv6(match.group("ipv6"))))
 
 
 def is_hostname(text: str) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from cgnat_bridge import watchdog as wd
 from installer import rules_file
@@ -144,3 +145,42 @@ def test_main_refuses_the_other_roles_answers(tmp_path, capsys):
     assert wd.main(["--answers", str(homelab), "--state", str(tmp_path / "s")]) == 2
     assert "it is for a homelab, not a bridge" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def _wg_reports(monkeypatch, stdout: str) -> None:
+    def run(argv, timeout=10):
+        assert argv == ["wg", "show", "wg0", "endpoints"]
+        return subprocess.CompletedProcess(argv, 0, stdout, "")
+    monkeypatch.setattr(probes, "run", run)
+
+
+def test_the_homelab_endpoint_is_read_only_when_the_grammar_takes_it(monkeypatch):
+    for stdout, expected in [("KEY=\t203.0.113.7:40000\n", "203.0.113.7:40000"),
+                             ("KEY=\t[2001:db8::7]:40000\n", "[2001:db8::7]:40000"),
+                             ("KEY=\t(none)\n", None), ("", None),
+                             ("KEY=\t203.0.113.7:40000\nKEY2=\t203.0.113.8:1\n", None),    # two peers
+                             ("KEY=\t203.0.113.7:40000\x1b[2J\n", None), ("KEY=\t[fe80::1%ens3]:1\n", None)]:
+        _wg_reports(monkeypatch, stdout)
+        assert wd.homelab_endpoint("wg0") == expected, stdout
+
+
+def test_the_endpoint_is_recorded_0600_and_only_when_it_changed(tmp_path, monkeypatch):
+    path = tmp_path / "wg0.endpoint"
+    writes = []
+    real = wd.write_atomic
+    monkeypatch.setattr(wd, "write_atomic", lambda *a: writes.append(a[1]) or real(*a))
+    wd.record_endpoint(path, "203.0.113.7:40000")
+    assert path.read_text() == "203.0.113.7:40000\n" and path.stat().st_mode & 0o777 == 0o600
+    wd.record_endpoint(path, "203.0.113.7:40000")
+    wd.record_endpoint(path, None)              # "(none)" after a restart: the last one stays
+    assert path.read_text() == "203.0.113.7:40000\n" and len(writes) == 1
+    wd.record_endpoint(path, "203.0.113.7:40001")
+    assert path.read_text() == "203.0.113.7:40001\n" and len(writes) == 2
+
+
+def test_a_run_records_the_endpoint_beside_the_state(tmp_path, monkeypatch):
+    monkeypatch.setattr(wd, "observe", lambda c: Observation(T0, True, 10.0, homelab_endpoint="[2001:db8::7]:40000"))
+    wd.run_tunnel(Config(interface="wg7"), tmp_path / "watchdog.json")
+    assert (tmp_path / "wg7.endpoint").read_text() == "[2001:db8::7]:40000\n"
+    assert wd.endpoint_path(Path("/var/lib/cgnat/watchdog.json"), "wg0") == \
+        Path("/var/lib/cgnat/wg0.endpoint")
