@@ -5,6 +5,7 @@ iptables-restore, sh, wg-quick and the watchdog's sandbox and come out the same.
 The hooks run for real in a throwaway network namespace (`unshare --net`) on a link of
 the generated name: nothing of the host is read or changed.
 """
+import ipaddress
 import json
 import math
 import re
@@ -390,3 +391,67 @@ def test_a_metrics_dir_the_sandbox_hides_is_refused(directory):
     with pytest.raises(InvalidAnswers) as raised:
         load_answers(with_metrics_dir("homelab", "wg0", directory), None, None)
     assert "hidden from the watchdog's sandbox" in str(raised.value.problems)
+
+
+# ------------------------------------------------------------ the homelab's recorded endpoint
+
+# A WireGuard interface as wg-quick makes it (the module, else wireguard-go: its socket on a private /run),
+# the homelab as its peer without an endpoint (as wg-quick up leaves it), the recorded endpoint's
+# address on lo (the dial can be sent), the up hook; then (when a dial is expected, once it was
+# sent) what WireGuard has.
+HOMELAB_PUBLIC = "+Jqdb9PFSoPelqcH4yXkIB9o5rH/KIKiUA7aHjoHwhg="    # wg pubkey < unitdata.HOMELAB_KEY
+DIAL = f"""
+mount -t tmpfs tmpfs /run
+ip link set lo up
+[ "$3" != dialled ] || case $1 in \\[*) ip -6 addr add "$2" dev lo nodad ;; *) ip addr add "$2" dev lo ;; esac
+printf '%s\\n' "$1" > "$CGNAT_STATE/wg0.endpoint"
+ip link add wg0 type wireguard 2>/dev/null || wireguard-go wg0   # as wg-quick does
+echo '{BRIDGE_KEY}' > key; wg set wg0 private-key key listen-port 51820 peer {HOMELAB_PUBLIC} allowed-ips 10.0.0.2/32
+ip link set wg0 up
+sh ./up wg0
+sent() {{ [ "$(wg show wg0 transfer | cut -f3)" != 0 ]; }}
+if [ "$3" = dialled ]; then for _ in $(seq 50); do sent && break; sleep 0.1; done; fi
+echo ===; wg show wg0 endpoints; wg show wg0 persistent-keepalive; wg show wg0 transfer
+ip link del wg0
+"""
+reported_endpoints = st.from_regex(grammar.REPORTED_ENDPOINT, fullmatch=True).filter(grammar.is_reported_endpoint)
+
+
+def dial(tmp: Path, endpoint: str, expected: str = "dialled") -> subprocess.CompletedProcess:
+    hooks = install(tmp, "bridge", rendered(BRIDGE))
+    state = tmp / "state"
+    state.mkdir()
+    address = endpoint.rpartition(":")[0].strip("[]")
+    return subprocess.run(["unshare", "--net", "--mount", "--propagation", "private", "sh", "-euc", DIAL, "sh",
+                           endpoint, address, expected], capture_output=True, text=True, cwd=hooks,
+                          env={"PATH": PATH, "CGNAT_ETC": str(tmp / "etc"), "CGNAT_RUN": str(tmp / "run"),
+                               "CGNAT_STATE": str(state)})
+
+
+@given(endpoint=reported_endpoints)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.root
+def test_the_bridge_up_hook_dials_the_recorded_endpoint_literally(tmp_path_factory, endpoint):
+    address = ipaddress.ip_address(endpoint.rpartition(":")[0].strip("[]"))
+    if address.is_multicast or address.is_unspecified or address.is_loopback or address.is_link_local:
+        reject()        # no address of lo's (or none WireGuard sends to): the dial is not seen
+    done = dial(tmp_path_factory.mktemp("dial"), endpoint)
+    assert done.returncode == 0, done.stderr
+    shown = done.stdout.split("===\n")[1].splitlines()
+    key, reported = shown[0].split("\t")
+    host, _, port = reported.rpartition(":")
+    assert key == HOMELAB_PUBLIC and (ipaddress.ip_address(host.strip("[]")), port) == (address, endpoint.rpartition(":")[2])
+    assert shown[1] == f"{HOMELAB_PUBLIC}\toff"                  # the bridge keeps no keepalive
+    assert int(shown[2].split("\t")[2]) > 0, done.stderr    # sent: the handshake initiation
+    assert "[#] wg set wg0 peer" in done.stderr and endpoint not in done.stderr   # not in the journal
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("record", ["(none)", "203.0.113.7:51820; touch /tmp/x", "203.0.113.7", "[2001:db8::7]:0",
+                                    "bridge.example.org:51820"])
+def test_the_bridge_up_hook_ignores_a_record_that_is_no_endpoint_and_still_succeeds(tmp_path, record):
+    done = dial(tmp_path, record, "ignored")
+    assert done.returncode == 0, done.stderr
+    shown = done.stdout.split("===\n")[1].splitlines()
+    assert shown[0] == f"{HOMELAB_PUBLIC}\t(none)" and shown[2].endswith("\t0\t0")
+    assert f"wg0.endpoint: not an endpoint, ignored" in done.stderr
