@@ -7,7 +7,8 @@ recipe: PersistentKeepalive 25, no watchdog (the homelab only re-handshakes when
         session gets old, ~2 minutes); --recipe-runs 0 skips it;
 ours:   the same tunnel plus the homelab watchdog as cgnat-watchdog.service runs it (a run
         every 2 s, or every --every seconds), with the production ladder (its restart and
-        action commands replaced: no reboot).
+        action commands replaced: no reboot), and the bridge's watchdog as its service runs it
+        (a run every 30 s: it records the homelab's endpoint, which the bridge's up hook dials).
 Each run waits a random 0..--phase seconds after the chain last worked (a random moment of
 the WireGuard session's two-minute life and of the watchdog's cycle, the same for both),
 restarts the bridge's tunnel (wg-quick down/up) and polls, every 0.2 s, until a client
@@ -63,11 +64,14 @@ def main() -> int:
             print("recipe (keepalive 25, no watchdog):", file=sys.stderr)
             results["recipe (keepalive 25, no watchdog)"] = measure(lab, args.recipe_runs, args.phase, 300, "recipe")
         dog = faultlab.Watchdog(lab, "homelab", every=args.every)
+        recorder = faultlab.Watchdog(lab, "bridge", every=None)
+        netlab.wait_for(lambda: lab.bridge.ok("test -s /var/lib/cgnat/wg0.endpoint"), 10, "the endpoint's record")
         faultlab.wait_reachable(lab, 60)
         ours = f"ours (watchdog service, a run every {args.every or 2:g} s)"
         print(f"{ours}:", file=sys.stderr)
         results[ours] = measure(lab, args.ours_runs, args.phase, 300, "ours")
         dog.stop()
+        recorder.stop()
         print("the watchdog's journal during these runs:", file=sys.stderr)
         for line in dog.lines():
             print(f"  {line}", file=sys.stderr)

@@ -23,6 +23,7 @@ from faultlab import ACTIONS, BRIDGE_NAME, FAST, Watchdog, actions, reachable, w
 from netlab import BRIDGE_PUBLIC, WG_PORT, make_lab, wait_for
 
 MOVED = "198.51.100.2"
+ENDPOINT_RECORD = "/var/lib/cgnat/wg0.endpoint"      # the bridge watchdog's record of the homelab's
 METRICS_DIR = "/run/lab/metrics"
 WATCHED = {**FAST, "metrics_dir": METRICS_DIR}
 TIMINGS: list[tuple[str, float, float]] = []
@@ -102,7 +103,9 @@ def _timing(lab, name: str, detect: float, heal: float) -> None:
 
 @BOTH
 def test_bridge_restart_heals_by_a_fresh_handshake(healthy):
+    """Without the homelab's recorded endpoint on the bridge, the homelab's re-peer heals it."""
     lab = healthy
+    lab.bridge.sh(f"rm -f {ENDPOINT_RECORD}")
     repeers = _steps_taken(lab.homelab, "re-peer")
     detect, heal, mark = _measure(lab, "bridge restart", lambda: faultlab.restart_bridge_tunnel(lab),
                                   r"FAILING: .*does not answer through the tunnel", 60)
@@ -111,6 +114,45 @@ def test_bridge_restart_heals_by_a_fresh_handshake(healthy):
     assert any(line.startswith("cgnat-watchdog: re-peer:") for line in lines), lines
     assert _steps_taken(lab.homelab, "re-peer") > repeers      # the metrics counted it
     assert actions(lab) == 0
+
+
+REPEER_DUE = 8      # seconds after a break by which the homelab's watchdog (a run every 2 s) re-peers
+
+
+@DEFAULT_ONLY
+def test_bridge_restart_with_the_recorded_endpoint_heals_at_once_without_a_re_peer(healthy):
+    """The bridge's watchdog recorded where the homelab is; after the bridge's tunnel restarts
+    its up hook dials the homelab at once, through the CGNAT mapping the homelab's probes hold
+    open: the chain serves again before a re-peer would be due, the homelab's watchdog takes no step."""
+    lab = healthy
+    # Its own state file: its steps and log are not test_bridge_watchdog_restores_missing_rules's.
+    recorder = Watchdog(lab, "bridge", every=1, state="/var/lib/cgnat/watchdog-recorder.json")
+    try:
+        wait_for(lambda: lab.bridge.ok(f"test -s {ENDPOINT_RECORD}"), 10, "the bridge's watchdog to record the endpoint")
+    finally:
+        recorder.stop()     # as at a reboot: none of its repairs during the restart
+    seen = lab.bridge.sh("wg show wg0 endpoints").split("\t")[1].strip()
+    assert lab.bridge.sh(f"cat {ENDPOINT_RECORD}") == f"{seen}\n"
+    assert lab.bridge.sh(f"stat -c %a {ENDPOINT_RECORD}").strip() == "600"
+    repeers = _steps_taken(lab.homelab, "re-peer")
+    mark = lab.watchdog.mark()
+    try:
+        t0, wall = time.monotonic(), time.time()
+        faultlab.restart_bridge_tunnel(lab)
+        wait_reachable(lab, 15)
+        heal = time.monotonic() - t0
+        _timing(lab, "bridge restart, endpoint recorded", float("nan"), heal)
+        print(f"\nbridge restart with the recorded endpoint: serving again {heal:.1f} s after wg-quick down")
+        assert heal <= 5, f"recovery took {heal:.1f} s (a re-peer's path takes ~7 s)"
+        # Runs of the homelab's watchdog until a re-peer would have been due: none took a step.
+        wait_for(lambda: float(lab.homelab.sh(f"stat -c %.3Y {METRICS_DIR}/cgnat.prom")) > wall + REPEER_DUE,
+                 REPEER_DUE + 10, "the homelab's watchdog to run past the re-peer's time")
+        lines = lab.watchdog.lines(mark)
+        assert not any(": re-peer:" in line or ": restart:" in line for line in lines), lines
+        assert _steps_taken(lab.homelab, "re-peer") == repeers
+        assert actions(lab) == 0
+    finally:
+        lab.bridge.sh(f"rm -f {ENDPOINT_RECORD} /var/lib/cgnat/watchdog-recorder.json")
 
 
 @DEFAULT_ONLY
