@@ -128,7 +128,8 @@ def test_bridge_restart_with_the_recorded_endpoint_heals_at_once_without_a_re_pe
     # Its own state file: its steps and log are not test_bridge_watchdog_restores_missing_rules's.
     recorder = Watchdog(lab, "bridge", every=1, state="/var/lib/cgnat/watchdog-recorder.json")
     try:
-        wait_for(lambda: lab.bridge.ok(f"test -s {ENDPOINT_RECORD}"), 10, "the bridge's watchdog to record the endpoint")
+        wait_for(lambda: lab.bridge.ok(f"test -s {ENDPOINT_RECORD}"), 10,
+                 "the bridge's watchdog to record the endpoint")
     finally:
         recorder.stop()     # as at a reboot: none of its repairs during the restart
     seen = lab.bridge.sh("wg show wg0 endpoints").split("\t")[1].strip()

@@ -327,7 +327,8 @@ def _under(path: str, directories: list[str]) -> bool:
 
 def watchdog_paths(data: dict) -> tuple[list[str], list[str]]:
     """(read, written): what the watchdog reads and changes, as the rendered answers make it
-    (the bridge's runs the up hook, which writes kernel settings and its accept_ra record)."""
+    (the bridge's records the homelab's endpoint and runs the up hook, which writes kernel
+    settings and its accept_ra record)."""
     answers = accepted(data)
     read = [ANSWERS_PATH] + [p for p in rendered(data) if p.startswith("/etc/cgnat/") and p != ANSWERS_PATH]
     setting = (answers.bridge.watchdog_metrics_dir if answers.role == "bridge"
@@ -335,7 +336,8 @@ def watchdog_paths(data: dict) -> tuple[list[str], list[str]]:
     textfile = metrics.directory(setting, is_dir=lambda _: True)
     written = [STATE_PATH] + ([str(textfile / metrics.FILE_NAME)] if textfile else [])
     if answers.role == "bridge":
-        written += [f"/run/cgnat/{answers.interface}.accept_ra", "/proc/sys/net/ipv4/ip_forward",
+        written += [f"/var/lib/cgnat/{answers.interface}.endpoint",
+                    f"/run/cgnat/{answers.interface}.accept_ra", "/proc/sys/net/ipv4/ip_forward",
                     "/proc/sys/net/ipv6/conf/all/forwarding",
                     f"/proc/sys/net/ipv6/conf/{answers.bridge.public_interface}/accept_ra"]
     return read, written
@@ -440,7 +442,8 @@ def test_the_bridge_up_hook_dials_the_recorded_endpoint_literally(tmp_path_facto
     shown = done.stdout.split("===\n")[1].splitlines()
     key, reported = shown[0].split("\t")
     host, _, port = reported.rpartition(":")
-    assert key == HOMELAB_PUBLIC and (ipaddress.ip_address(host.strip("[]")), port) == (address, endpoint.rpartition(":")[2])
+    assert key == HOMELAB_PUBLIC and ipaddress.ip_address(host.strip("[]")) == address
+    assert port == endpoint.rpartition(":")[2]
     assert shown[1] == f"{HOMELAB_PUBLIC}\toff"                  # the bridge keeps no keepalive
     assert int(shown[2].split("\t")[2]) > 0, done.stderr    # sent: the handshake initiation
     assert "[#] wg set wg0 peer" in done.stderr and endpoint not in done.stderr   # not in the journal
