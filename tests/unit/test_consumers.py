@@ -457,4 +457,4 @@ def test_the_bridge_up_hook_ignores_a_record_that_is_no_endpoint_and_still_succe
     assert done.returncode == 0, done.stderr
     shown = done.stdout.split("===\n")[1].splitlines()
     assert shown[0] == f"{HOMELAB_PUBLIC}\t(none)" and shown[2].endswith("\t0\t0")
-    assert f"wg0.endpoint: not an endpoint, ignored" in done.stderr
+    assert "wg0.endpoint: not an endpoint, ignored" in done.stderr
